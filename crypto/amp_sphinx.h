@@ -1,0 +1,127 @@
+/* amp_sphinx.h: BOLT #4 onion routing (Sphinx): peel, build, failure onions.
+ *
+ * Onion packet (1366 bytes): version(1)=0 || ephemeral pubkey(33) ||
+ * hop_payloads(1300) || hmac(32). Each hop payload is BigSize(len) || TLV
+ * stream || hmac(32) of the next hop (all zero at the final hop).
+ *
+ * Keys of a hop with shared secret ss: rho, mu, um, ammag, pad =
+ * HMAC-SHA256(key=ascii name, msg=ss). Streams are ChaCha20 with a zero nonce.
+ *
+ * Peel (receiver): ss = ECDH(node key, ephemeral); check HMAC-SHA256(mu,
+ * hop_payloads || associated_data) == hmac (constant time); decrypt
+ * hop_payloads || 1300 zeros with the rho stream (2600 bytes); read the
+ * payload; for a forward, next ephemeral = ephemeral * SHA256(ephemeral || ss).
+ * A peel that fails reports the BOLT #4 failure code to send back in
+ * update_fail_malformed_htlc with sha256_of_onion.
+ *
+ * Cost per HTLC (see bench_crypto): final peel = parse + ECDH + ~3 us of
+ * hashing and ChaCha20; forward peel adds one tweak_mul. Nothing allocates.
+ * Thread safety: reentrant; amp_secp_init must have succeeded.
+ */
+#ifndef AMP_SPHINX_H
+#define AMP_SPHINX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "amp_secp.h"
+#include "amp_util.h"
+
+#define AMP_ONION_LEN 1366
+#define AMP_ONION_PAYLOADS_LEN 1300
+#define AMP_ONION_HMAC_LEN 32
+
+/* BOLT #4 failure codes a peel can produce (for update_fail_malformed_htlc). */
+#define AMP_FAIL_BADONION 0x8000
+#define AMP_FAIL_PERM 0x4000
+#define AMP_FAIL_NODE 0x2000
+#define AMP_FAIL_UPDATE 0x1000
+#define AMP_FAIL_INVALID_ONION_VERSION (AMP_FAIL_BADONION | AMP_FAIL_PERM | 4)
+#define AMP_FAIL_INVALID_ONION_HMAC (AMP_FAIL_BADONION | AMP_FAIL_PERM | 5)
+#define AMP_FAIL_INVALID_ONION_KEY (AMP_FAIL_BADONION | AMP_FAIL_PERM | 6)
+/* Failures sent inside a failure onion (update_fail_htlc). */
+#define AMP_FAIL_INVALID_ONION_PAYLOAD (AMP_FAIL_PERM | 22)
+#define AMP_FAIL_INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS (AMP_FAIL_PERM | 15)
+#define AMP_FAIL_MPP_TIMEOUT 23
+#define AMP_FAIL_TEMPORARY_NODE_FAILURE (AMP_FAIL_NODE | 2)
+
+/* The result of peeling one onion. Large (the 2600-byte decrypted stream):
+ * workers keep an array of these per burst, allocated at start. */
+typedef struct {
+  int err;                       /* AMP_OK or the amp_err_t of the failure */
+  uint16_t failure_code;         /* 0, or AMP_FAIL_INVALID_ONION_* on failure */
+  uint8_t is_final;              /* next hmac is all zero */
+  uint8_t sha256_of_onion[32];   /* set on failure, for update_fail_malformed */
+  uint8_t shared_secret[32];     /* valid when err == AMP_OK; a secret */
+  uint8_t next_hmac[32];
+  const uint8_t *payload;        /* TLV stream (no length prefix), points into dec */
+  size_t payload_len;
+  uint8_t next_ephemeral[AMP_PUBKEY_LEN]; /* forwards only (is_final == 0) */
+  uint8_t dec[2 * AMP_ONION_PAYLOADS_LEN];
+} amp_sphinx_hop_t;
+
+/* amp_sphinx_peel peels one onion with the node's secret key.
+ * assoc is the associated data (the HTLC's payment_hash, 32 bytes in
+ * Lightning; any length accepted). On success returns AMP_OK and fills out.
+ * On failure returns AMP_ERR_ONION_VERSION / _KEY / _HMAC / AMP_ERR_PAYLOAD
+ * and sets out->failure_code and out->sha256_of_onion (an unreadable payload
+ * after a good HMAC is AMP_ERR_PAYLOAD with failure_code 0: the caller answers
+ * invalid_onion_payload in a failure onion, since the shared secret is known).
+ * For a forward (is_final == 0) it computes next_ephemeral (one tweak_mul). */
+AMP_WARN_UNUSED int amp_sphinx_peel(amp_sphinx_hop_t *out, const uint8_t node_key[32],
+                                    const uint8_t *assoc, size_t assoc_len,
+                                    const uint8_t onion[AMP_ONION_LEN]);
+
+/* amp_sphinx_peel_burst peels n onions stage by stage (all parses, all ECDHs,
+ * all HMACs, all ChaCha20s, all payload reads) with the same results as n calls
+ * of amp_sphinx_peel. assoc[i] is 32 bytes. Each out[i].err says how it went. */
+void amp_sphinx_peel_burst(amp_sphinx_hop_t *out, size_t n, const uint8_t node_key[32],
+                           const uint8_t *const *assoc, const uint8_t *const *onion);
+
+/* amp_sphinx_next_onion writes the onion to forward after a successful peel
+ * of a non-final hop: version 0 || next_ephemeral || dec[shift .. shift+1300]
+ * || next_hmac. */
+void amp_sphinx_next_onion(uint8_t out[AMP_ONION_LEN], const amp_sphinx_hop_t *hop);
+
+/* amp_sphinx_build is the sender side: builds the onion for n_hops hops
+ * (1..27 fitting in 1300 bytes) from session_key, the hops' compressed
+ * pubkeys and their TLV payloads (without the BigSize length, which this adds),
+ * with filler generation. shared_secrets, if non-NULL, receives each hop's
+ * shared secret (for decoding failures). Returns AMP_OK, AMP_ERR_BAD_KEY,
+ * AMP_ERR_OVERFLOW (payloads do not fit). */
+AMP_WARN_UNUSED int amp_sphinx_build(uint8_t onion[AMP_ONION_LEN], const uint8_t session_key[32],
+                                     const uint8_t (*pubkeys)[AMP_PUBKEY_LEN],
+                                     const uint8_t *const *payloads, const size_t *payload_lens,
+                                     size_t n_hops, const uint8_t *assoc, size_t assoc_len,
+                                     uint8_t (*shared_secrets)[32]);
+
+/* Failure onions (BOLT #4 "Returning Errors").
+ * Packet: hmac(32) || failure_len(u16) || failuremsg || pad_len(u16) || pad,
+ * then XOR with the ammag stream. The failing hop creates it; every earlier hop
+ * wraps it (XOR with its own ammag stream). */
+
+/* Minimum total of failuremsg + pad the creator pads to (spec: 256). */
+#define AMP_FAIL_MIN_PAD 256
+/* The largest packet this module makes or decodes. */
+#define AMP_FAIL_MAX_LEN 2048
+
+/* amp_sphinx_fail_create builds the packet at the failing hop. msg is the
+ * failure message (u16 code || data). Writes into out (capacity cap) and
+ * returns the packet length, or AMP_ERR_OVERFLOW. */
+AMP_WARN_UNUSED long amp_sphinx_fail_create(uint8_t *out, size_t cap, const uint8_t ss[32],
+                                            const uint8_t *msg, size_t msg_len);
+
+/* amp_sphinx_fail_wrap applies one hop's obfuscation in place. */
+void amp_sphinx_fail_wrap(uint8_t *pkt, size_t len, const uint8_t ss[32]);
+
+/* amp_sphinx_fail_decode_var is the sender side: unwraps with each hop's
+ * shared secret in order until a hop's HMAC matches. On success returns AMP_OK,
+ * sets *hop_index and points *msg/*msg_len at the failure message inside pkt
+ * (which is unwrapped in place). Returns AMP_ERR_FAIL_HMAC if no hop matches,
+ * AMP_ERR_LENGTH if the matched packet's lengths are inconsistent. */
+AMP_WARN_UNUSED int amp_sphinx_fail_decode_var(size_t *hop_index, const uint8_t **msg,
+                                               size_t *msg_len, uint8_t *pkt, size_t len,
+                                               const uint8_t (*shared_secrets)[32],
+                                               size_t n_hops);
+
+#endif /* AMP_SPHINX_H */

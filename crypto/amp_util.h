@@ -1,0 +1,96 @@
+/* amp_util.h: error codes, constant-time helpers, secure wipe, randomness, hex.
+ *
+ * Global rules for every ampd header (libsecp256k1 style):
+ * - Argument order: outputs first, then inputs; an array's length follows it.
+ * - Pointers are non-NULL unless a comment says otherwise.
+ * - Functions that can fail return an int: 0 (AMP_OK) on success, a negative
+ *   amp_err_t otherwise, and are marked AMP_WARN_UNUSED: ignoring an error does
+ *   not compile.
+ * - Functions that take variable time on their inputs end in _var; everything
+ *   else that touches a secret is constant-time in the secret.
+ */
+#ifndef AMP_UTIL_H
+#define AMP_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define AMP_WARN_UNUSED __attribute__((warn_unused_result))
+
+/* Every error ampd can report, with its string (LMDB style). Negative values. */
+#define AMP_ERR_LIST(X)                                                        \
+  X(AMP_OK, 0, "success")                                                      \
+  X(AMP_ERR_TRUNCATED, -1, "input ends before the field does")                 \
+  X(AMP_ERR_NONMINIMAL, -2, "integer is not minimally encoded")                \
+  X(AMP_ERR_TLV_ORDER, -3, "TLV types are not strictly increasing")            \
+  X(AMP_ERR_TLV_UNKNOWN_EVEN, -4, "unknown even TLV type")                     \
+  X(AMP_ERR_LENGTH, -5, "field has a wrong length")                            \
+  X(AMP_ERR_OVERFLOW, -6, "output buffer too small")                           \
+  X(AMP_ERR_BAD_KEY, -7, "invalid public or secret key")                       \
+  X(AMP_ERR_ONION_VERSION, -8, "unknown onion version")                        \
+  X(AMP_ERR_ONION_HMAC, -9, "onion HMAC mismatch")                             \
+  X(AMP_ERR_ONION_KEY, -10, "onion ephemeral key invalid")                     \
+  X(AMP_ERR_PAYLOAD, -11, "invalid hop payload")                               \
+  X(AMP_ERR_MISMATCH, -12, "derived hash does not match")                      \
+  X(AMP_ERR_RANGE, -13, "value out of range")                                  \
+  X(AMP_ERR_RANDOM, -14, "system randomness unavailable")                      \
+  X(AMP_ERR_FAIL_HMAC, -15, "failure onion HMAC matches no hop")               \
+  X(AMP_ERR_MSG, -16, "malformed Lightning message")                           \
+  X(AMP_ERR_NOMEM, -17, "out of memory or pool exhausted")                     \
+  X(AMP_ERR_IO, -18, "I/O or store error")                                     \
+  X(AMP_ERR_EXISTS, -19, "already exists")                                     \
+  X(AMP_ERR_NOTFOUND, -20, "not found")                                        \
+  X(AMP_ERR_STATE, -21, "invalid state for this operation")                    \
+  X(AMP_ERR_CONFIG, -22, "invalid configuration")                              \
+  X(AMP_ERR_FULL, -23, "limit reached")
+
+typedef enum {
+#define AMP_ERR_ENUM_(name, val, str) name = val,
+  AMP_ERR_LIST(AMP_ERR_ENUM_)
+#undef AMP_ERR_ENUM_
+} amp_err_t;
+
+/* amp_strerror returns a static string for err (any int; unknown codes give
+ * "unknown error"). Thread-safe. */
+const char *amp_strerror(int err);
+
+/* amp_ct_eq compares n bytes of a and b in time independent of their content.
+ * Returns 1 if equal, 0 otherwise. */
+int amp_ct_eq(const void *a, const void *b, size_t n);
+
+/* amp_ct_is_zero returns 1 if all n bytes are zero, in constant time. */
+int amp_ct_is_zero(const void *p, size_t n);
+
+/* amp_wipe zeroes n bytes in a way the compiler cannot elide. For secrets. */
+void amp_wipe(void *p, size_t n);
+
+/* amp_random fills out with n bytes from the kernel CSPRNG (getrandom).
+ * Returns AMP_OK or AMP_ERR_RANDOM. Blocks only before the pool is seeded. */
+AMP_WARN_UNUSED int amp_random(void *out, size_t n);
+
+/* amp_hex_encode writes 2n lowercase hex digits and a NUL into out
+ * (capacity >= 2n+1). Returns out. */
+char *amp_hex_encode(char *out, const void *in, size_t n);
+
+/* amp_hex_decode decodes the whole NUL-terminated hex string into out of
+ * capacity cap. Returns the byte count (>= 0), or AMP_ERR_LENGTH for an odd
+ * length or a bad digit, AMP_ERR_OVERFLOW if it does not fit. Variable time. */
+AMP_WARN_UNUSED long amp_hex_decode_var(uint8_t *out, size_t cap, const char *hex);
+
+/* Big-endian loads and stores. */
+static inline uint16_t amp_be16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
+static inline uint32_t amp_be32(const uint8_t *p) {
+  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+static inline uint64_t amp_be64(const uint8_t *p) {
+  return ((uint64_t)amp_be32(p) << 32) | amp_be32(p + 4);
+}
+static inline void amp_put_be16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
+static inline void amp_put_be32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+}
+static inline void amp_put_be64(uint8_t *p, uint64_t v) {
+  amp_put_be32(p, (uint32_t)(v >> 32)); amp_put_be32(p + 4, (uint32_t)v);
+}
+
+#endif /* AMP_UTIL_H */
