@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "amp_hmac.h"
 #include "amp_util.h"
 
 #define AMP_FRAME_UDP_PORT 9736
@@ -124,5 +125,31 @@ typedef struct {
 } amp_frame_window_t;
 int amp_frame_window_check(const amp_frame_window_t *w, uint64_t seq);  /* 1 ok */
 void amp_frame_window_update(amp_frame_window_t *w, uint64_t seq);
+
+/* --- Extensions (dataplane owner) ------------------------------------------
+ * amp_frame_parse_port is amp_frame_parse with the UDP destination port given:
+ * dst_port 0 accepts any port. The gateway side (checker, generator) parses
+ * ampd's replies with the gateway's own port, which need not be 9736. */
+int amp_frame_parse_port(amp_frame_t *f, const uint8_t *pkt, size_t len, uint16_t dst_port);
+
+/* amp_frame_verify_hmac is amp_frame_verify with the key's pads precomputed:
+ * kctx is amp_hmac_init(key, 32), kept by the caller and never modified
+ * (copied per call). Saves two SHA-256 compressions per frame. Constant time
+ * in the key and the tag. Returns 1 if the tag matches, 0 otherwise. */
+int amp_frame_verify_hmac(const amp_frame_t *f, const amp_hmac_t *kctx);
+
+/* amp_frame_finish_hmac is amp_frame_finish with a precomputed key context
+ * (see amp_frame_verify_hmac). Returns the frame length, 0 if the builder
+ * failed (b->err set). */
+size_t amp_frame_finish_hmac(amp_frame_builder_t *b, const amp_hmac_t *kctx);
+
+/* amp_frame_addr_reply writes into out the addresses of a reply to a frame
+ * with addresses in: MACs, IPs and ports swapped. out may equal in. */
+void amp_frame_addr_reply(amp_frame_addr_t *out, const amp_frame_addr_t *in);
+
+/* amp_frame_window_accept is check then update in one call, for a caller who
+ * already verified the tag. Returns 1 if seq was accepted (and marked), 0 if
+ * it was a replay or too old. Not thread-safe: one writer per window. */
+int amp_frame_window_accept(amp_frame_window_t *w, uint64_t seq);
 
 #endif /* AMP_FRAME_H */
