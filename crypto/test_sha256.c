@@ -1,0 +1,197 @@
+/* test_sha256.c: FIPS 180 examples through each implementation, portable vs
+ * SHA-NI over every length to a few blocks, incremental vs one-shot, batch vs
+ * one-shot. Vectors checked against Python's hashlib. */
+#include "amp_sha256.h"
+
+#include "amp_test.h"
+
+static const struct {
+  const char *msg;
+  const char *hex;
+} fips[] = {
+  {"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+  {"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+  {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+   "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
+  {"abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu",
+   "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1"},
+};
+
+static const char *million_a_hex =
+    "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0";
+
+/* SHA256 of the concatenated digests of pattern(n) for n = 0..200 and then
+ * the lengths in long_lens (hashlib). */
+static const char *sweep_hex =
+    "a40cb4dba56ecceba9db29392e7408995ed8a59d063aca20f7e90c7ca988b575";
+static const size_t long_lens[] = {255, 256, 257, 1000, 1366, 4095, 4096, 4097};
+
+static uint8_t big[1000000];
+static uint8_t pat[4200];
+
+static void use(const char *name) { AMP_REQUIRE(amp_sha256_use(name) == AMP_OK); }
+
+/* Known answers through whatever implementation is selected. */
+static void check_known(void) {
+  uint8_t want[32], got[32];
+  for (size_t i = 0; i < sizeof fips / sizeof fips[0]; i++) {
+    AMP_REQUIRE(amp_test_unhex(want, sizeof want, fips[i].hex) == 32);
+    amp_sha256(got, fips[i].msg, strlen(fips[i].msg));
+    AMP_CHECK_MEM(got, want, 32);
+    /* The same through the batch API, alone and paired with itself. */
+    const uint8_t *m[2] = {(const uint8_t *)fips[i].msg, (const uint8_t *)fips[i].msg};
+    size_t l[2] = {strlen(fips[i].msg), strlen(fips[i].msg)};
+    uint8_t out[2][32];
+    amp_sha256_batch(out, m, l, 2);
+    AMP_CHECK_MEM(out[0], want, 32);
+    AMP_CHECK_MEM(out[1], want, 32);
+  }
+  AMP_REQUIRE(amp_test_unhex(want, sizeof want, million_a_hex) == 32);
+  memset(big, 'a', sizeof big);
+  amp_sha256(got, big, sizeof big);
+  AMP_CHECK_MEM(got, want, 32);
+  /* And fed in 1000-byte pieces, as FIPS 180-2's example describes. */
+  amp_sha256_t ctx;
+  amp_sha256_init(&ctx);
+  for (int i = 0; i < 1000; i++) amp_sha256_update(&ctx, big, 1000);
+  amp_sha256_final(&ctx, got);
+  AMP_CHECK_MEM(got, want, 32);
+
+  AMP_REQUIRE(amp_test_unhex(want, sizeof want, sweep_hex) == 32);
+  amp_sha256_t acc;
+  amp_sha256_init(&acc);
+  for (size_t n = 0; n <= 200; n++) {
+    amp_sha256(got, pat, n);
+    amp_sha256_update(&acc, got, 32);
+  }
+  for (size_t i = 0; i < sizeof long_lens / sizeof long_lens[0]; i++) {
+    amp_sha256(got, pat, long_lens[i]);
+    amp_sha256_update(&acc, got, 32);
+  }
+  amp_sha256_final(&acc, got);
+  AMP_CHECK_MEM(got, want, 32);
+
+  /* update(NULL, 0) is allowed. */
+  amp_sha256_init(&ctx);
+  amp_sha256_update(&ctx, NULL, 0);
+  amp_sha256_final(&ctx, got);
+  AMP_REQUIRE(amp_test_unhex(want, sizeof want, fips[0].hex) == 32);
+  AMP_CHECK_MEM(got, want, 32);
+}
+
+/* Random chunking of one message through update == one-shot. */
+static void check_incremental(uint64_t *rng) {
+  uint8_t want[32], got[32];
+  for (int iter = 0; iter < 200; iter++) {
+    size_t len = (size_t)(amp_test_rand(rng) % sizeof pat);
+    amp_sha256(want, pat, len);
+    amp_sha256_t ctx;
+    amp_sha256_init(&ctx);
+    size_t off = 0;
+    while (off < len) {
+      uint64_t r = amp_test_rand(rng);
+      /* Mostly small pieces, sometimes whole blocks and more. */
+      size_t piece = (r & 3) ? (size_t)(r >> 8) % 70 : (size_t)(r >> 8) % 300;
+      if (piece > len - off) piece = len - off;
+      amp_sha256_update(&ctx, pat + off, piece);
+      off += piece;
+    }
+    amp_sha256_final(&ctx, got);
+    AMP_CHECK_MEM(got, want, 32);
+  }
+}
+
+/* Batches of n = 0..9 messages of mixed lengths == one-shot each. */
+static void check_batch(uint64_t *rng) {
+  uint8_t out[10][32], want[32];
+  const uint8_t *msg[10];
+  size_t len[10];
+  for (size_t n = 0; n <= 9; n++) {
+    for (int iter = 0; iter < 20; iter++) {
+      for (size_t i = 0; i < n; i++) {
+        uint64_t r = amp_test_rand(rng);
+        /* Lengths around the padding edges and a few blocks long; some
+         * messages overlap or are empty. */
+        switch (r & 3) {
+        case 0: len[i] = (size_t)(r >> 8) % 130; break;
+        case 1: len[i] = 64 * ((r >> 8) % 5) + 55 + ((r >> 16) % 3); break;
+        case 2: len[i] = 68; break;
+        default: len[i] = (size_t)(r >> 8) % 1400; break;
+        }
+        size_t off = (size_t)(r >> 32) % (sizeof pat - len[i]);
+        msg[i] = pat + off;
+      }
+      memset(out, 0xee, sizeof out);
+      amp_sha256_batch(out, msg, len, n);
+      for (size_t i = 0; i < n; i++) {
+        amp_sha256(want, msg[i], len[i]);
+        AMP_CHECK_MEM(out[i], want, 32);
+      }
+      /* Nothing written beyond n. */
+      for (size_t i = n; i < 10; i++) AMP_CHECK(out[i][0] == 0xee && out[i][31] == 0xee);
+    }
+  }
+  /* n = 0 with NULL arrays is allowed. */
+  amp_sha256_batch(NULL, NULL, NULL, 0);
+  /* Zero-length messages may be NULL. */
+  const uint8_t *nul[3] = {NULL, NULL, NULL};
+  size_t zl[3] = {0, 0, 0};
+  uint8_t e[3][32];
+  amp_sha256_batch(e, nul, zl, 3);
+  AMP_REQUIRE(amp_test_unhex(want, sizeof want, fips[0].hex) == 32);
+  for (int i = 0; i < 3; i++) AMP_CHECK_MEM(e[i], want, 32);
+}
+
+/* Portable == SHA-NI for every length 0..600 and some long ones, at every
+ * alignment 0..3 for the short ones. */
+static void check_cross(void) {
+  uint8_t a[32], b[32];
+  for (size_t n = 0; n <= 600; n++) {
+    size_t align = n <= 200 ? 4 : 1;
+    for (size_t off = 0; off < align; off++) {
+      use("portable");
+      amp_sha256(a, pat + off, n);
+      use("sha-ni");
+      amp_sha256(b, pat + off, n);
+      AMP_CHECK_MEM(a, b, 32);
+    }
+  }
+  for (size_t i = 0; i < sizeof long_lens / sizeof long_lens[0]; i++) {
+    use("portable");
+    amp_sha256(a, pat, long_lens[i]);
+    use("sha-ni");
+    amp_sha256(b, pat, long_lens[i]);
+    AMP_CHECK_MEM(a, b, 32);
+  }
+}
+
+static void run_impl(const char *name, uint64_t *rng) {
+  use(name);
+  AMP_CHECK(strcmp(amp_sha256_impl(), name) == 0);
+  fprintf(stderr, "implementation %s\n", amp_sha256_impl());
+  check_known();
+  check_incremental(rng);
+  check_batch(rng);
+}
+
+int main(void) {
+  uint64_t seed = amp_test_seed(), rng = seed ? seed : 1;
+  for (size_t i = 0; i < sizeof pat; i++) pat[i] = (uint8_t)(i * 7 + 3);
+
+  AMP_CHECK(amp_sha256_use("nonsense") == AMP_ERR_STATE);
+  AMP_CHECK(amp_sha256_use("auto") == AMP_OK);
+  const char *def = amp_sha256_impl();
+  AMP_CHECK(strcmp(def, "sha-ni") == 0 || strcmp(def, "portable") == 0);
+
+  run_impl("portable", &rng);
+  if (amp_sha256_use("sha-ni") == AMP_OK) {
+    AMP_CHECK(strcmp(def, "sha-ni") == 0); /* auto picks it when present */
+    run_impl("sha-ni", &rng);
+    check_cross();
+  } else {
+    AMP_CHECK(strcmp(def, "portable") == 0);
+    fprintf(stderr, "SKIPPED: CPU lacks SHA-NI; SHA-NI half not tested\n");
+  }
+  AMP_CHECK(amp_sha256_use("auto") == AMP_OK);
+  return amp_test_done();
+}
