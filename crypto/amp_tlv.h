@@ -2,7 +2,12 @@
  * TLV stream reading and writing. Vectors: shared/vectors/bolt01-appendix-a-b.md.
  *
  * All readers work on a buffer and a remaining length, never read past it, and
- * reject non-minimal encodings. Variable time on public data only.
+ * reject non-minimal encodings. Variable time on public data only. Nothing
+ * allocates; everything is reentrant (no global state).
+ *
+ * Cost: amp_tlv_next is a few ns per record and nothing per value byte
+ * (values are not copied); amp_payload_parse walks a 4-record final-hop
+ * payload, checks and copies included, in ~46 ns on this 2-core VM.
  */
 #ifndef AMP_TLV_H
 #define AMP_TLV_H
@@ -31,8 +36,10 @@ AMP_WARN_UNUSED int amp_tu32_read(uint32_t *v, const uint8_t *p, size_t len);
 AMP_WARN_UNUSED int amp_tu16_read(uint16_t *v, const uint8_t *p, size_t len);
 
 /* amp_tu64_write writes the minimal big-endian form (0..8 bytes; 0 for v==0)
- * into out (>= 8 bytes) and returns its length. */
+ * into out (>= 8 bytes) and returns its length. amp_tu64_len returns that
+ * length without writing. */
 size_t amp_tu64_write(uint8_t *out, uint64_t v);
+size_t amp_tu64_len(uint64_t v);
 
 /* One record of a TLV stream; val points into the stream buffer. */
 typedef struct {
@@ -56,7 +63,11 @@ typedef struct {
 void amp_tlv_reader_init(amp_tlv_reader_t *r, const uint8_t *p, size_t len);
 
 /* amp_tlv_next reads the next record. Returns 1 with rec set, 0 at the clean
- * end of the stream, or AMP_ERR_TRUNCATED, AMP_ERR_NONMINIMAL, AMP_ERR_TLV_ORDER. */
+ * end of the stream, or AMP_ERR_TRUNCATED, AMP_ERR_NONMINIMAL, AMP_ERR_TLV_ORDER.
+ * On an error rec->type is the type of the record at fault when its type could
+ * be decoded (order, length, value errors), 0 when the type itself is bad;
+ * rec->len is 0 and rec->val NULL. The reader does not move past an error:
+ * calling again returns the same error. */
 AMP_WARN_UNUSED int amp_tlv_next(amp_tlv_reader_t *r, amp_tlv_rec_t *rec);
 
 /* amp_tlv_unknown_ok: the "it's ok to be odd" rule. Returns AMP_OK for an odd
@@ -64,7 +75,9 @@ AMP_WARN_UNUSED int amp_tlv_next(amp_tlv_reader_t *r, amp_tlv_rec_t *rec);
 AMP_WARN_UNUSED int amp_tlv_unknown_ok(uint64_t type);
 
 /* A TLV stream writer into a caller buffer. Records must be put in strictly
- * increasing type order; an error sticks (err) and later puts do nothing. */
+ * increasing type order; an error sticks (err) and later puts do nothing.
+ * Nothing is written past cap, even on overflow (the partial record is not
+ * counted in len). val may be NULL when len is 0. */
 typedef struct {
   uint8_t *p;
   size_t cap;
