@@ -22,7 +22,6 @@
 
 #include "amp_child.h"
 #include "amp_secp.h"
-#include "amp_sha256.h"
 #include "amp_sphinx.h"
 #include "amp_tlv.h"
 #include "amp_util.h"
@@ -327,18 +326,8 @@ static int cmd_amp_derive(int argc, char **argv) {
     amp_wipe(root, sizeof root);
     return 2;
   }
-  /* The formula of amp_child_derive (amp_child.h). The tool is linked with
-   * the sphinx module only (crypto/meson.build), so it is spelled out here
-   * with the same SHA-256; tests/test_ampd_onion.sh checks it against
-   * shared/vectors/amp-derivation.txt. */
   amp_child_t c;
-  uint8_t msg[68];
-  memcpy(msg, root, 32);
-  memcpy(msg + 32, share, 32);
-  amp_put_be32(msg + 64, (uint32_t)idx);
-  amp_sha256(c.preimage, msg, sizeof msg);
-  amp_sha256(c.hash, c.preimage, 32);
-  amp_wipe(msg, sizeof msg);
+  amp_child_derive(&c, root, share, (uint32_t)idx);
   printf("{\"preimage\": \"");
   print_hex(c.preimage, 32);
   printf("\", \"hash\": \"");
