@@ -1,0 +1,427 @@
+/* ampd_app.c: the daemon's wiring (like l3fwd's main): options, node key,
+ * EAL, store, engine, gateways, ports, workers; then the control loop on the
+ * main lcore (signals, exit-idle, periodic stats) and an orderly stop.
+ *
+ * Order matters: every option and the node key are checked before EAL starts
+ * and before the store is touched, so a bad configuration changes nothing.
+ * Stop (SIGTERM, SIGINT, or --exit-idle): workers stop rx, finish what they
+ * hold in hand, wait for the store to commit and hand back what is in flight,
+ * answer it, flush tx; then the engine and the store close, the ports close
+ * (tx pcap files are complete), and a summary is printed.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rte_eal.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+
+#include "amp_secp.h"
+#include "ampd.h"
+#include "ampd_app.h"
+
+int ampd_log_level = AMP_LOG_INFO;
+
+void ampd_log(int level, const char *fmt, ...) {
+  if (level > ampd_log_level) return;
+  static const char *const tag[] = {"error", "warn", "info", "debug"};
+  char line[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "ampd: %s: %s\n", tag[level < 0 ? 0 : level > 3 ? 3 : level], line);
+}
+
+static volatile sig_atomic_t got_signal;
+
+static void on_signal(int sig) { got_signal = sig; }
+
+/* ---- Gateways ----------------------------------------------------------- */
+
+static int gateways_init(ampd_app_t *app) {
+  const amp_config_t *cfg = &app->cfg;
+  app->n_gateways = cfg->n_gateways;
+  app->gateways = rte_zmalloc("ampd_gateways", sizeof(ampd_gateway_t) * cfg->n_gateways,
+                              RTE_CACHE_LINE_SIZE);
+  if (!app->gateways) return -1;
+  memset(app->gw_slot, 0xff, sizeof app->gw_slot);
+  /* Our seq toward each gateway must keep rising across restarts (its
+   * anti-replay window survives us): start from the wall clock in ns. */
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  uint64_t seq0 = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+  for (unsigned i = 0; i < cfg->n_gateways; i++) {
+    ampd_gateway_t *g = &app->gateways[i];
+    const amp_config_gateway_t *c = &cfg->gateways[i];
+    rte_spinlock_init(&g->lock);
+    g->id = c->id;
+    g->cfg = c;
+    atomic_init(&g->tx_seq, seq0);
+    amp_hmac_init(&g->kctx, c->key, 32);
+    uint64_t h = c->id * 0x9E3779B97F4A7C15ULL;
+    for (unsigned k = 0; k < 256; k++) {
+      unsigned s = ((unsigned)(h >> 56) + k) & 255;
+      if (app->gw_slot[s] < 0) {
+        app->gw_slot[s] = (int16_t)i;
+        break;
+      }
+    }
+  }
+  return 0;
+}
+
+/* ---- Summary ------------------------------------------------------------ */
+
+static void sum_counters(const ampd_app_t *app, ampd_counters_t *t, uint64_t *first_rx,
+                         uint64_t *last_tx) {
+  memset(t, 0, sizeof *t);
+  *first_rx = 0;
+  *last_tx = 0;
+  for (unsigned i = 0; i < app->n_workers; i++) {
+    const ampd_worker_t *w = &app->workers[i];
+#define AMPD_SUM_(n, d) t->n += w->cnt.n;
+    AMPD_COUNTERS(AMPD_SUM_)
+#undef AMPD_SUM_
+    for (int r = 0; r < AMP_FRAME_DROP_COUNT_; r++) t->drop[r] += w->cnt.drop[r];
+    if (w->first_rx_ns && (!*first_rx || w->first_rx_ns < *first_rx)) *first_rx = w->first_rx_ns;
+    if (w->last_tx_ns > *last_tx) *last_tx = w->last_tx_ns;
+  }
+}
+
+/* The engine's counters by name, as an array in list order. */
+static uint64_t engine_counter(const amp_engine_stats_t *st, size_t i) {
+  size_t k = 0;
+#define AMPD_ENG_AT_(n, d) if (k++ == i) return st->n;
+  AMP_ENGINE_COUNTERS(AMPD_ENG_AT_)
+#undef AMPD_ENG_AT_
+  return 0;
+}
+
+static int is_failure_reason(const char *name) {
+  static const char *const fails[] = {"malformed_onion", "invalid_payload", "forward_unsupported",
+                                      "replays", "timeouts", "store_gave_up",
+                                      "invoice_cancel_fails", NULL};
+  if (!strncmp(name, "fail_", 5) || !strncmp(name, "limit_", 6)) return 1;
+  for (int i = 0; fails[i]; i++)
+    if (!strcmp(name, fails[i])) return 1;
+  return 0;
+}
+
+static void print_summary(ampd_app_t *app, FILE *out) {
+  ampd_counters_t t;
+  uint64_t first_rx, last_tx;
+  sum_counters(app, &t, &first_rx, &last_tx);
+  amp_engine_stats_t st;
+  memset(&st, 0, sizeof st);
+  if (app->engine) amp_engine_stats(app->engine, &st);
+  double run_s = (double)(ampd_now_ns() - app->start_ns) / 1e9;
+  double busy_s = last_tx > first_rx && first_rx ? (double)(last_tx - first_rx) / 1e9 : 0;
+  uint64_t drops = 0;
+  for (int r = 1; r < AMP_FRAME_DROP_COUNT_; r++) drops += t.drop[r];
+  drops += t.drop_not_ours;
+
+  fprintf(out, "ampd summary (%.1f s, %u worker(s), %u port(s))\n", run_s, app->n_workers,
+          app->n_ports);
+  fprintf(out, "  in:      %" PRIu64 " packets, %" PRIu64 " frames accepted, %" PRIu64
+          " records, %" PRIu64 " tips (height %" PRIu64 ")\n",
+          t.rx_pkts, t.rx_frames, t.rx_records, t.tips, st.height);
+  fprintf(out, "  HTLCs:   %" PRIu64 " in, %" PRIu64 " settled in %" PRIu64 " sets, %" PRIu64
+          " failed (%" PRIu64 " fail, %" PRIu64 " malformed), %" PRIu64 " still held\n",
+          st.htlcs_in, st.htlcs_settled, st.sets_settled, st.answers_fail + st.answers_malformed,
+          st.answers_fail, st.answers_malformed, st.held_now);
+  if (busy_s > 0)
+    fprintf(out, "  rate:    %.0f HTLCs/s (first frame in to last answer out: %.3f s)\n",
+            (double)st.htlcs_in / busy_s, busy_s);
+  int any = 0;
+  const char *desc;
+  const char *name;
+  for (size_t i = 0; (name = amp_engine_counter_name(i, &desc)) != NULL; i++) {
+    uint64_t v = engine_counter(&st, i);
+    if (!v || !is_failure_reason(name)) continue;
+    fprintf(out, "%s %10" PRIu64 "  %s\n", any ? "          " : "  failed by reason:\n          ",
+            v, desc ? desc : name);
+    any = 1;
+  }
+  if (st.sets_cancelled || st.child_mismatch)
+    fprintf(out, "  sets:    %" PRIu64 " cancelled (%" PRIu64 " reconstruction mismatches)\n",
+            st.sets_cancelled, st.child_mismatch);
+  if (st.redelivery_durable || st.redelivery_inflight)
+    fprintf(out, "  redeliveries: %" PRIu64 " answered again from the store, %" PRIu64
+            " ignored while in flight\n", st.redelivery_durable, st.redelivery_inflight);
+  fprintf(out, "  dropped: %" PRIu64 " frames", drops);
+  for (int r = 1; r < AMP_FRAME_DROP_COUNT_; r++)
+    if (t.drop[r]) fprintf(out, ", %s %" PRIu64, amp_frame_drop_str(r), t.drop[r]);
+  if (t.drop_not_ours) fprintf(out, ", not our IPv4 %" PRIu64, t.drop_not_ours);
+  if (t.drop[0]) fprintf(out, " (and %" PRIu64 " ok?)", t.drop[0]);
+  fprintf(out, "\n");
+  fprintf(out, "  out:     %" PRIu64 " answers in %" PRIu64 " frames (%" PRIu64 " fulfill, %" PRIu64
+          " fail, %" PRIu64 " malformed)\n", t.tx_records, t.tx_frames, st.answers_fulfill,
+          st.answers_fail, st.answers_malformed);
+  uint64_t lost = t.tx_dropped + t.tx_nombuf + t.tx_too_big + t.tx_unknown_gateway;
+  if (lost)
+    fprintf(out, "  LOST:    %" PRIu64 " reply frames refused by the port, %" PRIu64
+            " answers without an mbuf, %" PRIu64 " too big, %" PRIu64 " to unknown gateways\n",
+            t.tx_dropped, t.tx_nombuf, t.tx_too_big, t.tx_unknown_gateway);
+  if (st.bad_msg || st.unknown_msg || t.bad_tips)
+    fprintf(out, "  ignored: %" PRIu64 " undecodable, %" PRIu64 " unknown-type messages, %" PRIu64
+            " bad tips\n", st.bad_msg, st.unknown_msg, t.bad_tips);
+  if (app->store) {
+    amp_store_stats_t ss;
+    amp_store_stats(app->store, &ss);
+    fprintf(out, "  store:   %s (sync %s): %" PRIu64 " commits, %" PRIu64 " intents, %" PRIu64
+            " settles, %" PRIu64 " errors\n", app->cfg.data_dir,
+            amp_config_sync_str(app->cfg.sync), ss.commits, ss.intents, ss.settles,
+            ss.commit_errors);
+  }
+  fflush(out);
+}
+
+static void print_stats_line(ampd_app_t *app) {
+  ampd_counters_t t;
+  uint64_t a, b;
+  sum_counters(app, &t, &a, &b);   /* racy by a few increments: a log line */
+  amp_engine_stats_t st;
+  amp_engine_stats(app->engine, &st);
+  uint64_t drops = t.drop_not_ours;
+  for (int r = 1; r < AMP_FRAME_DROP_COUNT_; r++) drops += t.drop[r];
+  ampd_log(AMP_LOG_INFO, "stats: frames in %" PRIu64 ", htlcs in %" PRIu64 ", settled %" PRIu64
+           ", failed %" PRIu64 ", held %" PRIu64 ", dropped frames %" PRIu64 ", answers out %"
+           PRIu64, t.rx_frames, st.htlcs_in, st.htlcs_settled,
+           st.answers_fail + st.answers_malformed, st.held_now, drops, t.tx_records);
+}
+
+/* ---- Control loop ------------------------------------------------------- */
+
+static void control_loop(ampd_app_t *app, const ampd_hooks_t *hooks) {
+  const amp_config_t *cfg = &app->cfg;
+  uint64_t last_stats = ampd_now_ns();
+  for (;;) {
+    usleep(2000);
+    uint64_t now = ampd_now_ns();
+    if (got_signal) {
+      ampd_log(AMP_LOG_INFO, "%s: stopping", got_signal == SIGINT ? "SIGINT" : "SIGTERM");
+      break;
+    }
+    if (hooks && hooks->poll && hooks->poll(hooks->arg, app)) {
+      ampd_log(AMP_LOG_INFO, "stop requested");
+      break;
+    }
+    if (cfg->stats_interval_ms && now - last_stats >= (uint64_t)cfg->stats_interval_ms * 1000000) {
+      print_stats_line(app);
+      last_stats = now;
+    }
+    if (cfg->exit_idle_ms) {
+      uint64_t last_rx = app->start_ns;
+      int busy = 0;
+      for (unsigned i = 0; i < app->n_workers; i++) {
+        uint64_t l = atomic_load_explicit(&app->workers[i].last_rx_ns, memory_order_relaxed);
+        if (l > last_rx) last_rx = l;
+        busy |= atomic_load_explicit(&app->workers[i].busy, memory_order_relaxed);
+      }
+      if (now - last_rx >= (uint64_t)cfg->exit_idle_ms * 1000000 && !busy) {
+        amp_engine_stats_t st;
+        amp_engine_stats(app->engine, &st);
+        if (st.held_now == 0) {
+          ampd_log(AMP_LOG_INFO, "rx idle for %u ms and nothing in flight: stopping",
+                   cfg->exit_idle_ms);
+          break;
+        }
+      }
+    }
+  }
+}
+
+/* ---- Start and stop ----------------------------------------------------- */
+
+/* Splits argv at "--": EAL's part before, ours after (argv[0] kept first). */
+static int split_args(int argc, char **argv, int *eal_argc, int *our_argc, char ***our_argv) {
+  int dd = -1;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--")) {
+      dd = i;
+      break;
+    }
+  }
+  *eal_argc = dd < 0 ? argc : dd;
+  int n = dd < 0 ? 1 : argc - dd;
+  char **v = calloc((size_t)n + 1, sizeof *v);
+  if (!v) return -1;
+  v[0] = argv[0];
+  for (int i = 1; i < n; i++) v[i] = argv[dd + i];
+  *our_argc = n;
+  *our_argv = v;
+  return 0;
+}
+
+int ampd_run(int argc, char **argv, const ampd_hooks_t *hooks) {
+  static ampd_app_t app_;   /* large (config, ports): not on the stack */
+  ampd_app_t *app = &app_;
+  char err[AMP_CONFIG_ERR_MAX];
+  int eal_argc, our_argc;
+  char **our_argv;
+  const char *prog = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+
+  /* --help anywhere: EAL would take it for its own. */
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      amp_config_usage(stdout, prog);
+      return 0;
+    }
+  }
+  if (split_args(argc, argv, &eal_argc, &our_argc, &our_argv)) return 1;
+  int rc = amp_config_parse(&app->cfg, our_argc, our_argv, err, sizeof err);
+  free(our_argv);
+  if (rc != AMP_OK) {
+    fprintf(stderr, "%s: %s\n", prog, err);
+    return 2;
+  }
+  amp_config_t *cfg = &app->cfg;
+  ampd_log_level = cfg->log_level;
+
+  /* The node key, before anything touches the store. */
+  uint8_t node_key[32];
+  int created = 0;
+  if (amp_secp_init() != AMP_OK) {
+    fprintf(stderr, "%s: cannot initialize secp256k1\n", prog);
+    return 1;
+  }
+  if (amp_config_node_key(node_key, &created, cfg->node_key_file, 1, err, sizeof err)) {
+    fprintf(stderr, "%s: %s\n", prog, err);
+    amp_config_wipe(cfg);
+    return 2;
+  }
+  if (created) ampd_log(AMP_LOG_INFO, "made a new node key in %s (mode 0600)", cfg->node_key_file);
+
+  /* EAL. */
+  rc = rte_eal_init(eal_argc, argv);
+  if (rc < 0) {
+    fprintf(stderr, "%s: EAL init failed: %s\n", prog, rte_strerror(rte_errno));
+    amp_wipe(node_key, sizeof node_key);
+    amp_config_wipe(cfg);
+    return 1;
+  }
+  int exit_code = 1;
+  app->start_ns = ampd_now_ns();
+  signal(SIGINT, on_signal);
+  signal(SIGTERM, on_signal);
+  if (hooks && hooks->after_eal && hooks->after_eal(hooks->arg) != 0) goto out_eal;
+
+  /* Workers: one per worker lcore (or --workers of them). */
+  unsigned lcores[AMPD_MAX_WORKERS], n = 0, lc;
+  RTE_LCORE_FOREACH_WORKER(lc) {
+    if (n < AMPD_MAX_WORKERS && (!cfg->workers || n < cfg->workers)) lcores[n++] = lc;
+  }
+  if (!n) {
+    ampd_log(AMP_LOG_ERROR, "no worker lcore: give EAL at least two (e.g. -l 0-1): the main"
+             " lcore runs control, the others run workers");
+    goto out_eal;
+  }
+  if (cfg->workers && n < cfg->workers)
+    ampd_log(AMP_LOG_WARN, "workers = %u but only %u worker lcore(s): using %u", cfg->workers, n,
+             n);
+  app->n_workers = n;
+  app->workers = rte_zmalloc("ampd_workers", sizeof(ampd_worker_t) * n, RTE_CACHE_LINE_SIZE);
+  if (!app->workers) goto out_nomem;
+  for (unsigned i = 0; i < n; i++) {
+    ampd_worker_t *w = &app->workers[i];
+    w->app = app;
+    w->idx = i;
+    w->lcore = lcores[i];
+    int socket = (int)rte_lcore_to_socket_id(lcores[i]);
+    w->in = rte_malloc_socket("ampd_in", sizeof(amp_engine_in_t) * AMPD_BURST *
+                              AMP_FRAME_MAX_RECORDS, RTE_CACHE_LINE_SIZE, socket);
+    w->lin = rte_malloc_socket("ampd_lin", (size_t)AMPD_BURST * AMP_FRAME_MAX_LEN,
+                               RTE_CACHE_LINE_SIZE, socket);
+    if (!w->in || !w->lin) goto out_nomem;
+  }
+  if (gateways_init(app)) goto out_nomem;
+
+  /* Store, then engine (which recovers from the store). */
+  amp_store_cfg_t scfg;
+  memset(&scfg, 0, sizeof scfg);
+  scfg.dir = cfg->data_dir;
+  scfg.group_max = cfg->group_commit_max;
+  scfg.group_usec = cfg->group_commit_usec;
+  scfg.sync = (amp_store_sync_t)cfg->sync;
+  scfg.producers = n + 1;
+  rc = amp_store_open(&app->store, &scfg);
+  if (rc != AMP_OK) {
+    ampd_log(AMP_LOG_ERROR, "store in %s: %s", cfg->data_dir, amp_strerror(rc));
+    app->store = NULL;
+    goto out_eal;
+  }
+  amp_engine_cfg_t ecfg;
+  memset(&ecfg, 0, sizeof ecfg);
+  memcpy(ecfg.node_key, node_key, 32);
+  ecfg.store = app->store;
+  ecfg.workers = n;
+  ecfg.accept_amp = cfg->accept_amp;
+  ecfg.hold_timeout_ms = cfg->hold_timeout_ms;
+  ecfg.max_htlcs_per_set = cfg->max_htlcs_per_set;
+  ecfg.max_held_total = cfg->max_held;
+  ecfg.max_held_per_gateway = cfg->max_held_per_gateway;
+  rc = amp_engine_new(&app->engine, &ecfg);
+  amp_wipe(&ecfg, sizeof ecfg);
+  amp_wipe(node_key, sizeof node_key);
+  if (rc != AMP_OK) {
+    ampd_log(AMP_LOG_ERROR, "engine: %s", amp_strerror(rc));
+    app->engine = NULL;
+    goto out_store;
+  }
+  for (unsigned i = 0; i < n; i++) app->workers[i].ew = amp_engine_worker(app->engine, i);
+
+  if (ampd_ports_setup(app)) goto out_engine;
+  if (cfg->log_level >= AMP_LOG_DEBUG) amp_config_dump(stderr, cfg);
+  ampd_log(AMP_LOG_INFO, "serving %u gateway(s) on UDP port %u with %u worker(s); store in %s",
+           app->n_gateways, cfg->udp_port, n, cfg->data_dir);
+
+  for (unsigned i = 0; i < n; i++) {
+    atomic_store(&app->workers[i].last_rx_ns, app->start_ns);
+    rc = rte_eal_remote_launch(ampd_worker_main, &app->workers[i], app->workers[i].lcore);
+    if (rc) {
+      ampd_log(AMP_LOG_ERROR, "cannot launch worker %u: %s", i, rte_strerror(-rc));
+      atomic_store(&app->stop_rx, 1);
+      rte_eal_mp_wait_lcore();
+      goto out_ports;
+    }
+  }
+  if (hooks && hooks->started && hooks->started(hooks->arg, app) != 0) {
+    atomic_store(&app->stop_rx, 1);
+  } else {
+    control_loop(app, hooks);
+  }
+
+  /* Stop: workers finish, commit, answer, flush. */
+  atomic_store(&app->stop_rx, 1);
+  rte_eal_mp_wait_lcore();
+  if (hooks && hooks->stopped) hooks->stopped(hooks->arg, app);
+  exit_code = 0;
+  print_summary(app, stdout);
+
+out_ports:
+  ampd_ports_close(app);
+out_engine:
+  amp_engine_delete(app->engine);
+  app->engine = NULL;
+out_store:
+  amp_store_close(app->store);
+  app->store = NULL;
+  goto out_eal;
+out_nomem:
+  ampd_log(AMP_LOG_ERROR, "out of memory at start (give EAL more with -m)");
+out_eal:
+  amp_wipe(node_key, sizeof node_key);
+  for (unsigned i = 0; app->gateways && i < app->n_gateways; i++)
+    amp_wipe(&app->gateways[i].kctx, sizeof app->gateways[i].kctx);
+  amp_config_wipe(cfg);
+  rte_eal_cleanup();
+  return exit_code;
+}

@@ -1,0 +1,234 @@
+/* ports.c: port and queue setup (like l3fwd's main.c port loop).
+ *
+ * Per port: rx queues = --rx-queues, or one per worker when the port has RSS
+ * (else one); tx queues = one per worker (shared under a lock when the port
+ * has fewer). MTU 9000 where the port allows it. The mbuf pool has 2 kB data
+ * rooms (a reply frame, or an update_add_htlc frame of ~1.5 kB, fits one);
+ * jumbo frames arrive as mbuf chains on ports that scatter, and on ports that
+ * cannot scatter rx uses a pool of 9 kB mbufs of its own.
+ */
+#include <string.h>
+
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+
+#include "ampd.h"
+
+#define POOL_CACHE 256
+#define JUMBO_ROOM (AMP_FRAME_MAX_LEN + 64)   /* 9078: a 9014-byte frame fits */
+
+
+static int port_ids(ampd_app_t *app) {
+  const amp_config_t *cfg = &app->cfg;
+  app->n_ports = 0;
+  if (cfg->n_ports) {
+    for (unsigned i = 0; i < cfg->n_ports; i++) {
+      if (!rte_eth_dev_is_valid_port(cfg->ports[i])) {
+        ampd_log(AMP_LOG_ERROR, "ports: port %u does not exist (DPDK found %u port(s))",
+                 cfg->ports[i], rte_eth_dev_count_avail());
+        return -1;
+      }
+      app->ports[app->n_ports++].port_id = cfg->ports[i];
+    }
+  } else {
+    uint16_t pid;
+    RTE_ETH_FOREACH_DEV(pid) {
+      if (app->n_ports == AMP_CONFIG_MAX_PORTS) break;
+      app->ports[app->n_ports++].port_id = pid;
+    }
+  }
+  if (!app->n_ports) {
+    ampd_log(AMP_LOG_ERROR, "no DPDK port: give one to EAL (e.g. --vdev net_pcap0,rx_pcap=in.pcap,"
+             "tx_pcap=out.pcap, or a NIC bound to vfio-pci)");
+    return -1;
+  }
+  return 0;
+}
+
+/* Plans queues, MTU and offloads for a port, and configures it. */
+static int port_configure(ampd_app_t *app, ampd_port_t *p, uint16_t *nrxd, uint16_t *ntxd,
+                          int *scatter) {
+  const amp_config_t *cfg = &app->cfg;
+  struct rte_eth_dev_info info;
+  int rc = rte_eth_dev_info_get(p->port_id, &info);
+  if (rc) {
+    ampd_log(AMP_LOG_ERROR, "port %u: cannot read device info: %s", p->port_id, rte_strerror(-rc));
+    return -1;
+  }
+  uint64_t rss_hf = info.flow_type_rss_offloads & (RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP);
+  unsigned nrxq = cfg->rx_queues ? cfg->rx_queues : (rss_hf ? app->n_workers : 1);
+  if (nrxq > info.max_rx_queues) nrxq = info.max_rx_queues;
+  if (nrxq > AMPD_MAX_QUEUES) nrxq = AMPD_MAX_QUEUES;
+  if (nrxq < 1) nrxq = 1;
+  unsigned ntxq = app->n_workers;
+  if (ntxq > info.max_tx_queues) ntxq = info.max_tx_queues;
+  if (ntxq > AMPD_MAX_QUEUES) ntxq = AMPD_MAX_QUEUES;
+  if (ntxq < 1) ntxq = 1;
+  p->n_rxq = (uint16_t)nrxq;
+  p->n_txq = (uint16_t)ntxq;
+  p->txq_shared = ntxq < app->n_workers;
+  for (unsigned q = 0; q < AMPD_MAX_QUEUES; q++) rte_spinlock_init(&p->txq_lock[q]);
+
+  struct rte_eth_conf conf;
+  memset(&conf, 0, sizeof conf);
+  if (nrxq > 1 && rss_hf) {
+    conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+    conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
+  } else if (nrxq > 1) {
+    ampd_log(AMP_LOG_WARN, "port %u (%s): %u rx queues but no RSS: the driver decides what"
+             " reaches queues other than 0", p->port_id, info.driver_name, nrxq);
+  }
+  uint32_t mtu = AMP_FRAME_MTU;
+  if (info.max_mtu && info.max_mtu < mtu) mtu = info.max_mtu;
+  if (mtu >= info.min_mtu) conf.rxmode.mtu = mtu;
+  *scatter = 0;
+  if (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER) {
+    conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_SCATTER;
+    *scatter = 1;
+  }
+  rc = rte_eth_dev_configure(p->port_id, (uint16_t)nrxq, (uint16_t)ntxq, &conf);
+  if (rc && conf.rxmode.mtu) {   /* some drivers refuse an MTU at configure */
+    conf.rxmode.mtu = 0;
+    rc = rte_eth_dev_configure(p->port_id, (uint16_t)nrxq, (uint16_t)ntxq, &conf);
+  }
+  if (rc) {
+    ampd_log(AMP_LOG_ERROR, "port %u (%s): configure with %u rx / %u tx queues failed: %s",
+             p->port_id, info.driver_name, nrxq, ntxq, rte_strerror(-rc));
+    return -1;
+  }
+  *nrxd = cfg->rx_desc;
+  *ntxd = cfg->tx_desc;
+  rc = rte_eth_dev_adjust_nb_rx_tx_desc(p->port_id, nrxd, ntxd);
+  if (rc) {
+    ampd_log(AMP_LOG_ERROR, "port %u: descriptor counts refused: %s", p->port_id,
+             rte_strerror(-rc));
+    return -1;
+  }
+  ampd_log(AMP_LOG_INFO, "port %u (%s): %u rx queue(s)%s, %u tx queue(s)%s, %u/%u descriptors,"
+           " %s rx", p->port_id, info.driver_name, nrxq, nrxq > 1 && rss_hf ? " with RSS" : "",
+           ntxq, p->txq_shared ? " shared by workers" : "", *nrxd, *ntxd,
+           *scatter ? "scattered" : "jumbo-mbuf");
+  return 0;
+}
+
+static int port_queues(ampd_app_t *app, ampd_port_t *p, uint16_t nrxd, uint16_t ntxd,
+                       int scatter) {
+  int socket = rte_eth_dev_socket_id(p->port_id);
+  if (socket < 0) socket = (int)rte_socket_id();
+  struct rte_eth_dev_info info;
+  if (rte_eth_dev_info_get(p->port_id, &info)) return -1;
+  p->rx_pool = app->pool;
+  if (!scatter) {
+    char name[RTE_MEMPOOL_NAMESIZE];
+    snprintf(name, sizeof name, "ampd_jumbo_%u", p->port_id);
+    unsigned n = p->n_rxq * nrxd + app->n_workers * AMPD_BURST + rte_lcore_count() * 32 + 256;
+    p->rx_pool = rte_pktmbuf_pool_create(name, n, 32, 0,
+                                         RTE_PKTMBUF_HEADROOM + JUMBO_ROOM, socket);
+    if (!p->rx_pool) {
+      ampd_log(AMP_LOG_ERROR, "port %u: cannot make a pool of %u jumbo mbufs: %s (give EAL"
+               " more memory with -m)", p->port_id, n, rte_strerror(rte_errno));
+      return -1;
+    }
+  }
+  struct rte_eth_rxconf rxconf = info.default_rxconf;
+  rxconf.offloads = scatter ? RTE_ETH_RX_OFFLOAD_SCATTER : 0;
+  for (uint16_t q = 0; q < p->n_rxq; q++) {
+    int rc = rte_eth_rx_queue_setup(p->port_id, q, nrxd, (unsigned)socket, &rxconf, p->rx_pool);
+    if (rc) {
+      ampd_log(AMP_LOG_ERROR, "port %u: rx queue %u setup failed: %s", p->port_id, q,
+               rte_strerror(-rc));
+      return -1;
+    }
+  }
+  struct rte_eth_txconf txconf = info.default_txconf;
+  txconf.offloads = 0;
+  for (uint16_t q = 0; q < p->n_txq; q++) {
+    int rc = rte_eth_tx_queue_setup(p->port_id, q, ntxd, (unsigned)socket, &txconf);
+    if (rc) {
+      ampd_log(AMP_LOG_ERROR, "port %u: tx queue %u setup failed: %s", p->port_id, q,
+               rte_strerror(-rc));
+      return -1;
+    }
+  }
+  return 0;
+}
+
+int ampd_ports_setup(ampd_app_t *app) {
+  if (port_ids(app)) return -1;
+  uint16_t nrxd[AMP_CONFIG_MAX_PORTS], ntxd[AMP_CONFIG_MAX_PORTS];
+  int scatter[AMP_CONFIG_MAX_PORTS];
+  unsigned n_mbufs = 0;
+  for (unsigned pi = 0; pi < app->n_ports; pi++) {
+    ampd_port_t *p = &app->ports[pi];
+    if (port_configure(app, p, &nrxd[pi], &ntxd[pi], &scatter[pi])) return -1;
+    n_mbufs += p->n_txq * ntxd[pi] + (scatter[pi] ? p->n_rxq * nrxd[pi] : 0);
+  }
+  /* Pool: tx rings, rx rings of scattering ports, and per worker a burst, its
+   * tx buffers, an open frame per gateway; plus the per-lcore caches. */
+  n_mbufs += app->n_workers * (AMPD_BURST * (1 + app->n_ports) + AMP_CONFIG_MAX_GATEWAYS);
+  n_mbufs += rte_lcore_count() * POOL_CACHE + 1024;
+  if (app->cfg.mbufs) n_mbufs = app->cfg.mbufs;
+  app->pool = rte_pktmbuf_pool_create("ampd_pool", n_mbufs, POOL_CACHE, 0,
+                                      RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
+  if (!app->pool) {
+    ampd_log(AMP_LOG_ERROR, "cannot make a pool of %u mbufs: %s (give EAL more memory with -m,"
+             " or set --mbufs)", n_mbufs, rte_strerror(rte_errno));
+    return -1;
+  }
+  for (unsigned pi = 0; pi < app->n_ports; pi++) {
+    ampd_port_t *p = &app->ports[pi];
+    if (port_queues(app, p, nrxd[pi], ntxd[pi], scatter[pi])) return -1;
+    struct rte_ether_addr mac;
+    if (rte_eth_macaddr_get(p->port_id, &mac) == 0) memcpy(p->mac, mac.addr_bytes, 6);
+    if (app->cfg.has_mac) memcpy(p->mac, app->cfg.mac, 6);
+    int rc = rte_eth_dev_start(p->port_id);
+    if (rc) {
+      ampd_log(AMP_LOG_ERROR, "port %u: start failed: %s", p->port_id, rte_strerror(-rc));
+      return -1;
+    }
+    /* Frames to our IP may carry another MAC on a shared segment (and
+     * af_packet needs it to see them at all). Not every driver has it. */
+    (void)rte_eth_promiscuous_enable(p->port_id);
+    uint16_t mtu = 1500;
+    if (rte_eth_dev_get_mtu(p->port_id, &mtu)) mtu = 1500;
+    unsigned fmax = (unsigned)mtu + AMP_FRAME_ETH_LEN;
+    if (fmax > AMP_FRAME_MAX_LEN) fmax = AMP_FRAME_MAX_LEN;
+    p->tx_frame_max = (uint16_t)fmax;
+    ampd_log(AMP_LOG_INFO, "port %u: MTU %u, mac %02x:%02x:%02x:%02x:%02x:%02x", p->port_id, mtu,
+             p->mac[0], p->mac[1], p->mac[2], p->mac[3], p->mac[4], p->mac[5]);
+  }
+  /* rx queues to workers, round robin over every (port, queue). */
+  unsigned k = 0;
+  for (unsigned pi = 0; pi < app->n_ports; pi++) {
+    for (uint16_t q = 0; q < app->ports[pi].n_rxq; q++, k++) {
+      ampd_worker_t *w = &app->workers[k % app->n_workers];
+      if (w->n_rxq == AMPD_MAX_RXQ) continue;
+      w->rxq[w->n_rxq].port = (uint16_t)pi;
+      w->rxq[w->n_rxq].queue = q;
+      w->n_rxq++;
+    }
+  }
+  if (k < app->n_workers)
+    ampd_log(AMP_LOG_WARN, "%u worker(s) but only %u rx queue(s): %u worker(s) only answer"
+             " (timeouts, commits)", app->n_workers, k, app->n_workers - k);
+  /* A tx buffer per (worker, port). */
+  for (unsigned wi = 0; wi < app->n_workers; wi++) {
+    for (unsigned pi = 0; pi < app->n_ports; pi++) {
+      if (ampd_worker_txbuf_init(&app->workers[wi], pi,
+                                 (uint16_t)(wi % app->ports[pi].n_txq))) {
+        ampd_log(AMP_LOG_ERROR, "cannot allocate tx buffers");
+        return -1;
+      }
+    }
+  }
+  return 0;
+}
+
+void ampd_ports_close(ampd_app_t *app) {
+  for (unsigned pi = 0; pi < app->n_ports; pi++) {
+    uint16_t pid = app->ports[pi].port_id;
+    int rc = rte_eth_dev_stop(pid);
+    if (rc) ampd_log(AMP_LOG_WARN, "port %u: stop: %s", pid, rte_strerror(-rc));
+    rte_eth_dev_close(pid);
+  }
+}
