@@ -1,0 +1,2117 @@
+/* amp_engine.c: reassembly, receive rules, hold timers, settlement, answers.
+ * See amp_engine.h for the contract. Layout of this file:
+ *   1. keyed hash, pools, small lock-free stacks
+ *   2. objects: HTLC entries, live sets, done sets, invoices, store ops
+ *   3. tables (cds_lfht under RCU QSBR): in-flight HTLCs by (scid, htlc id),
+ *      in-flight onion tags by (cltv, tag), sets by (kind, id), invoices by
+ *      payment_addr and by payment_hash
+ *   4. the worker: arrival, rules, hold, completion, timers, store completions
+ *   5. recovery and the admin functions
+ *
+ * Concurrency design, in short:
+ * - An HTLC entry (htlc_t) comes from the pool of the worker that received it
+ *   (its owner) and is published in the in-flight table with add_unique: a
+ *   duplicate delivered concurrently elsewhere loses the race and is ignored.
+ * - A live set (set_t) is shared: workers find it in the set table and add to
+ *   it under its spinlock. The HTLC whose amount makes the sum reach the total
+ *   flips the set to CLOSING under the lock: exactly one worker completes a
+ *   set. Timeouts unlink an HTLC under the same lock (O(1), doubly linked); a
+ *   set left empty goes DEAD and leaves the table.
+ * - Once its outcome is durable a set is replaced in the table
+ *   (cds_lfht_replace, atomic for readers and add_unique) by a small done
+ *   record, so a late shard or a reused set_id always finds it.
+ * - Timers are intrusive in the HTLC entry and only its owner touches its
+ *   wheel: an HTLC answered by another worker stays linked until its timer
+ *   fires (and sees the entry is no longer held) or until the owner reuses the
+ *   entry (unlinking it first). Entries and sets freed by any thread go back
+ *   to their owner's pool through call_rcu and a lock-free return stack.
+ */
+#include "amp_engine.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <urcu-qsbr.h>
+#include <urcu/rculfhash.h>
+
+#include "amp_child.h"
+#include "amp_failure.h"
+#include "amp_msg.h"
+#include "amp_payload.h"
+#include "amp_secp.h"
+#include "amp_sha256.h"
+#include "amp_sphinx.h"
+#include "amp_timer.h"
+
+#define BURST 32
+#define GW_SLOTS 1024
+#define ARR_CLASSES 17 /* 1 .. 65536 HTLCs per set */
+#define MAX_PENDING_SUBMIT 4096
+
+#define container_of_(p, type, member) ((type *)(void *)((char *)(p)-offsetof(type, member)))
+#define LD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define ST(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+
+/* ---- 1. keyed hash (SipHash-2-4) ---------------------------------------- */
+
+static inline uint64_t rotl_(uint64_t x, int b) { return (x << b) | (x >> (64 - b)); }
+#define SIPROUND_                                                                          \
+  do {                                                                                     \
+    v0 += v1; v1 = rotl_(v1, 13); v1 ^= v0; v0 = rotl_(v0, 32);                            \
+    v2 += v3; v3 = rotl_(v3, 16); v3 ^= v2;                                                \
+    v0 += v3; v3 = rotl_(v3, 21); v3 ^= v0;                                                \
+    v2 += v1; v1 = rotl_(v1, 17); v1 ^= v2; v2 = rotl_(v2, 32);                            \
+  } while (0)
+
+static uint64_t le64_(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+  return v;
+}
+
+static uint64_t siphash_(const uint64_t k[2], const uint8_t *in, size_t len) {
+  uint64_t v0 = 0x736f6d6570736575ULL ^ k[0], v1 = 0x646f72616e646f6dULL ^ k[1];
+  uint64_t v2 = 0x6c7967656e657261ULL ^ k[0], v3 = 0x7465646279746573ULL ^ k[1];
+  size_t end = len - (len % 8);
+  for (size_t i = 0; i < end; i += 8) {
+    uint64_t m = le64_(in + i);
+    v3 ^= m;
+    SIPROUND_;
+    SIPROUND_;
+    v0 ^= m;
+  }
+  uint64_t b = (uint64_t)len << 56;
+  for (size_t i = 0; i < len % 8; i++) b |= (uint64_t)in[end + i] << (8 * i);
+  v3 ^= b;
+  SIPROUND_;
+  SIPROUND_;
+  v0 ^= b;
+  v2 ^= 0xff;
+  SIPROUND_;
+  SIPROUND_;
+  SIPROUND_;
+  SIPROUND_;
+  return v0 ^ v1 ^ v2 ^ v3;
+}
+
+/* ---- lock-free return stack (many pushers, one taker of everything) ------ */
+
+typedef struct {
+  _Atomic(void *) top;
+} mpsc_t;
+
+/* push obj whose "next" pointer lives at *link */
+static void mpsc_push(mpsc_t *s, void *obj, void **link) {
+  void *old = atomic_load_explicit(&s->top, memory_order_relaxed);
+  do {
+    *link = old;
+  } while (!atomic_compare_exchange_weak_explicit(&s->top, &old, obj, memory_order_release,
+                                                  memory_order_relaxed));
+}
+
+static void *mpsc_take_all(mpsc_t *s) {
+  if (!atomic_load_explicit(&s->top, memory_order_relaxed)) return NULL;
+  return atomic_exchange_explicit(&s->top, NULL, memory_order_acquire);
+}
+
+/* ---- 2. objects ---------------------------------------------------------- */
+
+enum { H_FREE = 0, H_NEW, H_HELD, H_CLOSING, H_ANSWERING };
+enum { S_OPEN = 1, S_CLOSING, S_DEAD };
+enum { K_AMP = 1, K_MPP = 2 };
+
+struct set;
+
+/* One HTLC in flight (held, or answered and awaiting its commit). Keep small:
+ * bench_engine measures bytes per held HTLC. */
+typedef struct htlc {
+  struct cds_lfht_node id_node;  /* in-flight table: (scid, htlc_id) */
+  struct cds_lfht_node tag_node; /* onion tag table: (cltv, tag) */
+  amp_timer_node_t timer;        /* owner's wheel; owner-only */
+  struct htlc *set_next;         /* set list (under the set lock) */
+  struct htlc **set_pprev;
+  union {
+    struct rcu_head rcu;         /* retire */
+    void *free_next;             /* pool free list / return stack */
+  };
+  struct set *set;
+  uint64_t gateway_id;
+  uint64_t scid;
+  uint64_t htlc_id;
+  uint64_t amount_msat;
+  uint32_t cltv_expiry;
+  uint32_t child_index;
+  uint8_t state;                 /* H_*, atomic */
+  uint8_t in_tag;                /* published in the tag table */
+  uint8_t counted;               /* counted in the held limits */
+  uint8_t has_ss;                /* shared secret known */
+  uint16_t gw_slot;
+  struct amp_worker *ow;         /* owner: its pool and wheel */
+  uint8_t channel_id[32];
+  uint8_t ss[32];                /* hop shared secret: failure onions */
+  uint8_t share[32];             /* AMP share */
+  uint8_t hash[32];              /* payment_hash */
+  uint8_t tag[16];               /* replay tag */
+} htlc_t;
+
+typedef struct inv inv_t;
+
+/* Common head of live and done set records in the set table. */
+typedef struct {
+  struct cds_lfht_node node;
+  uint8_t kind;                  /* K_AMP / K_MPP */
+  uint8_t live;                  /* 1: set_t, 0: dset_t */
+  uint8_t key[32];
+} skey_t;
+
+typedef struct set {
+  skey_t k;
+  uint8_t state;                 /* S_*, written under lock, read atomically */
+  struct amp_worker *ow;         /* owner: its pool */
+  atomic_flag lock;
+  uint32_t n;
+  inv_t *inv;
+  uint64_t total_msat;
+  uint64_t sum_msat;
+  htlc_t *head;
+  union {
+    struct rcu_head rcu;
+    void *free_next;
+  };
+} set_t;
+
+/* A settled or cancelled set, kept for rule 8 and the admin. */
+typedef struct {
+  skey_t k;
+  uint8_t cancelled;
+  inv_t *inv;                    /* may be NULL after recovery (no invoice) */
+  uint8_t payment_addr[32];
+  uint64_t settle_index;
+  uint64_t amount_msat;
+} dset_t;
+
+struct inv {
+  struct cds_lfht_node addr_node;
+  struct cds_lfht_node hash_node;
+  amp_store_invoice_t rec;       /* state, amt_paid_msat, sets_settled: atomic */
+  uint8_t durable;               /* atomic: its INVOICE_PUT committed */
+  uint32_t closing;              /* atomic: its sets settling now */
+};
+
+enum { OP_FAIL = 1, OP_SETTLE, OP_CANCEL_SET, OP_INV_PUT, OP_CANCEL_REQ };
+
+/* A store intent and what to do when it comes back. */
+typedef struct op {
+  amp_store_intent_t in;
+  struct op *next;
+  uint8_t type;
+  uint8_t from_malloc;
+  uint8_t retries;
+  uint64_t retry_at_ms;
+  htlc_t *h;                     /* OP_FAIL */
+  set_t *s;                      /* OP_SETTLE, OP_CANCEL_SET, OP_CANCEL_REQ */
+  inv_t *inv;
+  amp_store_htlc_t *arr;         /* SETTLE / CANCEL_SET array */
+  unsigned arr_cls;
+} op_t;
+
+/* A pool of fixed-size entries: a bump region, the owner's free list, and a
+ * return stack for entries freed by other threads. */
+typedef struct {
+  char *base;
+  size_t esz;
+  size_t link_off;
+  uint32_t cap, bump;
+  void *free;
+  mpsc_t ret;
+} pool_t;
+
+typedef struct {
+#define CNT_FIELD_(name, desc) uint64_t name;
+  AMP_ENGINE_COUNTERS(CNT_FIELD_)
+#undef CNT_FIELD_
+} counters_t;
+
+#define CNT(w, f) __atomic_store_n(&(w)->c.f, (w)->c.f + 1, __ATOMIC_RELAXED)
+
+typedef struct {
+  _Atomic uint64_t id_plus1;
+  _Atomic uint64_t held;
+} gw_t;
+
+struct amp_worker {
+  alignas(64) counters_t c;
+  alignas(64) amp_engine_t *e;
+  unsigned idx;
+  int attached;
+  amp_timer_wheel_t wheel;
+  pool_t hp, sp;
+  op_t *ops;
+  uint32_t op_cap, op_bump;
+  op_t *op_free;
+  mpsc_t inbox;                  /* ops handed over by the admin */
+  op_t *pend_head, *pend_tail;   /* ops waiting to be submitted */
+  size_t n_pend, n_sub;          /* queued, submitted not yet back */
+  void *arr_cache[ARR_CLASSES];
+  uint64_t now_ms;
+  uint8_t (*v_share)[32];
+  uint32_t *v_idx;
+  uint8_t (*v_hash)[32];
+  uint8_t (*v_pre)[32];
+  amp_sphinx_hop_t *hops;        /* BURST */
+  uint8_t out[AMP_ANSWER_MAX];
+};
+
+struct amp_engine {
+  amp_engine_cfg_t cfg;          /* node_key wiped: the copy is nk */
+  uint8_t nk[32];
+  amp_store_t *st;
+  uint64_t hk[2];                /* hash key */
+  _Atomic uint32_t height;
+  _Atomic uint64_t held;
+  _Atomic uint64_t add_index;
+  struct cds_lfht *t_id, *t_tag, *t_set, *t_addr, *t_hash;
+  amp_worker_t **w;
+  gw_t gw[GW_SLOTS];
+  pthread_mutex_t admin_mu;
+  counters_t ac;                 /* admin counters (under admin_mu) */
+};
+
+static __thread int tls_rcu_registered;
+
+static uint64_t wall_now_(const amp_engine_t *e) {
+  return e->cfg.wall_clock ? e->cfg.wall_clock() : (uint64_t)time(NULL);
+}
+
+static uint64_t mono_ns_(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- pools --------------------------------------------------------------- */
+
+static int pool_init(pool_t *p, size_t esz, size_t link_off, uint32_t cap) {
+  memset(p, 0, sizeof *p);
+  p->esz = (esz + 63) & ~(size_t)63; /* cache-line size classes: no false sharing */
+  if (esz <= 320) p->esz = (esz + 15) & ~(size_t)15;
+  p->link_off = link_off;
+  p->cap = cap;
+  /* zeroed and untouched: pages cost nothing until entries are handed out */
+  p->base = calloc(cap ? cap : 1, p->esz);
+  return p->base ? AMP_OK : AMP_ERR_NOMEM;
+}
+
+static void **pool_link_(pool_t *p, void *obj) { return (void **)(void *)((char *)obj + p->link_off); }
+
+static void *pool_get(pool_t *p) {
+  void *o = p->free;
+  if (!o) {
+    o = mpsc_take_all(&p->ret);
+    if (!o && p->bump < p->cap) return p->base + p->esz * (size_t)p->bump++;
+  }
+  if (o) p->free = *pool_link_(p, o);
+  return o;
+}
+
+/* owner thread */
+static void pool_put_local(pool_t *p, void *o) {
+  *pool_link_(p, o) = p->free;
+  p->free = o;
+}
+
+/* any thread */
+static void pool_put_remote(pool_t *p, void *o) { mpsc_push(&p->ret, o, pool_link_(p, o)); }
+
+/* ---- 3. tables ----------------------------------------------------------- */
+
+static unsigned long hash_bytes_(const amp_engine_t *e, const void *p, size_t n) {
+  return (unsigned long)siphash_(e->hk, p, n);
+}
+
+typedef struct {
+  uint64_t scid, id;
+} idkey_t;
+
+static unsigned long hash_id_(const amp_engine_t *e, uint64_t scid, uint64_t id) {
+  uint8_t b[16];
+  amp_put_be64(b, scid);
+  amp_put_be64(b + 8, id);
+  return hash_bytes_(e, b, 16);
+}
+
+static int match_id_(struct cds_lfht_node *n, const void *key) {
+  const htlc_t *h = container_of_(n, htlc_t, id_node);
+  const idkey_t *k = key;
+  return h->scid == k->scid && h->htlc_id == k->id;
+}
+
+typedef struct {
+  uint32_t cltv;
+  const uint8_t *tag;
+} tagkey_t;
+
+static unsigned long hash_tag_(const amp_engine_t *e, uint32_t cltv, const uint8_t tag[16]) {
+  uint8_t b[20];
+  amp_put_be32(b, cltv);
+  memcpy(b + 4, tag, 16);
+  return hash_bytes_(e, b, 20);
+}
+
+static int match_tag_(struct cds_lfht_node *n, const void *key) {
+  const htlc_t *h = container_of_(n, htlc_t, tag_node);
+  const tagkey_t *k = key;
+  return h->cltv_expiry == k->cltv && memcmp(h->tag, k->tag, 16) == 0;
+}
+
+typedef struct {
+  uint8_t kind;
+  const uint8_t *id;
+} setkey_t;
+
+static unsigned long hash_set_(const amp_engine_t *e, uint8_t kind, const uint8_t id[32]) {
+  uint8_t b[33];
+  b[0] = kind;
+  memcpy(b + 1, id, 32);
+  return hash_bytes_(e, b, 33);
+}
+
+static int match_set_(struct cds_lfht_node *n, const void *key) {
+  const skey_t *s = container_of_(n, skey_t, node);
+  const setkey_t *k = key;
+  return s->kind == k->kind && memcmp(s->key, k->id, 32) == 0;
+}
+
+static int match_addr_(struct cds_lfht_node *n, const void *key) {
+  const inv_t *i = container_of_(n, inv_t, addr_node);
+  return memcmp(i->rec.payment_addr, key, 32) == 0;
+}
+
+static int match_hash_(struct cds_lfht_node *n, const void *key) {
+  const inv_t *i = container_of_(n, inv_t, hash_node);
+  return memcmp(i->rec.payment_hash, key, 32) == 0;
+}
+
+static skey_t *set_find_(amp_engine_t *e, uint8_t kind, const uint8_t id[32]) {
+  struct cds_lfht_iter it;
+  setkey_t k = {kind, id};
+  cds_lfht_lookup(e->t_set, hash_set_(e, kind, id), match_set_, &k, &it);
+  struct cds_lfht_node *n = cds_lfht_iter_get_node(&it);
+  return n ? container_of_(n, skey_t, node) : NULL;
+}
+
+static inv_t *inv_by_addr_(amp_engine_t *e, const uint8_t addr[32]) {
+  struct cds_lfht_iter it;
+  cds_lfht_lookup(e->t_addr, hash_bytes_(e, addr, 32), match_addr_, addr, &it);
+  struct cds_lfht_node *n = cds_lfht_iter_get_node(&it);
+  return n ? container_of_(n, inv_t, addr_node) : NULL;
+}
+
+static inv_t *inv_by_hash_(amp_engine_t *e, const uint8_t hash[32]) {
+  struct cds_lfht_iter it;
+  cds_lfht_lookup(e->t_hash, hash_bytes_(e, hash, 32), match_hash_, hash, &it);
+  struct cds_lfht_node *n = cds_lfht_iter_get_node(&it);
+  return n ? container_of_(n, inv_t, hash_node) : NULL;
+}
+
+/* Inserts inv in the indexes. Returns the invoice already there (by addr or,
+ * for MPP, by hash) or NULL when inserted. */
+static inv_t *inv_insert_(amp_engine_t *e, inv_t *inv) {
+  struct cds_lfht_node *n;
+  if (inv->rec.type == AMP_INVOICE_MPP) {
+    n = cds_lfht_add_unique(e->t_hash, hash_bytes_(e, inv->rec.payment_hash, 32), match_hash_,
+                            inv->rec.payment_hash, &inv->hash_node);
+    if (n != &inv->hash_node) return container_of_(n, inv_t, hash_node);
+  }
+  n = cds_lfht_add_unique(e->t_addr, hash_bytes_(e, inv->rec.payment_addr, 32), match_addr_,
+                          inv->rec.payment_addr, &inv->addr_node);
+  if (n != &inv->addr_node) {
+    if (inv->rec.type == AMP_INVOICE_MPP) cds_lfht_del(e->t_hash, &inv->hash_node);
+    return container_of_(n, inv_t, addr_node);
+  }
+  return NULL;
+}
+
+/* A consistent copy of an invoice's record (mutable fields loaded atomically). */
+static void inv_copy_(amp_store_invoice_t *out, const inv_t *inv) {
+  *out = inv->rec;
+  out->state = LD(&inv->rec.state);
+  out->amt_paid_msat = LD(&inv->rec.amt_paid_msat);
+  out->sets_settled = LD(&inv->rec.sets_settled);
+}
+
+/* ---- gateways (held per gateway) ----------------------------------------- */
+
+static gw_t *gw_slot_(amp_engine_t *e, uint64_t id, uint16_t *slot) {
+  uint64_t h = siphash_(e->hk, (const uint8_t *)&id, sizeof id);
+  for (unsigned i = 0; i < GW_SLOTS; i++) {
+    unsigned s = (unsigned)((h + i) & (GW_SLOTS - 1));
+    uint64_t cur = atomic_load(&e->gw[s].id_plus1);
+    if (cur == id + 1) {
+      *slot = (uint16_t)s;
+      return &e->gw[s];
+    }
+    if (cur == 0) {
+      uint64_t zero = 0;
+      if (atomic_compare_exchange_strong(&e->gw[s].id_plus1, &zero, id + 1) || zero == id + 1) {
+        *slot = (uint16_t)s;
+        return &e->gw[s];
+      }
+    }
+  }
+  *slot = 0; /* table full: gateways beyond GW_SLOTS share slot 0 */
+  return &e->gw[0];
+}
+
+/* ---- 4. the worker ------------------------------------------------------- */
+
+static htlc_t *htlc_alloc_(amp_worker_t *w) {
+  htlc_t *h = pool_get(&w->hp);
+  if (!h) return NULL;
+  if (h->timer.pprev) amp_timer_del(&w->wheel, &h->timer); /* stale timer of its last life */
+  memset(h, 0, offsetof(htlc_t, timer));
+  size_t rest = offsetof(htlc_t, set_next);
+  memset((char *)h + rest, 0, sizeof *h - rest);
+  h->timer.next = NULL;
+  h->timer.pprev = NULL;
+  h->ow = w;
+  ST(&h->state, (uint8_t)H_NEW);
+  return h;
+}
+
+static void htlc_free_cb_(struct rcu_head *head) {
+  htlc_t *h = container_of_(head, htlc_t, rcu);
+  ST(&h->state, (uint8_t)H_FREE);
+  pool_put_remote(&h->ow->hp, h);
+}
+
+static void set_free_cb_(struct rcu_head *head);
+
+/* Retire an HTLC whose answer went out (or that needs none): unpublish it,
+ * release its held counts, and free it after a grace period. */
+static void htlc_retire_(amp_worker_t *w, htlc_t *h) {
+  amp_engine_t *e = w->e;
+  if (h->counted) {
+    atomic_fetch_sub(&e->held, 1);
+    atomic_fetch_sub(&e->gw[h->gw_slot].held, 1);
+    h->counted = 0;
+  }
+  cds_lfht_del(e->t_id, &h->id_node);
+  if (h->in_tag) cds_lfht_del(e->t_tag, &h->tag_node);
+  ST(&h->state, (uint8_t)H_ANSWERING);
+  call_rcu(&h->rcu, htlc_free_cb_);
+}
+
+
+static set_t *set_alloc_(amp_worker_t *w) {
+  set_t *s = pool_get(&w->sp);
+  if (!s) return NULL;
+  memset(s, 0, sizeof *s);
+  atomic_flag_clear(&s->lock);
+  s->ow = w;
+  s->k.live = 1;
+  return s;
+}
+
+static void set_lock_(set_t *s) {
+  while (atomic_flag_test_and_set_explicit(&s->lock, memory_order_acquire)) {
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#endif
+  }
+}
+
+static void set_unlock_(set_t *s) { atomic_flag_clear_explicit(&s->lock, memory_order_release); }
+
+/* ---- ops ----------------------------------------------------------------- */
+
+static op_t *op_alloc_(amp_worker_t *w, uint8_t type) {
+  op_t *o = w->op_free;
+  if (o) {
+    w->op_free = o->next;
+  } else if (w->op_bump < w->op_cap) {
+    o = &w->ops[w->op_bump++];
+  } else {
+    o = malloc(sizeof *o); /* pool exhausted: degrade, do not drop answers */
+    if (!o) return NULL;
+    memset(o, 0, sizeof *o);
+    o->from_malloc = 1;
+  }
+  uint8_t fm = o->from_malloc;
+  memset(o, 0, sizeof *o);
+  o->from_malloc = fm;
+  o->type = type;
+  o->in.cookie = o;
+  return o;
+}
+
+static void op_free_(amp_worker_t *w, op_t *o) {
+  if (o->from_malloc) {
+    free(o);
+    return;
+  }
+  o->next = w->op_free;
+  w->op_free = o;
+}
+
+static unsigned arr_cls_(uint32_t n) {
+  unsigned c = 0;
+  while ((1u << c) < n) c++;
+  return c;
+}
+
+typedef struct arrhdr {
+  struct arrhdr *next;
+  uint64_t pad;
+} arrhdr_t;
+
+static amp_store_htlc_t *arr_get_(amp_worker_t *w, uint32_t n, unsigned *cls) {
+  unsigned c = arr_cls_(n);
+  *cls = c;
+  if (c < ARR_CLASSES && w->arr_cache[c]) {
+    arrhdr_t *h = w->arr_cache[c];
+    w->arr_cache[c] = h->next;
+    return (amp_store_htlc_t *)(h + 1);
+  }
+  arrhdr_t *h = malloc(sizeof *h + ((size_t)1 << c) * sizeof(amp_store_htlc_t));
+  return h ? (amp_store_htlc_t *)(h + 1) : NULL;
+}
+
+static void arr_put_(amp_worker_t *w, amp_store_htlc_t *a, unsigned cls, uint32_t n) {
+  if (!a) return;
+  amp_wipe(a, (size_t)n * sizeof *a);
+  arrhdr_t *h = (arrhdr_t *)a - 1;
+  if (cls < ARR_CLASSES) {
+    h->next = w->arr_cache[cls];
+    w->arr_cache[cls] = h;
+  } else {
+    free(h);
+  }
+}
+
+static void pend_push_(amp_worker_t *w, op_t *o) {
+  o->next = NULL;
+  if (w->pend_tail) w->pend_tail->next = o;
+  else w->pend_head = o;
+  w->pend_tail = o;
+  w->n_pend++;
+}
+
+static int op_gated_(amp_worker_t *w, op_t *o) {
+  if (o->retry_at_ms && o->retry_at_ms > w->now_ms) return 1;
+  if (o->type == OP_SETTLE && o->inv && !LD(&o->inv->durable)) return 1;
+  return 0;
+}
+
+/* Submits queued ops in order (skipping those gated); stops at a full ring. */
+static void pend_flush_(amp_worker_t *w) {
+  op_t **pp = &w->pend_head, *prev = NULL;
+  while (*pp) {
+    op_t *o = *pp;
+    if (op_gated_(w, o)) {
+      prev = o;
+      pp = &o->next;
+      continue;
+    }
+    int rc = amp_store_submit(w->e->st, w->idx, &o->in);
+    if (rc != AMP_OK) {
+      CNT(w, store_ring_full);
+      break;
+    }
+    *pp = o->next;
+    if (w->pend_tail == o) w->pend_tail = prev;
+    w->n_pend--;
+    w->n_sub++;
+  }
+}
+
+static void op_submit_(amp_worker_t *w, op_t *o) {
+  if (!w->pend_head && !op_gated_(w, o)) {
+    if (amp_store_submit(w->e->st, w->idx, &o->in) == AMP_OK) {
+      w->n_sub++;
+      return;
+    }
+    CNT(w, store_ring_full);
+  }
+  pend_push_(w, o);
+}
+
+/* ---- answers ------------------------------------------------------------- */
+
+static void emit_(amp_worker_t *w, const amp_engine_sink_t *sink, uint64_t gw, uint64_t scid,
+                  long len) {
+  if (len <= 0 || !sink || !sink->emit) return;
+  sink->emit(sink->ctx, gw, scid, w->out, (size_t)len);
+}
+
+static void emit_fail_msg_(amp_worker_t *w, const amp_engine_sink_t *sink, const htlc_t *h,
+                           const uint8_t *msg, size_t len) {
+  long n = amp_answer_fail(w->out, sizeof w->out, h->channel_id, h->htlc_id, h->ss, msg, len);
+  emit_(w, sink, h->gateway_id, h->scid, n);
+  if (n > 0) CNT(w, answers_fail);
+}
+
+static void emit_malformed_(amp_worker_t *w, const amp_engine_sink_t *sink, const htlc_t *h,
+                            const uint8_t sha[32], uint16_t code) {
+  long n = amp_answer_malformed(w->out, sizeof w->out, h->channel_id, h->htlc_id, sha, code);
+  emit_(w, sink, h->gateway_id, h->scid, n);
+  if (n > 0) CNT(w, answers_malformed);
+}
+
+static void emit_fulfill_(amp_worker_t *w, const amp_engine_sink_t *sink, const htlc_t *h,
+                          const uint8_t pre[32]) {
+  long n = amp_answer_fulfill(w->out, sizeof w->out, h->channel_id, h->htlc_id, pre);
+  emit_(w, sink, h->gateway_id, h->scid, n);
+  amp_wipe(w->out, 32 + 2 + 32 + 8 + 8);
+  if (n > 0) CNT(w, answers_fulfill);
+}
+
+/* Fails h (not held, or taken out of its set): the failure message msg is
+ * committed, then answered. malformed: an update_fail_malformed_htlc with
+ * code and msg = sha256_of_onion. */
+static void fail_htlc_(amp_worker_t *w, htlc_t *h, const uint8_t *msg, size_t len, uint16_t code,
+                       int malformed) {
+  op_t *o = op_alloc_(w, OP_FAIL);
+  if (!o) {
+    /* out of memory: nothing recorded, nothing answered; a redelivery
+     * gets a fresh try */
+    CNT(w, overload_dropped);
+    htlc_retire_(w, h);
+    return;
+  }
+  ST(&h->state, (uint8_t)H_ANSWERING);
+  o->h = h;
+  o->in.kind = AMP_INTENT_FAIL;
+  o->in.scid = h->scid;
+  o->in.htlc_id = h->htlc_id;
+  o->in.cltv_expiry = h->cltv_expiry;
+  if (h->in_tag) {
+    memcpy(o->in.onion_tag, h->tag, 16);
+    o->in.has_onion_tag = 1;
+  }
+  o->in.fail_code = code;
+  o->in.fail_malformed = (uint8_t)malformed;
+  if (len > sizeof o->in.fail_msg) len = sizeof o->in.fail_msg;
+  o->in.fail_msg_len = (uint16_t)len;
+  memcpy(o->in.fail_msg, msg, len);
+  op_submit_(w, o);
+}
+
+static void fail_details_(amp_worker_t *w, htlc_t *h) {
+  uint8_t m[AMP_FAILURE_MSG_MAX];
+  size_t n = amp_failure_msg_details(m, h->amount_msat, amp_engine_height(w->e));
+  fail_htlc_(w, h, m, n, AMP_FAIL_INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS, 0);
+}
+
+static void fail_code_(amp_worker_t *w, htlc_t *h, uint16_t code) {
+  uint8_t m[2];
+  size_t n = amp_failure_msg_code(m, code);
+  fail_htlc_(w, h, m, n, code, 0);
+}
+
+/* ---- sets: completion and cancel ----------------------------------------- */
+
+static void set_replace_done_(amp_worker_t *w, set_t *s, int cancelled, uint64_t settle_index,
+                              uint64_t amount) {
+  amp_engine_t *e = w->e;
+  dset_t *d = calloc(1, sizeof *d);
+  if (d) {
+    d->k.kind = s->k.kind;
+    d->k.live = 0;
+    memcpy(d->k.key, s->k.key, 32);
+    d->cancelled = (uint8_t)cancelled;
+    d->inv = s->inv;
+    memcpy(d->payment_addr, s->inv->rec.payment_addr, 32);
+    d->settle_index = settle_index;
+    d->amount_msat = amount;
+    struct cds_lfht_iter it;
+    setkey_t k = {s->k.kind, s->k.key};
+    unsigned long hv = hash_set_(e, s->k.kind, s->k.key);
+    cds_lfht_lookup(e->t_set, hv, match_set_, &k, &it);
+    if (cds_lfht_iter_get_node(&it) != &s->k.node ||
+        cds_lfht_replace(e->t_set, &it, hv, match_set_, &k, &d->k.node) != 0) {
+      free(d); /* cannot happen: a closing set stays in the table */
+      cds_lfht_del(e->t_set, &s->k.node);
+    }
+  } else {
+    /* out of memory: keep the closed live record (never reopens) */
+    ST(&s->state, (uint8_t)S_CLOSING);
+    return;
+  }
+  call_rcu(&s->rcu, set_free_cb_);
+}
+
+/* Fails every HTLC of a closed set s (reconstruction mismatch, invoice
+ * cancelled): the set is recorded as cancelled, each HTLC's failure is
+ * committed and then answered. */
+static void set_cancel_(amp_worker_t *w, set_t *s) {
+  /* the store's CANCEL_SET gives every HTLC one shared failure; ours differ
+   * (htlc_msat), so: the set record with no HTLCs, then one FAIL per HTLC */
+  op_t *o = op_alloc_(w, OP_CANCEL_SET);
+  if (o) {
+    o->s = s;
+    o->inv = s->inv;
+    o->in.kind = AMP_INTENT_CANCEL_SET;
+    memcpy(o->in.set_id, s->k.key, 32);
+    memcpy(o->in.payment_addr, s->inv->rec.payment_addr, 32);
+    o->in.amount_msat = s->sum_msat;
+    o->in.n_htlcs = 0;
+    o->in.htlcs = NULL;
+    uint8_t m[2];
+    o->in.fail_code = AMP_FAIL_INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS;
+    o->in.fail_msg_len = (uint16_t)amp_failure_msg_code(m, AMP_FAIL_INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS);
+    memcpy(o->in.fail_msg, m, 2);
+    op_submit_(w, o);
+  }
+  for (htlc_t *h = s->head; h;) {
+    htlc_t *nx = h->set_next;
+    fail_details_(w, h);
+    h = nx;
+  }
+  if (!o) {
+    /* no memory for the set record: the HTLCs still fail durably */
+    atomic_fetch_sub(&s->inv->closing, 1);
+    set_replace_done_(w, s, 1, 0, 0);
+  }
+}
+
+/* The set s just closed (this worker flipped it): verify and settle, or
+ * cancel on a mismatch. */
+static void set_complete_(amp_worker_t *w, set_t *s) {
+  CNT(w, sets_completed);
+  uint32_t n = s->n, i = 0;
+  for (htlc_t *h = s->head; h; h = h->set_next, i++) {
+    memcpy(w->v_share[i], h->share, 32);
+    w->v_idx[i] = h->child_index;
+    memcpy(w->v_hash[i], h->hash, 32);
+  }
+  int rc;
+  if (s->k.kind == K_AMP) {
+    rc = amp_child_verify(w->v_pre, (const uint8_t(*)[32])w->v_share, w->v_idx,
+                          (const uint8_t(*)[32])w->v_hash, n);
+  } else {
+    rc = AMP_OK;
+    for (i = 0; i < n; i++) memcpy(w->v_pre[i], s->inv->rec.preimage, 32);
+  }
+  amp_wipe(w->v_share, (size_t)n * 32);
+  if (rc != AMP_OK) {
+    CNT(w, child_mismatch);
+    set_cancel_(w, s);
+    return;
+  }
+  unsigned cls = 0;
+  op_t *o = op_alloc_(w, OP_SETTLE);
+  amp_store_htlc_t *arr = o ? arr_get_(w, n, &cls) : NULL;
+  if (!o || !arr) {
+    if (o) op_free_(w, o);
+    amp_wipe(w->v_pre, (size_t)n * 32);
+    CNT(w, overload_dropped);
+    set_cancel_(w, s);
+    return;
+  }
+  o->s = s;
+  o->inv = s->inv;
+  o->arr = arr;
+  o->arr_cls = cls;
+  o->in.kind = AMP_INTENT_SETTLE;
+  memcpy(o->in.set_id, s->k.key, 32);
+  memcpy(o->in.payment_addr, s->inv->rec.payment_addr, 32);
+  o->in.amount_msat = s->sum_msat;
+  o->in.n_htlcs = n;
+  o->in.htlcs = arr;
+  i = 0;
+  for (htlc_t *h = s->head; h; h = h->set_next, i++) {
+    amp_store_htlc_t *a = &arr[i];
+    memset(a, 0, sizeof *a);
+    a->scid = h->scid;
+    a->htlc_id = h->htlc_id;
+    a->amount_msat = h->amount_msat;
+    a->cltv_expiry = h->cltv_expiry;
+    a->child_index = h->child_index;
+    memcpy(a->preimage, w->v_pre[i], 32);
+    memcpy(a->onion_tag, h->tag, 16);
+  }
+  amp_wipe(w->v_pre, (size_t)n * 32);
+  op_submit_(w, o);
+}
+
+/* ---- arrival ------------------------------------------------------------- */
+
+/* One HTLC after the peel, as both entry points see it. */
+typedef struct {
+  uint64_t gateway_id, scid, htlc_id, amount_msat, rx_ns;
+  uint32_t cltv_expiry;
+  const uint8_t *payment_hash;
+  const uint8_t *channel_id;
+  int peel_err;
+  uint16_t failure_code;
+  const uint8_t *sha256_of_onion;
+  const uint8_t *ss;
+  int is_final;
+  const uint8_t *payload;
+  size_t payload_len;
+  const uint8_t *tag;            /* 16 bytes when peel_err == OK or PAYLOAD */
+} arrival_t;
+
+static inv_t *placeholder_(amp_worker_t *w, const amp_payload_t *pl) {
+  amp_engine_t *e = w->e;
+  inv_t *inv = calloc(1, sizeof *inv);
+  if (!inv) return NULL;
+  memcpy(inv->rec.payment_addr, pl->payment_addr, 32);
+  inv->rec.type = AMP_INVOICE_AMP;
+  inv->rec.state = AMP_INVOICE_OPEN;
+  inv->rec.placeholder = 1;
+  inv->rec.value_msat = pl->total_msat;
+  inv->rec.created = wall_now_(e);
+  inv->rec.expiry = 30ull * 24 * 3600;
+  inv->rec.cltv_delta = 0;
+  inv->rec.add_index = atomic_fetch_add(&e->add_index, 1) + 1;
+  snprintf(inv->rec.memo, sizeof inv->rec.memo, "spontaneous AMP");
+  op_t *o = op_alloc_(w, OP_INV_PUT);
+  if (!o) {
+    free(inv);
+    return NULL;
+  }
+  inv_t *other = inv_insert_(e, inv);
+  if (other) {
+    free(inv);
+    op_free_(w, o);
+    return other;
+  }
+  CNT(w, placeholder_invoices);
+  o->inv = inv;
+  o->in.kind = AMP_INTENT_INVOICE_PUT;
+  o->in.invoice = inv->rec;
+  op_submit_(w, o);
+  return inv;
+}
+
+/* Rules 2..9 for a final-hop HTLC whose payload parsed and passed rule 1 and
+ * the final-hop checks. Holds h or fails it. */
+static void receive_(amp_worker_t *w, htlc_t *h, const arrival_t *a, const amp_payload_t *pl) {
+  amp_engine_t *e = w->e;
+  uint32_t height = amp_engine_height(e);
+  int is_amp = (pl->present & AMP_PAYLOAD_AMP) != 0;
+  int has_mpp = (pl->present & AMP_PAYLOAD_MPP) != 0;
+  inv_t *inv;
+
+  /* rule 2 */
+  if (is_amp) {
+    inv = inv_by_addr_(e, pl->payment_addr);
+    if (!inv) {
+      if (!e->cfg.accept_amp || !(inv = placeholder_(w, pl))) {
+        CNT(w, fail_no_invoice);
+        goto fail;
+      }
+    }
+  } else {
+    /* by (payment_addr, payment_hash) as LND does: an AMP invoice's addr
+     * without the AMP record is a type mismatch (rule 3) */
+    inv = has_mpp ? inv_by_addr_(e, pl->payment_addr) : NULL;
+    if (inv && inv->rec.type == AMP_INVOICE_MPP && memcmp(inv->rec.payment_hash, a->payment_hash, 32))
+      inv = NULL;
+    if (!inv) inv = inv_by_hash_(e, a->payment_hash);
+    if (!inv) {
+      CNT(w, fail_no_invoice);
+      goto fail;
+    }
+  }
+  /* rule 3 */
+  if (is_amp != (inv->rec.type == AMP_INVOICE_AMP)) {
+    CNT(w, fail_type_mismatch);
+    goto fail;
+  }
+  /* rule 4 */
+  if (LD(&inv->rec.state) != AMP_INVOICE_OPEN) {
+    CNT(w, fail_invoice_not_open);
+    goto fail;
+  }
+  if (inv->rec.created + inv->rec.expiry < wall_now_(e)) {
+    CNT(w, fail_invoice_expired);
+    goto fail;
+  }
+  /* rule 5 */
+  if (!has_mpp || memcmp(pl->payment_addr, inv->rec.payment_addr, 32) != 0) {
+    CNT(w, fail_payment_addr);
+    goto fail;
+  }
+  if (pl->total_msat == 0 || pl->total_msat < inv->rec.value_msat) {
+    CNT(w, fail_total_msat);
+    goto fail;
+  }
+  uint8_t kind = is_amp ? K_AMP : K_MPP;
+  const uint8_t *sid = is_amp ? pl->amp_set_id : a->payment_hash;
+  skey_t *sk = set_find_(e, kind, sid);
+  /* rule 6 */
+  if (sk && sk->live) {
+    set_t *s = (set_t *)sk;
+    if (s->inv == inv && s->total_msat != pl->total_msat) {
+      CNT(w, fail_total_mismatch);
+      goto fail;
+    }
+  }
+  /* rule 7 */
+  if ((uint64_t)h->cltv_expiry < (uint64_t)height + e->cfg.final_cltv_reject_delta) {
+    CNT(w, fail_cltv_reject_delta);
+    goto fail;
+  }
+  if ((uint64_t)h->cltv_expiry < (uint64_t)height + inv->rec.cltv_delta) {
+    CNT(w, fail_cltv_invoice_delta);
+    goto fail;
+  }
+  if (h->amount_msat < pl->amt_to_forward) {
+    CNT(w, fail_amt_below_forward);
+    goto fail;
+  }
+  if (h->cltv_expiry < pl->outgoing_cltv_value) {
+    CNT(w, fail_cltv_below_outgoing);
+    goto fail;
+  }
+  /* rule 8 */
+  if (is_amp && amp_ct_is_zero(pl->amp_set_id, 32)) {
+    CNT(w, fail_set_id_zero);
+    goto fail;
+  }
+  if (sk && !sk->live) {
+    if (((dset_t *)sk)->inv != inv) CNT(w, fail_set_other_invoice);
+    else CNT(w, fail_set_done);
+    goto fail;
+  }
+  if (sk && ((set_t *)sk)->inv != inv) {
+    CNT(w, fail_set_other_invoice);
+    goto fail;
+  }
+  /* rule 9: limits, then hold */
+  if (atomic_fetch_add(&e->held, 1) >= e->cfg.max_held_total) {
+    atomic_fetch_sub(&e->held, 1);
+    CNT(w, limit_held_total);
+    goto fail;
+  }
+  gw_t *g = gw_slot_(e, h->gateway_id, &h->gw_slot);
+  if (atomic_fetch_add(&g->held, 1) >= e->cfg.max_held_per_gateway) {
+    atomic_fetch_sub(&g->held, 1);
+    atomic_fetch_sub(&e->held, 1);
+    CNT(w, limit_held_gateway);
+    goto fail;
+  }
+  h->counted = 1;
+  if (is_amp) {
+    memcpy(h->share, pl->amp_share, 32);
+    h->child_index = pl->amp_child_index;
+  }
+  memcpy(h->hash, a->payment_hash, 32);
+
+  set_t *s;
+  int complete = 0;
+  for (;;) {
+    sk = set_find_(e, kind, sid);
+    if (!sk) {
+      set_t *ns = set_alloc_(w);
+      if (!ns) {
+        CNT(w, limit_set_pool);
+        goto fail_uncount;
+      }
+      ns->k.kind = kind;
+      memcpy(ns->k.key, sid, 32);
+      ns->inv = inv;
+      ns->total_msat = pl->total_msat;
+      ns->state = S_OPEN;
+      struct cds_lfht_node *got =
+          cds_lfht_add_unique(e->t_set, hash_set_(e, kind, sid), match_set_,
+                              &(setkey_t){kind, sid}, &ns->k.node);
+      if (got != &ns->k.node) {
+        pool_put_local(&w->sp, ns); /* never published */
+        continue;
+      }
+      sk = &ns->k;
+    }
+    if (!sk->live) {
+      if (((dset_t *)sk)->inv != inv) CNT(w, fail_set_other_invoice);
+      else CNT(w, fail_set_done);
+      goto fail_uncount;
+    }
+    s = (set_t *)sk;
+    set_lock_(s);
+    if (s->state == S_DEAD) {
+      set_unlock_(s);
+      continue;
+    }
+    int why = 0;
+    if (s->state == S_CLOSING) why = 1;
+    else if (s->inv != inv) why = 2;
+    else if (s->total_msat != pl->total_msat) why = 3;
+    else if (s->n >= e->cfg.max_htlcs_per_set) why = 4;
+    else if (__atomic_load_n(&inv->rec.state, __ATOMIC_SEQ_CST) != AMP_INVOICE_OPEN) why = 5;
+    if (why) {
+      int dead = 0;
+      if (s->state == S_OPEN && s->n == 0) { /* a set this worker just made */
+        ST(&s->state, (uint8_t)S_DEAD);
+        cds_lfht_del(e->t_set, &s->k.node);
+        dead = 1;
+      }
+      set_unlock_(s);
+      if (dead) call_rcu(&s->rcu, set_free_cb_);
+      switch (why) {
+      case 1: CNT(w, fail_set_closing); break;
+      case 2: CNT(w, fail_set_other_invoice); break;
+      case 3: CNT(w, fail_total_mismatch); break;
+      case 4: CNT(w, limit_set_htlcs); break;
+      default: CNT(w, fail_invoice_not_open); break;
+      }
+      goto fail_uncount;
+    }
+    /* link at the tail is not needed: order is irrelevant; push front */
+    h->set = s;
+    h->set_next = s->head;
+    if (s->head) s->head->set_pprev = &h->set_next;
+    h->set_pprev = &s->head;
+    s->head = h;
+    s->n++;
+    s->sum_msat += h->amount_msat;
+    ST(&h->state, (uint8_t)H_HELD);
+    if (s->sum_msat >= s->total_msat) {
+      ST(&s->state, (uint8_t)S_CLOSING);
+      for (htlc_t *x = s->head; x; x = x->set_next) ST(&x->state, (uint8_t)H_CLOSING);
+      atomic_fetch_add(&inv->closing, 1);
+      complete = 1;
+    }
+    set_unlock_(s);
+    break;
+  }
+  CNT(w, held);
+  amp_timer_add(&w->wheel, &h->timer, a->rx_ns / 1000000 + e->cfg.hold_timeout_ms);
+  if (complete) set_complete_(w, s);
+  return;
+
+fail_uncount:
+  atomic_fetch_sub(&e->held, 1);
+  atomic_fetch_sub(&e->gw[h->gw_slot].held, 1);
+  h->counted = 0;
+fail:
+  fail_details_(w, h);
+}
+
+/* Answers a redelivered HTLC from its committed resolution. */
+static void answer_from_store_(amp_worker_t *w, htlc_t *h, const amp_store_resolution_t *r,
+                               const amp_engine_sink_t *sink) {
+  if (r->settled) {
+    emit_fulfill_(w, sink, h, r->preimage);
+  } else if (r->fail_malformed) {
+    uint8_t sha[32] = {0};
+    memcpy(sha, r->fail_msg, r->fail_msg_len < 32 ? r->fail_msg_len : 32);
+    emit_malformed_(w, sink, h, sha, r->fail_code);
+  } else if (h->has_ss) {
+    emit_fail_msg_(w, sink, h, r->fail_msg, r->fail_msg_len);
+  } else {
+    CNT(w, redelivery_read_error); /* cannot wrap a failure without the secret */
+    return;
+  }
+  CNT(w, redelivery_durable);
+}
+
+static void arrive_(amp_worker_t *w, const arrival_t *a, const amp_engine_sink_t *sink) {
+  amp_engine_t *e = w->e;
+  htlc_t *h = htlc_alloc_(w);
+  if (!h) {
+    CNT(w, overload_dropped);
+    return;
+  }
+  h->gateway_id = a->gateway_id;
+  h->scid = a->scid;
+  h->htlc_id = a->htlc_id;
+  h->amount_msat = a->amount_msat;
+  h->cltv_expiry = a->cltv_expiry;
+  memcpy(h->channel_id, a->channel_id, 32);
+  memcpy(h->hash, a->payment_hash, 32);
+  if (a->ss) {
+    memcpy(h->ss, a->ss, 32);
+    h->has_ss = 1;
+  }
+  if (a->tag) memcpy(h->tag, a->tag, 16);
+
+  idkey_t ik = {a->scid, a->htlc_id};
+  struct cds_lfht_node *got = cds_lfht_add_unique(e->t_id, hash_id_(e, a->scid, a->htlc_id),
+                                                  match_id_, &ik, &h->id_node);
+  if (got != &h->id_node) {
+    CNT(w, redelivery_inflight);
+    amp_wipe(h->ss, 32);
+    ST(&h->state, (uint8_t)H_FREE);
+    pool_put_local(&w->hp, h);
+    return;
+  }
+  /* answered and durable already? (checked after publishing: see the
+   * redelivery argument in amp_engine.h) */
+  if (amp_store_maybe_resolved(e->st, a->scid, a->htlc_id)) {
+    amp_store_resolution_t r;
+    int rc = amp_store_resolution_get(e->st, a->scid, a->htlc_id, &r);
+    if (rc == AMP_OK) {
+      answer_from_store_(w, h, &r, sink);
+      amp_wipe(&r, sizeof r);
+      htlc_retire_(w, h);
+      return;
+    }
+    if (rc != AMP_ERR_NOTFOUND) {
+      CNT(w, redelivery_read_error);
+      htlc_retire_(w, h);
+      return;
+    }
+  }
+  if (a->peel_err != AMP_OK && a->peel_err != AMP_ERR_PAYLOAD) {
+    CNT(w, malformed_onion);
+    fail_htlc_(w, h, a->sha256_of_onion, 32, a->failure_code, 1);
+    return;
+  }
+  /* the onion's tag: in flight elsewhere, or durable under another HTLC? */
+  tagkey_t tk = {a->cltv_expiry, h->tag};
+  got = cds_lfht_add_unique(e->t_tag, hash_tag_(e, a->cltv_expiry, h->tag), match_tag_, &tk,
+                            &h->tag_node);
+  if (got != &h->tag_node) {
+    CNT(w, replays);
+    fail_details_(w, h);
+    return;
+  }
+  h->in_tag = 1;
+  if (amp_store_maybe_replayed(e->st, a->cltv_expiry, h->tag)) {
+    uint64_t s2 = 0, i2 = 0;
+    if (amp_store_replay_get(e->st, a->cltv_expiry, h->tag, &s2, &i2) == AMP_OK &&
+        (s2 != a->scid || i2 != a->htlc_id)) {
+      CNT(w, replays);
+      cds_lfht_del(e->t_tag, &h->tag_node); /* the tag is the other HTLC's */
+      h->in_tag = 0;
+      fail_details_(w, h);
+      return;
+    }
+  }
+  if (a->peel_err == AMP_ERR_PAYLOAD) {
+    uint8_t m[16];
+    CNT(w, invalid_payload);
+    fail_htlc_(w, h, m, amp_failure_msg_invalid_payload(m, 0, 0), AMP_FAIL_INVALID_ONION_PAYLOAD,
+               0);
+    return;
+  }
+  if (!a->is_final) {
+    CNT(w, forward_unsupported);
+    fail_code_(w, h, AMP_FAIL_UNKNOWN_NEXT_PEER);
+    return;
+  }
+  amp_payload_t pl;
+  uint64_t bad = 0;
+  if (amp_payload_parse(&pl, a->payload, a->payload_len, &bad) != AMP_OK) {
+    uint8_t m[16];
+    CNT(w, invalid_payload);
+    fail_htlc_(w, h, m, amp_failure_msg_invalid_payload(m, bad, 0),
+               AMP_FAIL_INVALID_ONION_PAYLOAD, 0);
+    return;
+  }
+  /* rule 1 */
+  if ((pl.present & AMP_PAYLOAD_AMP) && !(pl.present & AMP_PAYLOAD_MPP)) {
+    CNT(w, fail_amp_without_mpp);
+    amp_wipe(pl.amp_share, 32);
+    fail_details_(w, h);
+    return;
+  }
+  if (amp_payload_check_final(&pl, &bad) != AMP_OK) {
+    uint8_t m[16];
+    CNT(w, invalid_payload);
+    amp_wipe(pl.amp_share, 32);
+    fail_htlc_(w, h, m, amp_failure_msg_invalid_payload(m, bad, 0),
+               AMP_FAIL_INVALID_ONION_PAYLOAD, 0);
+    return;
+  }
+  receive_(w, h, a, &pl);
+  amp_wipe(pl.amp_share, 32);
+}
+
+/* ---- entry points -------------------------------------------------------- */
+
+void amp_worker_process(amp_worker_t *w, const amp_engine_in_t *in, size_t n,
+                        const amp_engine_sink_t *sink) {
+  amp_engine_t *e = w->e;
+  amp_msg_add_t m[BURST];
+  const amp_engine_in_t *src[BURST];
+  const uint8_t *assoc[BURST], *onion[BURST];
+  uint8_t tags[BURST][32];
+  const uint8_t *tmsg[BURST];
+  size_t tlen[BURST];
+  for (size_t base = 0; base < n; base += BURST) {
+    size_t k = n - base < BURST ? n - base : BURST, na = 0;
+    for (size_t i = 0; i < k; i++) {
+      const amp_engine_in_t *x = &in[base + i];
+      CNT(w, msgs_in);
+      int t = amp_msg_type(x->msg, x->len);
+      if (t == AMP_MSG_UPDATE_ADD_HTLC) {
+        CNT(w, htlcs_in);
+        if (amp_msg_add_decode(&m[na], x->msg, x->len) != AMP_OK) {
+          CNT(w, bad_msg);
+          continue;
+        }
+        /* cheap early skip of a duplicate in flight (no peel) */
+        struct cds_lfht_iter it;
+        idkey_t ik = {x->scid, m[na].id};
+        cds_lfht_lookup(e->t_id, hash_id_(e, x->scid, m[na].id), match_id_, &ik, &it);
+        if (cds_lfht_iter_get_node(&it)) {
+          CNT(w, redelivery_inflight);
+          continue;
+        }
+        src[na] = x;
+        assoc[na] = m[na].payment_hash;
+        onion[na] = m[na].onion;
+        na++;
+      } else if (t == AMP_MSG_UPDATE_FULFILL_HTLC || t == AMP_MSG_UPDATE_FAIL_HTLC ||
+                 t == AMP_MSG_UPDATE_FAIL_MALFORMED_HTLC) {
+        CNT(w, fwd_answers_ignored);
+      } else if (t == AMP_MSG_TIP) {
+        uint32_t hgt;
+        if (amp_msg_tip_decode(&hgt, x->msg, x->len) == AMP_OK) {
+          CNT(w, tips);
+          uint32_t cur = atomic_load(&e->height);
+          while (hgt > cur && !atomic_compare_exchange_weak(&e->height, &cur, hgt)) {
+          }
+        } else {
+          CNT(w, bad_msg);
+        }
+      } else if (t < 0) {
+        CNT(w, bad_msg);
+      } else {
+        CNT(w, unknown_msg);
+      }
+    }
+    if (!na) continue;
+    amp_sphinx_peel_burst(w->hops, na, e->nk, assoc, onion);
+    size_t nt = 0;
+    for (size_t i = 0; i < na; i++) {
+      amp_sphinx_hop_t *hp = &w->hops[i];
+      if (hp->err == AMP_OK || hp->err == AMP_ERR_PAYLOAD) {
+        tmsg[nt] = hp->shared_secret;
+        tlen[nt] = 32;
+        nt++;
+      }
+    }
+    amp_sha256_batch(tags, tmsg, tlen, nt);
+    nt = 0;
+    for (size_t i = 0; i < na; i++) {
+      amp_sphinx_hop_t *hp = &w->hops[i];
+      int ok = hp->err == AMP_OK || hp->err == AMP_ERR_PAYLOAD;
+      arrival_t a = {
+          .gateway_id = src[i]->gateway_id,
+          .scid = src[i]->scid,
+          .htlc_id = m[i].id,
+          .amount_msat = m[i].amount_msat,
+          .rx_ns = src[i]->rx_ns,
+          .cltv_expiry = m[i].cltv_expiry,
+          .payment_hash = m[i].payment_hash,
+          .channel_id = m[i].channel_id,
+          .peel_err = hp->err,
+          .failure_code = hp->failure_code,
+          .sha256_of_onion = hp->sha256_of_onion,
+          .ss = ok ? hp->shared_secret : NULL,
+          .is_final = hp->is_final,
+          .payload = hp->payload,
+          .payload_len = hp->payload_len,
+          .tag = ok ? tags[nt++] : NULL,
+      };
+      arrive_(w, &a, sink);
+      amp_wipe(hp->shared_secret, 32);
+    }
+    amp_wipe(tags, sizeof tags);
+  }
+}
+
+void amp_worker_process_peeled(amp_worker_t *w, const amp_engine_peeled_t *in, size_t n,
+                               const amp_engine_sink_t *sink) {
+  for (size_t i = 0; i < n; i++) {
+    uint8_t tag[32];
+    amp_sha256(tag, in[i].shared_secret, 32);
+    CNT(w, msgs_in);
+    CNT(w, htlcs_in);
+    arrival_t a = {
+        .gateway_id = in[i].gateway_id,
+        .scid = in[i].scid,
+        .htlc_id = in[i].htlc_id,
+        .amount_msat = in[i].amount_msat,
+        .rx_ns = in[i].rx_ns,
+        .cltv_expiry = in[i].cltv_expiry,
+        .payment_hash = in[i].payment_hash,
+        .channel_id = in[i].channel_id,
+        .peel_err = AMP_OK,
+        .ss = in[i].shared_secret,
+        .is_final = 1,
+        .payload = in[i].payload,
+        .payload_len = in[i].payload_len,
+        .tag = tag,
+    };
+    arrive_(w, &a, sink);
+  }
+}
+
+/* ---- timers ---------------------------------------------------------------- */
+
+typedef struct {
+  amp_worker_t *w;
+} fire_ctx_t;
+
+static void on_timer_(void *ctx, amp_timer_node_t *node) {
+  amp_worker_t *w = ((fire_ctx_t *)ctx)->w;
+  htlc_t *h = container_of_(node, htlc_t, timer);
+  if (LD(&h->state) != H_HELD) return; /* answered meanwhile: lazy cancel */
+  set_t *s = h->set;
+  set_lock_(s);
+  if (LD(&h->state) != H_HELD || h->set != s || s->state != S_OPEN) {
+    set_unlock_(s);
+    return;
+  }
+  *h->set_pprev = h->set_next;
+  if (h->set_next) h->set_next->set_pprev = h->set_pprev;
+  h->set_next = NULL;
+  h->set_pprev = NULL;
+  s->n--;
+  s->sum_msat -= h->amount_msat;
+  ST(&h->state, (uint8_t)H_ANSWERING);
+  int dead = 0;
+  if (s->n == 0) {
+    ST(&s->state, (uint8_t)S_DEAD);
+    cds_lfht_del(w->e->t_set, &s->k.node);
+    dead = 1;
+  }
+  set_unlock_(s);
+  if (dead) call_rcu(&s->rcu, set_free_cb_);
+  CNT(w, timeouts);
+  fail_code_(w, h, AMP_FAIL_MPP_TIMEOUT);
+}
+
+/* ---- completions ------------------------------------------------------------ */
+
+static void give_up_(amp_worker_t *w, op_t *o, const amp_engine_sink_t *sink) {
+  uint8_t m[2];
+  amp_failure_msg_code(m, AMP_FAIL_TEMPORARY_NODE_FAILURE);
+  switch (o->type) {
+  case OP_FAIL:
+    CNT(w, store_gave_up);
+    if (o->in.fail_malformed) {
+      uint8_t sha[32] = {0};
+      memcpy(sha, o->in.fail_msg, 32);
+      emit_malformed_(w, sink, o->h, sha, o->in.fail_code);
+    } else {
+      emit_fail_msg_(w, sink, o->h, m, 2);
+    }
+    htlc_retire_(w, o->h);
+    break;
+  case OP_SETTLE: {
+    set_t *s = o->s;
+    for (htlc_t *h = s->head; h;) {
+      htlc_t *nx = h->set_next;
+      CNT(w, store_gave_up);
+      emit_fail_msg_(w, sink, h, m, 2);
+      htlc_retire_(w, h);
+      h = nx;
+    }
+    atomic_fetch_sub(&s->inv->closing, 1);
+    set_replace_done_(w, s, 1, 0, 0);
+    arr_put_(w, o->arr, o->arr_cls, o->in.n_htlcs);
+    break;
+  }
+  case OP_CANCEL_SET:
+    atomic_fetch_sub(&o->s->inv->closing, 1);
+    set_replace_done_(w, o->s, 1, 0, 0);
+    break;
+  case OP_INV_PUT:
+    ST(&o->inv->durable, (uint8_t)1); /* let its sets try; the store decides */
+    break;
+  }
+  op_free_(w, o);
+}
+
+static void complete_(amp_worker_t *w, op_t *o, const amp_engine_sink_t *sink) {
+  amp_engine_t *e = w->e;
+  if (o->in.status != AMP_OK) {
+    CNT(w, store_errors);
+    if (o->type == OP_FAIL && o->in.status == AMP_ERR_EXISTS) {
+      /* resolved already (a race with a redelivery elsewhere): that answer */
+      amp_store_resolution_t r;
+      if (amp_store_resolution_get(e->st, o->h->scid, o->h->htlc_id, &r) == AMP_OK)
+        answer_from_store_(w, o->h, &r, sink);
+      amp_wipe(&r, sizeof r);
+      htlc_retire_(w, o->h);
+      op_free_(w, o);
+      return;
+    }
+    /* transient (I/O, map full): retry; a refusal (EXISTS, STATE, RANGE,
+     * NOTFOUND) will not change: give up at once */
+    int transient = o->in.status == AMP_ERR_IO || o->in.status == AMP_ERR_FULL ||
+                    o->in.status == AMP_ERR_NOMEM ||
+                    (o->in.status == AMP_ERR_NOTFOUND && o->type == OP_SETTLE);
+    if (transient && o->retries < e->cfg.store_retry_max) {
+      o->retries++;
+      o->retry_at_ms = w->now_ms + (10ull << (o->retries - 1 < 7 ? o->retries - 1 : 7));
+      CNT(w, store_retries);
+      pend_push_(w, o);
+      return;
+    }
+    give_up_(w, o, sink);
+    return;
+  }
+  switch (o->type) {
+  case OP_FAIL: {
+    htlc_t *h = o->h;
+    if (o->in.fail_malformed) emit_malformed_(w, sink, h, o->in.fail_msg, o->in.fail_code);
+    else emit_fail_msg_(w, sink, h, o->in.fail_msg, o->in.fail_msg_len);
+    htlc_retire_(w, h);
+    break;
+  }
+  case OP_SETTLE: {
+    set_t *s = o->s;
+    inv_t *inv = s->inv;
+    uint32_t i = 0;
+    for (htlc_t *h = s->head; h; i++) {
+      htlc_t *nx = h->set_next;
+      emit_fulfill_(w, sink, h, o->arr[i].preimage);
+      CNT(w, htlcs_settled);
+      htlc_retire_(w, h);
+      h = nx;
+    }
+    __atomic_fetch_add(&inv->rec.amt_paid_msat, s->sum_msat, __ATOMIC_ACQ_REL);
+    __atomic_fetch_add(&inv->rec.sets_settled, 1, __ATOMIC_ACQ_REL);
+    if (inv->rec.type == AMP_INVOICE_MPP) ST(&inv->rec.state, (uint8_t)AMP_INVOICE_SETTLED);
+    atomic_fetch_sub(&inv->closing, 1);
+    CNT(w, sets_settled);
+    set_replace_done_(w, s, 0, o->in.settle_index, s->sum_msat);
+    arr_put_(w, o->arr, o->arr_cls, o->in.n_htlcs);
+    break;
+  }
+  case OP_CANCEL_SET:
+    CNT(w, sets_cancelled);
+    atomic_fetch_sub(&o->s->inv->closing, 1);
+    set_replace_done_(w, o->s, 1, o->in.settle_index, 0);
+    break;
+  case OP_INV_PUT:
+    /* the store numbers invoices */
+    __atomic_store_n(&o->inv->rec.add_index, o->in.invoice.add_index, __ATOMIC_RELAXED);
+    ST(&o->inv->durable, (uint8_t)1);
+    break;
+  }
+  op_free_(w, o);
+}
+
+size_t amp_worker_poll(amp_worker_t *w, uint64_t now_ns, const amp_engine_sink_t *sink) {
+  amp_engine_t *e = w->e;
+  uint64_t before = w->c.answers_fail + w->c.answers_fulfill + w->c.answers_malformed;
+  w->now_ms = now_ns / 1000000;
+  /* ops handed over by the admin (cancel requests) */
+  op_t *in = mpsc_take_all(&w->inbox);
+  while (in) {
+    op_t *nx = in->next;
+    if (in->type == OP_CANCEL_REQ) {
+      CNT(w, invoice_cancel_fails);
+      set_cancel_(w, in->s);
+      free(in);
+    }
+    in = nx;
+  }
+  fire_ctx_t fc = {w};
+  amp_timer_expire(&w->wheel, w->now_ms, on_timer_, &fc, 0);
+  if (w->pend_head) pend_flush_(w);
+  amp_store_intent_t *done[64];
+  unsigned k;
+  while ((k = amp_store_poll(e->st, w->idx, done, 64)) > 0) {
+    for (unsigned i = 0; i < k; i++) {
+      w->n_sub--;
+      complete_(w, (op_t *)done[i]->cookie, sink);
+    }
+    if (w->pend_head) pend_flush_(w);
+  }
+  rcu_quiescent_state();
+  return (size_t)(w->c.answers_fail + w->c.answers_fulfill + w->c.answers_malformed - before);
+}
+
+int amp_worker_idle(const amp_worker_t *w) {
+  return w->n_pend == 0 && w->n_sub == 0 && !atomic_load(&w->inbox.top);
+}
+
+/* ---- frees through RCU ------------------------------------------------------ */
+
+static void set_free_cb_(struct rcu_head *head) {
+  set_t *s = container_of_(head, set_t, rcu);
+  pool_put_remote(&s->ow->sp, s);
+}
+
+/* ---- 5. lifecycle ------------------------------------------------------------ */
+
+static int rcu_enter_(void) {
+  if (tls_rcu_registered) return 0;
+  rcu_register_thread();
+  tls_rcu_registered = -1;
+  return 1;
+}
+
+static void rcu_leave_(int reg) {
+  if (!reg) return;
+  rcu_unregister_thread();
+  tls_rcu_registered = 0;
+}
+
+/* Sleeps ~us without holding up RCU grace periods. */
+static void rcu_sleep_(unsigned us) {
+  int online = tls_rcu_registered != 0;
+  if (online) rcu_thread_offline();
+  usleep(us);
+  if (online) rcu_thread_online();
+}
+
+typedef struct {
+  amp_engine_t *e;
+  int err;
+  uint64_t max_add;
+} rec_ctx_t;
+
+static int rec_invoice_(void *ctx, const amp_store_invoice_t *r) {
+  rec_ctx_t *c = ctx;
+  inv_t *inv = calloc(1, sizeof *inv);
+  if (!inv) {
+    c->err = AMP_ERR_NOMEM;
+    return 1;
+  }
+  inv->rec = *r;
+  inv->durable = 1;
+  if (r->add_index > c->max_add) c->max_add = r->add_index;
+  if (inv_insert_(c->e, inv)) free(inv); /* duplicate hash: first one wins */
+  return 0;
+}
+
+static int rec_set_(void *ctx, const amp_store_set_t *st) {
+  rec_ctx_t *c = ctx;
+  amp_engine_t *e = c->e;
+  inv_t *inv = inv_by_addr_(e, st->payment_addr);
+  dset_t *d = calloc(1, sizeof *d);
+  if (!d) {
+    c->err = AMP_ERR_NOMEM;
+    return 1;
+  }
+  d->k.kind = (inv && inv->rec.type == AMP_INVOICE_MPP) ? K_MPP : K_AMP;
+  memcpy(d->k.key, st->set_id, 32);
+  d->cancelled = st->cancelled;
+  d->inv = inv;
+  memcpy(d->payment_addr, st->payment_addr, 32);
+  d->settle_index = st->settle_index;
+  d->amount_msat = st->amount_msat;
+  /* a later record for the same set (settled after a cancel cannot happen;
+   * keep the first) */
+  struct cds_lfht_node *got = cds_lfht_add_unique(
+      e->t_set, hash_set_(e, d->k.kind, d->k.key), match_set_, &(setkey_t){d->k.kind, d->k.key},
+      &d->k.node);
+  if (got != &d->k.node) free(d);
+  return 0;
+}
+
+static void worker_free_(amp_worker_t *w) {
+  if (!w) return;
+  free(w->hp.base);
+  free(w->sp.base);
+  free(w->ops);
+  for (unsigned c = 0; c < ARR_CLASSES; c++) {
+    arrhdr_t *h = w->arr_cache[c];
+    while (h) {
+      arrhdr_t *nx = h->next;
+      free(h);
+      h = nx;
+    }
+  }
+  free(w->v_share);
+  free(w->v_idx);
+  free(w->v_hash);
+  free(w->v_pre);
+  free(w->hops);
+  amp_timer_wheel_fini(&w->wheel);
+  free(w);
+}
+
+static struct cds_lfht *table_new_(void) {
+  return cds_lfht_new(1024, 1024, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, NULL);
+}
+
+int amp_engine_new(amp_engine_t **out, const amp_engine_cfg_t *cfg) {
+  *out = NULL;
+  if (!cfg || !cfg->store || cfg->workers == 0 || cfg->workers > 1024) return AMP_ERR_CONFIG;
+  int rc = amp_secp_init();
+  if (rc != AMP_OK) return rc;
+  if (amp_secp_seckey_verify(cfg->node_key) != AMP_OK) return AMP_ERR_CONFIG;
+  amp_engine_t *e = calloc(1, sizeof *e);
+  if (!e) return AMP_ERR_NOMEM;
+  e->cfg = *cfg;
+  memcpy(e->nk, cfg->node_key, 32);
+  amp_wipe(e->cfg.node_key, 32);
+  amp_engine_cfg_t *c = &e->cfg;
+  if (!c->hold_timeout_ms) c->hold_timeout_ms = 120000;
+  if (!c->final_cltv_reject_delta) c->final_cltv_reject_delta = 19;
+  if (!c->max_htlcs_per_set) c->max_htlcs_per_set = 512;
+  if (c->max_htlcs_per_set > (1u << (ARR_CLASSES - 1))) c->max_htlcs_per_set = 1u << (ARR_CLASSES - 1);
+  if (!c->max_held_total) c->max_held_total = 1u << 20;
+  if (!c->max_held_per_gateway) c->max_held_per_gateway = c->max_held_total;
+  if (!c->pool_htlcs) {
+    uint64_t p = c->max_held_total / c->workers + 4096;
+    c->pool_htlcs = p > 0xffffffffu ? 0xffffffffu : (uint32_t)p;
+  }
+  if (!c->pool_sets) c->pool_sets = c->pool_htlcs;
+  if (!c->pool_ops) c->pool_ops = 16384;
+  if (!c->store_retry_max) c->store_retry_max = 8;
+  e->st = cfg->store;
+  pthread_mutex_init(&e->admin_mu, NULL);
+  if ((rc = amp_random(e->hk, sizeof e->hk)) != AMP_OK) goto fail;
+  rc = AMP_ERR_NOMEM;
+  e->t_id = table_new_();
+  e->t_tag = table_new_();
+  e->t_set = table_new_();
+  e->t_addr = table_new_();
+  e->t_hash = table_new_();
+  if (!e->t_id || !e->t_tag || !e->t_set || !e->t_addr || !e->t_hash) goto fail;
+  e->w = calloc(c->workers, sizeof *e->w);
+  if (!e->w) goto fail;
+  for (unsigned i = 0; i < c->workers; i++) {
+    amp_worker_t *w = aligned_alloc(64, (sizeof *w + 63) & ~(size_t)63);
+    if (!w) goto fail;
+    memset(w, 0, sizeof *w);
+    e->w[i] = w;
+    w->e = e;
+    w->idx = i;
+    if (pool_init(&w->hp, sizeof(htlc_t), offsetof(htlc_t, free_next), c->pool_htlcs) ||
+        pool_init(&w->sp, sizeof(set_t), offsetof(set_t, free_next), c->pool_sets))
+      goto fail;
+    w->op_cap = c->pool_ops;
+    w->ops = calloc(c->pool_ops, sizeof *w->ops);
+    size_t m = c->max_htlcs_per_set;
+    w->v_share = malloc(m * 32);
+    w->v_idx = malloc(m * sizeof *w->v_idx);
+    w->v_hash = malloc(m * 32);
+    w->v_pre = malloc(m * 32);
+    w->hops = malloc(BURST * sizeof *w->hops);
+    if (!w->ops || !w->v_share || !w->v_idx || !w->v_hash || !w->v_pre || !w->hops) goto fail;
+    if (amp_timer_wheel_init(&w->wheel, c->hold_timeout_ms, 0) != AMP_OK) goto fail;
+  }
+  /* recovery */
+  {
+    int reg = rcu_enter_();
+    rec_ctx_t rc2 = {e, AMP_OK, 0};
+    rc = amp_store_invoice_foreach(e->st, rec_invoice_, &rc2);
+    if (rc == AMP_OK) rc = rc2.err;
+    if (rc == AMP_OK) rc = amp_store_set_foreach(e->st, 1, rec_set_, &rc2);
+    if (rc == AMP_OK) rc = rc2.err;
+    atomic_store(&e->add_index, rc2.max_add);
+    rcu_leave_(reg);
+    if (rc != AMP_OK) goto fail;
+  }
+  *out = e;
+  return AMP_OK;
+fail:
+  amp_engine_delete(e);
+  return rc;
+}
+
+amp_worker_t *amp_engine_worker(amp_engine_t *e, unsigned idx) {
+  return idx < e->cfg.workers ? e->w[idx] : NULL;
+}
+
+void amp_worker_attach(amp_worker_t *w) {
+  if (tls_rcu_registered == 0) rcu_register_thread();
+  if (tls_rcu_registered < 0) tls_rcu_registered = 0; /* admin registration becomes ours */
+  tls_rcu_registered++;
+  w->attached = 1;
+}
+
+void amp_worker_detach(amp_worker_t *w) {
+  w->attached = 0;
+  if (tls_rcu_registered > 0 && --tls_rcu_registered == 0) rcu_unregister_thread();
+}
+
+/* Completes what the workers left in flight (no answers go out: the gateways
+ * redeliver) so nothing the store still reads is freed. */
+static void drain_(amp_engine_t *e) {
+  uint64_t t0 = mono_ns_();
+  for (unsigned i = 0; i < e->cfg.workers; i++) {
+    amp_worker_t *w = e->w[i];
+    if (!w) continue;
+    while ((w->n_sub || w->n_pend) && mono_ns_() - t0 < 5000000000ull) {
+      w->now_ms = mono_ns_() / 1000000;
+      if (w->pend_head) pend_flush_(w);
+      amp_store_intent_t *done[64];
+      unsigned k = amp_store_poll(e->st, i, done, 64);
+      for (unsigned j = 0; j < k; j++) {
+        w->n_sub--;
+        complete_(w, (op_t *)done[j]->cookie, NULL);
+      }
+      if (!k) usleep(100);
+    }
+    /* whatever could not be submitted is simply dropped */
+    while (w->pend_head) {
+      op_t *o = w->pend_head;
+      w->pend_head = o->next;
+      if (o->arr) arr_put_(w, o->arr, o->arr_cls, o->in.n_htlcs);
+      op_free_(w, o);
+    }
+    op_t *in = mpsc_take_all(&w->inbox);
+    while (in) {
+      op_t *nx = in->next;
+      free(in);
+      in = nx;
+    }
+  }
+}
+
+void amp_engine_delete(amp_engine_t *e) {
+  if (!e) return;
+  int reg = rcu_enter_();
+  if (e->w) drain_(e);
+  struct cds_lfht_iter it;
+  struct cds_lfht_node *n;
+  if (e->t_id) cds_lfht_for_each(e->t_id, &it, n) cds_lfht_del(e->t_id, n);
+  if (e->t_tag) cds_lfht_for_each(e->t_tag, &it, n) cds_lfht_del(e->t_tag, n);
+  if (e->t_set) {
+    cds_lfht_for_each(e->t_set, &it, n) {
+      skey_t *sk = container_of_(n, skey_t, node);
+      cds_lfht_del(e->t_set, n);
+      if (!sk->live) free(sk); /* live sets live in the pools */
+    }
+  }
+  if (e->t_hash) cds_lfht_for_each(e->t_hash, &it, n) cds_lfht_del(e->t_hash, n);
+  if (e->t_addr) {
+    cds_lfht_for_each(e->t_addr, &it, n) {
+      inv_t *inv = container_of_(n, inv_t, addr_node);
+      cds_lfht_del(e->t_addr, n);
+      amp_wipe(inv->rec.preimage, 32);
+      free(inv);
+    }
+  }
+  rcu_leave_(reg);
+  if (reg || tls_rcu_registered == 0) rcu_barrier(); /* callbacks push into the pools */
+  else {
+    rcu_thread_offline();
+    rcu_barrier();
+    rcu_thread_online();
+  }
+  if (e->t_id) cds_lfht_destroy(e->t_id, NULL);
+  if (e->t_tag) cds_lfht_destroy(e->t_tag, NULL);
+  if (e->t_set) cds_lfht_destroy(e->t_set, NULL);
+  if (e->t_hash) cds_lfht_destroy(e->t_hash, NULL);
+  if (e->t_addr) cds_lfht_destroy(e->t_addr, NULL);
+  if (e->w) {
+    for (unsigned i = 0; i < e->cfg.workers; i++) {
+      amp_worker_t *w = e->w[i];
+      if (w && w->hp.base) amp_wipe(w->hp.base, w->hp.esz * (size_t)w->hp.bump);
+      worker_free_(w);
+    }
+    free(e->w);
+  }
+  pthread_mutex_destroy(&e->admin_mu);
+  amp_wipe(e->nk, sizeof e->nk);
+  amp_wipe(e->hk, sizeof e->hk);
+  free(e);
+}
+
+void amp_engine_set_height(amp_engine_t *e, uint32_t height) { atomic_store(&e->height, height); }
+
+uint32_t amp_engine_height(const amp_engine_t *e) {
+  return atomic_load_explicit(&((amp_engine_t *)e)->height, memory_order_relaxed);
+}
+
+static const char *const cnt_names_[] = {
+#define CNT_NAME_(name, desc) #name,
+    AMP_ENGINE_COUNTERS(CNT_NAME_)
+#undef CNT_NAME_
+};
+static const char *const cnt_descs_[] = {
+#define CNT_DESC_(name, desc) desc,
+    AMP_ENGINE_COUNTERS(CNT_DESC_)
+#undef CNT_DESC_
+};
+#define N_CNT (sizeof cnt_names_ / sizeof cnt_names_[0])
+
+const char *amp_engine_counter_name(size_t i, const char **desc) {
+  if (i >= N_CNT) return NULL;
+  if (desc) *desc = cnt_descs_[i];
+  return cnt_names_[i];
+}
+
+void amp_engine_stats(const amp_engine_t *e, amp_engine_stats_t *out) {
+  memset(out, 0, sizeof *out);
+  uint64_t *o = (uint64_t *)(void *)out;
+  for (unsigned i = 0; i <= e->cfg.workers; i++) {
+    const uint64_t *c = i < e->cfg.workers ? (const uint64_t *)(const void *)&e->w[i]->c
+                                           : (const uint64_t *)(const void *)&e->ac;
+    for (size_t k = 0; k < N_CNT; k++) o[k] += __atomic_load_n(&c[k], __ATOMIC_RELAXED);
+  }
+  out->held_now = atomic_load(&((amp_engine_t *)e)->held);
+  out->height = amp_engine_height(e);
+}
+
+/* ---- admin ------------------------------------------------------------------- */
+
+static int admin_begin_(amp_engine_t *e) {
+  pthread_mutex_lock(&e->admin_mu);
+  return rcu_enter_();
+}
+
+static void admin_end_(amp_engine_t *e, int reg) {
+  rcu_leave_(reg);
+  pthread_mutex_unlock(&e->admin_mu);
+}
+
+/* Commits one intent on the admin producer and waits for it. */
+static int admin_commit_(amp_engine_t *e, amp_store_intent_t *in) {
+  unsigned p = e->cfg.workers;
+  in->cookie = in;
+  uint64_t t0 = mono_ns_();
+  while (amp_store_submit(e->st, p, in) != AMP_OK) {
+    if (mono_ns_() - t0 > 10000000000ull) return AMP_ERR_FULL;
+    rcu_sleep_(100);
+  }
+  for (;;) {
+    amp_store_intent_t *d[8];
+    unsigned k = amp_store_poll(e->st, p, d, 8);
+    for (unsigned i = 0; i < k; i++)
+      if (d[i] == in) return in->status;
+    if (!k) rcu_sleep_(50);
+  }
+}
+
+int amp_engine_invoice_add(amp_engine_t *e, const amp_invoice_add_t *req,
+                           amp_store_invoice_t *out) {
+  if (!req || (!req->amp && req->value_msat == 0)) return AMP_ERR_CONFIG;
+  inv_t *inv = calloc(1, sizeof *inv);
+  if (!inv) return AMP_ERR_NOMEM;
+  amp_store_invoice_t *r = &inv->rec;
+  int rc = amp_random(r->payment_addr, 32);
+  if (rc != AMP_OK) {
+    free(inv);
+    return rc;
+  }
+  r->type = req->amp ? AMP_INVOICE_AMP : AMP_INVOICE_MPP;
+  r->state = AMP_INVOICE_OPEN;
+  if (!req->amp) {
+    if (req->preimage) memcpy(r->preimage, req->preimage, 32);
+    else if ((rc = amp_random(r->preimage, 32)) != AMP_OK) {
+      free(inv);
+      return rc;
+    }
+    amp_sha256(r->payment_hash, r->preimage, 32);
+  }
+  r->value_msat = req->value_msat;
+  r->created = req->created ? req->created : wall_now_(e);
+  r->expiry = req->expiry_s ? req->expiry_s : 30ull * 24 * 3600;
+  r->cltv_delta = req->cltv_delta ? req->cltv_delta : 80;
+  if (req->memo) snprintf(r->memo, sizeof r->memo, "%s", req->memo);
+  int reg = admin_begin_(e);
+  if (!req->amp && inv_by_hash_(e, r->payment_hash)) {
+    rc = AMP_ERR_EXISTS;
+    goto out;
+  }
+  r->add_index = atomic_fetch_add(&e->add_index, 1) + 1;
+  amp_store_intent_t *in = calloc(1, sizeof *in);
+  if (!in) {
+    rc = AMP_ERR_NOMEM;
+    goto out;
+  }
+  in->kind = AMP_INTENT_INVOICE_PUT;
+  in->invoice = *r;
+  rc = admin_commit_(e, in);
+  if (rc == AMP_OK) r->add_index = in->invoice.add_index; /* the store numbers invoices */
+  amp_wipe(in, sizeof *in);
+  free(in);
+  if (rc != AMP_OK) goto out;
+  inv->durable = 1;
+  if (inv_insert_(e, inv)) {
+    rc = AMP_ERR_EXISTS;
+    goto out;
+  }
+  if (out) *out = *r;
+  inv = NULL;
+out:
+  admin_end_(e, reg);
+  if (inv) {
+    amp_wipe(inv, sizeof *inv);
+    free(inv);
+  }
+  return rc;
+}
+
+int amp_engine_invoice_lookup_addr(amp_engine_t *e, const uint8_t addr[32],
+                                   amp_store_invoice_t *out) {
+  int reg = admin_begin_(e);
+  inv_t *inv = inv_by_addr_(e, addr);
+  if (inv) inv_copy_(out, inv);
+  admin_end_(e, reg);
+  return inv ? AMP_OK : AMP_ERR_NOTFOUND;
+}
+
+int amp_engine_invoice_lookup_hash(amp_engine_t *e, const uint8_t hash[32],
+                                   amp_store_invoice_t *out) {
+  int reg = admin_begin_(e);
+  inv_t *inv = inv_by_hash_(e, hash);
+  if (inv) inv_copy_(out, inv);
+  admin_end_(e, reg);
+  return inv ? AMP_OK : AMP_ERR_NOTFOUND;
+}
+
+static int cmp_add_(const void *a, const void *b) {
+  const inv_t *x = *(inv_t *const *)a, *y = *(inv_t *const *)b;
+  return x->rec.add_index < y->rec.add_index ? -1 : x->rec.add_index > y->rec.add_index;
+}
+
+size_t amp_engine_invoice_list(amp_engine_t *e, uint64_t offset, amp_store_invoice_t *out,
+                               size_t max) {
+  int reg = admin_begin_(e);
+  size_t cap = 1024, n = 0, got = 0;
+  inv_t **v = malloc(cap * sizeof *v);
+  struct cds_lfht_iter it;
+  struct cds_lfht_node *nd;
+  if (v) {
+    cds_lfht_for_each(e->t_addr, &it, nd) {
+      inv_t *inv = container_of_(nd, inv_t, addr_node);
+      if (inv->rec.add_index <= offset) continue;
+      if (n == cap) {
+        inv_t **nv = realloc(v, 2 * cap * sizeof *v);
+        if (!nv) break;
+        v = nv;
+        cap *= 2;
+      }
+      v[n++] = inv;
+    }
+    qsort(v, n, sizeof *v, cmp_add_);
+    for (; got < n && got < max; got++) inv_copy_(&out[got], v[got]);
+    free(v);
+  }
+  admin_end_(e, reg);
+  return got;
+}
+
+int amp_engine_invoice_cancel(amp_engine_t *e, const uint8_t addr[32]) {
+  int reg = admin_begin_(e);
+  int rc = AMP_OK;
+  inv_t *inv = inv_by_addr_(e, addr);
+  if (!inv) {
+    rc = AMP_ERR_NOTFOUND;
+    goto out;
+  }
+  uint8_t open = AMP_INVOICE_OPEN;
+  if (!__atomic_compare_exchange_n(&inv->rec.state, &open, (uint8_t)AMP_INVOICE_CANCELED, 0,
+                                   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+    rc = AMP_ERR_STATE;
+    goto out;
+  }
+  /* cancel every set of it still collecting; their owners answer */
+  struct cds_lfht_iter it;
+  struct cds_lfht_node *nd;
+  cds_lfht_for_each(e->t_set, &it, nd) {
+    skey_t *sk = container_of_(nd, skey_t, node);
+    if (!sk->live) continue;
+    set_t *s = (set_t *)sk;
+    if (s->inv != inv) continue;
+    int dead = 0;
+    op_t *req = NULL;
+    set_lock_(s);
+    if (s->state == S_OPEN) {
+      if (s->n == 0) {
+        ST(&s->state, (uint8_t)S_DEAD);
+        cds_lfht_del(e->t_set, &s->k.node);
+        dead = 1;
+      } else if ((req = calloc(1, sizeof *req)) != NULL) {
+        ST(&s->state, (uint8_t)S_CLOSING);
+        for (htlc_t *x = s->head; x; x = x->set_next) ST(&x->state, (uint8_t)H_CLOSING);
+        atomic_fetch_add(&inv->closing, 1);
+        req->type = OP_CANCEL_REQ;
+        req->from_malloc = 1;
+        req->s = s;
+      }
+    }
+    set_unlock_(s);
+    if (dead) call_rcu(&s->rcu, set_free_cb_);
+    if (req) mpsc_push(&s->ow->inbox, req, (void **)&req->next);
+  }
+  /* sets already settling finish; the store's update keeps its own
+   * amt_paid_msat and sets_settled, so this write loses none of theirs */
+  amp_store_intent_t *in = calloc(1, sizeof *in);
+  if (!in) {
+    rc = AMP_ERR_NOMEM;
+    goto out;
+  }
+  in->kind = AMP_INTENT_INVOICE_PUT;
+  inv_copy_(&in->invoice, inv);
+  rc = admin_commit_(e, in);
+  amp_wipe(in, sizeof *in);
+  free(in);
+out:
+  admin_end_(e, reg);
+  return rc;
+}
+
+static void set_info_(amp_set_info_t *o, const skey_t *sk) {
+  memset(o, 0, sizeof *o);
+  memcpy(o->set_id, sk->key, 32);
+  o->is_amp = sk->kind == K_AMP;
+  if (sk->live) {
+    const set_t *s = (const set_t *)sk;
+    memcpy(o->payment_addr, s->inv->rec.payment_addr, 32);
+    o->state = LD(&s->state) == S_OPEN ? AMP_SET_COLLECTING : AMP_SET_SETTLING;
+    o->n_htlcs = s->n;
+    o->amount_msat = s->sum_msat;
+    o->total_msat = s->total_msat;
+  } else {
+    const dset_t *d = (const dset_t *)sk;
+    memcpy(o->payment_addr, d->payment_addr, 32);
+    o->state = d->cancelled ? AMP_SET_CANCELLED : AMP_SET_SETTLED;
+    o->amount_msat = d->amount_msat;
+    o->settle_index = d->settle_index;
+  }
+}
+
+int amp_engine_set_lookup(amp_engine_t *e, const uint8_t id[32], amp_set_info_t *out) {
+  int reg = admin_begin_(e);
+  skey_t *sk = set_find_(e, K_AMP, id);
+  if (!sk) sk = set_find_(e, K_MPP, id);
+  if (sk) set_info_(out, sk);
+  admin_end_(e, reg);
+  return sk ? AMP_OK : AMP_ERR_NOTFOUND;
+}
+
+size_t amp_engine_set_list(amp_engine_t *e, size_t skip, amp_set_info_t *out, size_t max) {
+  int reg = admin_begin_(e);
+  size_t i = 0, got = 0;
+  struct cds_lfht_iter it;
+  struct cds_lfht_node *nd;
+  cds_lfht_for_each(e->t_set, &it, nd) {
+    if (got >= max) break;
+    if (i++ < skip) continue;
+    set_info_(&out[got++], container_of_(nd, skey_t, node));
+  }
+  admin_end_(e, reg);
+  return got;
+}
+
+size_t amp_engine_held_list(amp_engine_t *e, size_t skip, amp_held_info_t *out, size_t max) {
+  int reg = admin_begin_(e);
+  size_t i = 0, got = 0;
+  struct cds_lfht_iter it;
+  struct cds_lfht_node *nd;
+  cds_lfht_for_each(e->t_id, &it, nd) {
+    if (got >= max) break;
+    htlc_t *h = container_of_(nd, htlc_t, id_node);
+    if (LD(&h->state) != H_HELD) continue;
+    if (i++ < skip) continue;
+    amp_held_info_t *o = &out[got++];
+    memset(o, 0, sizeof *o);
+    o->gateway_id = h->gateway_id;
+    o->scid = h->scid;
+    o->htlc_id = h->htlc_id;
+    o->amount_msat = h->amount_msat;
+    o->cltv_expiry = h->cltv_expiry;
+    set_t *s = h->set;
+    if (s) memcpy(o->set_id, s->k.key, 32);
+    o->deadline_ms = h->timer.deadline_ms;
+  }
+  admin_end_(e, reg);
+  return got;
+}
