@@ -122,7 +122,7 @@ typedef struct {
   amp_engine_in_t *in;               /* AMPD_BURST * AMP_FRAME_MAX_RECORDS */
   uint8_t *lin;                      /* AMPD_BURST linear copies of multi-segment frames */
   ampd_counters_t cnt;
-  uint64_t first_rx_ns, last_tx_ns;  /* for the summary's rate */
+  uint64_t first_rx_ns;              /* for the summary's rate */
   /* Published for control (relaxed atomics). */
   _Atomic uint64_t last_rx_ns __rte_cache_aligned;
   _Atomic int busy;                  /* something in flight in the engine */

@@ -81,10 +81,10 @@ static int gateways_init(ampd_app_t *app) {
 /* ---- Summary ------------------------------------------------------------ */
 
 static void sum_counters(const ampd_app_t *app, ampd_counters_t *t, uint64_t *first_rx,
-                         uint64_t *last_tx) {
+                         uint64_t *last_rx) {
   memset(t, 0, sizeof *t);
   *first_rx = 0;
-  *last_tx = 0;
+  *last_rx = 0;
   for (unsigned i = 0; i < app->n_workers; i++) {
     const ampd_worker_t *w = &app->workers[i];
 #define AMPD_SUM_(n, d) t->n += w->cnt.n;
@@ -92,7 +92,8 @@ static void sum_counters(const ampd_app_t *app, ampd_counters_t *t, uint64_t *fi
 #undef AMPD_SUM_
     for (int r = 0; r < AMP_FRAME_DROP_COUNT_; r++) t->drop[r] += w->cnt.drop[r];
     if (w->first_rx_ns && (!*first_rx || w->first_rx_ns < *first_rx)) *first_rx = w->first_rx_ns;
-    if (w->last_tx_ns > *last_tx) *last_tx = w->last_tx_ns;
+    uint64_t l = atomic_load_explicit(&w->last_rx_ns, memory_order_relaxed);
+    if (w->first_rx_ns && l > *last_rx) *last_rx = l;
   }
 }
 
@@ -117,13 +118,13 @@ static int is_failure_reason(const char *name) {
 
 static void print_summary(ampd_app_t *app, FILE *out) {
   ampd_counters_t t;
-  uint64_t first_rx, last_tx;
-  sum_counters(app, &t, &first_rx, &last_tx);
+  uint64_t first_rx, last_rx;
+  sum_counters(app, &t, &first_rx, &last_rx);
   amp_engine_stats_t st;
   memset(&st, 0, sizeof st);
   if (app->engine) amp_engine_stats(app->engine, &st);
   double run_s = (double)(ampd_now_ns() - app->start_ns) / 1e9;
-  double busy_s = last_tx > first_rx && first_rx ? (double)(last_tx - first_rx) / 1e9 : 0;
+  double rx_s = last_rx > first_rx && first_rx ? (double)(last_rx - first_rx) / 1e9 : 0;
   uint64_t drops = 0;
   for (int r = 1; r < AMP_FRAME_DROP_COUNT_; r++) drops += t.drop[r];
   drops += t.drop_not_ours;
@@ -137,9 +138,10 @@ static void print_summary(ampd_app_t *app, FILE *out) {
           " failed (%" PRIu64 " fail, %" PRIu64 " malformed), %" PRIu64 " still held\n",
           st.htlcs_in, st.htlcs_settled, st.sets_settled, st.answers_fail + st.answers_malformed,
           st.answers_fail, st.answers_malformed, st.held_now);
-  if (busy_s > 0)
-    fprintf(out, "  rate:    %.0f HTLCs/s (first frame in to last answer out: %.3f s)\n",
-            (double)st.htlcs_in / busy_s, busy_s);
+  if (rx_s > 0)
+    fprintf(out, "  rate:    %.0f HTLCs/s taken in (%" PRIu64 " over %.3f s, first to last frame;"
+            " rx waits for each burst to be processed)\n", (double)st.htlcs_in / rx_s,
+            st.htlcs_in, rx_s);
   int any = 0;
   const char *desc;
   const char *name;

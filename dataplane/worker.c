@@ -163,7 +163,6 @@ static void sink_emit(void *ctx, uint64_t gateway_id, uint64_t scid, const uint8
     }
   }
   w->cnt.tx_records++;
-  w->last_tx_ns = ampd_now_ns();
 }
 
 /* A frame the port would not take after a few tries: counted and freed. */
