@@ -776,7 +776,8 @@ static int make_payment(amp_gen_t *g, pay_t *p, uint64_t index) {
     item_t *it = insert_at(p, j + 1);
     *it = p->items[j];
     it->flush_before = 1;
-    set_expect(&it->x, cls, AMP_GEN_X_FAIL_ANY, 0);
+    /* ampd's engine answers a replay like a receive-rule failure */
+    set_expect(&it->x, cls, AMP_GEN_X_FAIL, AMP_FAIL_INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS);
   } else if (rc == AMP_OK && cls >= AMP_GEN_FLIPPED && cls != AMP_GEN_UNDERPAID) {
     /* one extra shard, index n, bad in one way */
     size_t pos = cls == AMP_GEN_MISMATCHED ? 1 + (size_t)rng_below(r, n - 1)

@@ -40,10 +40,10 @@
  *                     held, none settles, each fails with mpp_timeout (rule 9).
  *   replayed_onion    a copy of one shard's update_add_htlc (same onion, same
  *                     payment_hash) under the next htlc id of a random channel,
- *                     sent right after the original: the copy must fail (the
- *                     onion replay check; the code is not pinned by DESIGN, so
- *                     any update_fail_htlc or update_fail_malformed_htlc
- *                     passes); the payment itself settles.
+ *                     sent right after the original (so usually while the
+ *                     original is still held): the copy fails with PERM|15
+ *                     (DESIGN does not pin the code; engine/amp_engine.h step
+ *                     5 does); the payment itself settles.
  *   The remaining classes add ONE extra shard to an otherwise complete
  *   payment (a valid child of the same root with child index n, so it is bad
  *   only in the stated way); the payment's own shards settle normally, the
@@ -124,7 +124,9 @@ int amp_gen_class_parse(const char *s);
 typedef enum {
   AMP_GEN_X_FULFILL = 1,   /* update_fulfill_htlc with preimage */
   AMP_GEN_X_FAIL = 2,      /* update_fail_htlc whose failure onion decodes to code */
-  AMP_GEN_X_FAIL_ANY = 3,  /* any update_fail_htlc or update_fail_malformed_htlc */
+  AMP_GEN_X_FAIL_ANY = 3,  /* any update_fail_htlc or update_fail_malformed_htlc
+                              (for hand-written expectations; the generator pins
+                              every code) */
   AMP_GEN_X_MALFORMED = 4, /* update_fail_malformed_htlc, code, sha256_of_onion */
   AMP_GEN_X_NONE = 5,      /* nothing: the frame is dropped */
   AMP_GEN_X_FORWARD = 6,   /* update_add_htlc out: fwd_scid, fwd_amount, fwd_cltv */

@@ -410,7 +410,8 @@ static void check_amp(const amp_gen_cfg_t *cfg, const amp_gen_htlc_t *xs, size_t
         AMP_CHECK_MEM(xs[own[k]].payment_hash, x->payment_hash, 32);
         AMP_CHECK(xs[own[k]].scid != x->scid || xs[own[k]].htlc_id != x->htlc_id);
       }
-      AMP_CHECK_EQ(x->expect, AMP_GEN_X_FAIL_ANY);
+      AMP_CHECK_EQ(x->expect, AMP_GEN_X_FAIL);
+      AMP_CHECK_EQ(x->code, AMP_FAIL_INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS);
     }
     amp_wipe(root, sizeof root);
   }
@@ -925,6 +926,20 @@ static void check_forwards(uint64_t seed) {
       m.cltv_expiry = x->fwd_cltv;
       m.onion = onion;
       len = amp_msg_add_encode(msg, sizeof msg, &m);
+    } else if (x->expect == AMP_GEN_X_FAIL) {
+      uint8_t fm[14], reason[AMP_FAIL_MAX_LEN];
+      amp_put_be16(fm, x->code);
+      amp_put_be64(fm + 2, x->amount_msat);
+      amp_put_be32(fm + 10, HEIGHT);
+      long rl = amp_sphinx_fail_create(reason, sizeof reason, x->ss[0], fm, sizeof fm);
+      MUST(rl > 0);
+      amp_msg_fail_t m;
+      memset(&m, 0, sizeof m);
+      amp_gen_channel_id(m.channel_id, x->scid);
+      m.id = x->htlc_id;
+      m.reason = reason;
+      m.reason_len = (uint16_t)rl;
+      len = amp_msg_fail_encode(msg, sizeof msg, &m);
     } else if (x->expect == AMP_GEN_X_MALFORMED || x->expect == AMP_GEN_X_FAIL_ANY) {
       amp_msg_fail_malformed_t m;
       memset(&m, 0, sizeof m);
