@@ -1,0 +1,544 @@
+/* bench_engine: the engine on one worker, from real onions to durable
+ * fulfills (./run bench engine [--quick]).
+ *
+ * 1. Throughput: AMP sets of 1, 3 and 16 shards, onions built beforehand for
+ *    the node key, fed in bursts of 32 through amp_worker_process (peel,
+ *    replay check, rules, reassembly, verification) and amp_worker_poll
+ *    (settlement committed by the store's writer thread, fulfills released).
+ *    htlc_per_s_per_core = HTLCs / (time until the last fulfill is out).
+ *    ceiling_per_core = 1 / (pubkey parse + ECDH), measured in the same run:
+ *    the curve work no peel can avoid. ratio = throughput / ceiling
+ *    (target >= 0.90). The store writer runs on its own thread: on this
+ *    2-core VM it shares the second core, and the worker's core does nothing
+ *    but the engine.
+ * 2. Settle latency: from the call that delivers a set's last shard to the
+ *    release of that set's last fulfill, p50/p99, loaded (during run 1) and
+ *    unloaded (one 3-shard set at a time); the store's commit duration
+ *    percentiles are given apart (the share of the latency that is the
+ *    commit).
+ * 3. Memory: 10^6 held HTLCs (shards of incomplete 3-shard sets, 2 of 3
+ *    arrived; entered through the test-only amp_worker_process_peeled since
+ *    10^6 ECDHs would only cost time): RSS delta and jemalloc's
+ *    stats.allocated/resident deltas per held HTLC (target <= 512 B).
+ * Store sync mode: full durability (SYNC_FULL), as in production; AMP_BENCH_SYNC=none
+ * in the environment for the page-cache-only mode.
+ * Writes bench/results/engine.json. */
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "amp_bench.h"
+#include "amp_child.h"
+#include "amp_engine.h"
+#include "amp_msg.h"
+#include "amp_payload.h"
+#include "amp_secp.h"
+#include "amp_sphinx.h"
+#include "amp_store.h"
+
+/* jemalloc, when linked (weak: the sanitizer build has none) */
+extern int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen)
+    __attribute__((weak));
+
+#define CLTV 1100
+#define BURST 32
+
+static uint8_t g_nk[32], g_npub[33];
+
+static void die(const char *what, int rc) {
+  fprintf(stderr, "bench_engine: %s: %s\n", what, amp_strerror(rc));
+  exit(1);
+}
+
+typedef struct {
+  uint8_t *msg;                  /* update_add_htlc */
+  size_t len;
+  uint64_t scid, id;
+  uint32_t set;
+} bh_t;
+
+typedef struct {
+  bh_t *h;
+  size_t n;                      /* HTLCs */
+  size_t sets, shards;
+  uint64_t *last_in_ns;          /* per set */
+  uint64_t *done_ns;             /* per set: last fulfill */
+  uint32_t *left;                /* per set: fulfills still to come */
+  size_t fulfilled, failed;
+  uint64_t last_emit_ns;
+} run_t;
+
+static void emit_cb(void *ctx, uint64_t gw, uint64_t scid, const uint8_t *msg, size_t len) {
+  (void)gw;
+  run_t *r = ctx;
+  int t = amp_msg_type(msg, len);
+  uint64_t now = amp_bench_now_ns();
+  r->last_emit_ns = now;
+  if (t != AMP_MSG_UPDATE_FULFILL_HTLC) {
+    r->failed++;
+    return;
+  }
+  amp_msg_fulfill_t m;
+  if (amp_msg_fulfill_decode(&m, msg, len) != AMP_OK) {
+    r->failed++;
+    return;
+  }
+  (void)scid;
+  size_t i = (size_t)(m.id - 1);
+  if (i >= r->n) return;
+  uint32_t s = r->h[i].set;
+  r->fulfilled++;
+  if (--r->left[s] == 0) r->done_ns[s] = now;
+}
+
+typedef struct {
+  char dir[64];
+  amp_store_t *st;
+  amp_engine_t *e;
+  amp_worker_t *w;
+  uint8_t addr[32];
+} benv_t;
+
+static amp_store_sync_t sync_mode(void) {
+  const char *s = getenv("AMP_BENCH_SYNC");
+  return s && !strcmp(s, "none") ? AMP_STORE_SYNC_NONE : AMP_STORE_SYNC_FULL;
+}
+
+static void benv_open(benv_t *b, uint32_t pool_htlcs) {
+  memset(b, 0, sizeof *b);
+  snprintf(b->dir, sizeof b->dir, "/tmp/ampbench-XXXXXX");
+  if (!mkdtemp(b->dir)) die("mkdtemp", AMP_ERR_IO);
+  amp_store_cfg_t sc;
+  memset(&sc, 0, sizeof sc);
+  sc.dir = b->dir;
+  sc.sync = sync_mode();
+  sc.producers = 2;
+  sc.map_size = (size_t)4 << 30;
+  int rc = amp_store_open(&b->st, &sc);
+  if (rc) die("store open", rc);
+  amp_engine_cfg_t c;
+  memset(&c, 0, sizeof c);
+  memcpy(c.node_key, g_nk, 32);
+  c.store = b->st;
+  c.workers = 1;
+  c.pool_htlcs = pool_htlcs;
+  c.pool_sets = pool_htlcs;
+  rc = amp_engine_new(&b->e, &c);
+  amp_wipe(c.node_key, 32);
+  if (rc) die("engine new", rc);
+  amp_engine_set_height(b->e, 1000);
+  b->w = amp_engine_worker(b->e, 0);
+  amp_worker_attach(b->w);
+  amp_invoice_add_t r;
+  memset(&r, 0, sizeof r);
+  r.amp = 1;
+  amp_store_invoice_t inv;
+  rc = amp_engine_invoice_add(b->e, &r, &inv);
+  if (rc) die("invoice add", rc);
+  memcpy(b->addr, inv.payment_addr, 32);
+}
+
+static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f) {
+  (void)sb;
+  (void)flag;
+  (void)f;
+  return remove(p);
+}
+
+static void benv_close(benv_t *b) {
+  amp_worker_detach(b->w);
+  amp_engine_delete(b->e);
+  amp_store_close(b->st);
+  nftw(b->dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+static size_t mk_payload(uint8_t *out, uint64_t amt, const uint8_t *addr, uint64_t total,
+                         const uint8_t *share, const uint8_t *set_id, uint32_t idx) {
+  amp_payload_t pl;
+  memset(&pl, 0, sizeof pl);
+  pl.present = AMP_PAYLOAD_AMT | AMP_PAYLOAD_CLTV | AMP_PAYLOAD_MPP | AMP_PAYLOAD_AMP;
+  pl.amt_to_forward = amt;
+  pl.outgoing_cltv_value = CLTV;
+  memcpy(pl.payment_addr, addr, 32);
+  pl.total_msat = total;
+  memcpy(pl.amp_share, share, 32);
+  memcpy(pl.amp_set_id, set_id, 32);
+  pl.amp_child_index = idx;
+  long n = amp_payload_encode(out, 256, &pl);
+  if (n < 0) die("payload", (int)n);
+  return (size_t)n;
+}
+
+static uint64_t g_id = 1;
+
+/* Builds `sets` AMP sets of `shards` shards each, with real onions. */
+static void build(run_t *r, const uint8_t addr[32], size_t sets, size_t shards) {
+  memset(r, 0, sizeof *r);
+  r->sets = sets;
+  r->shards = shards;
+  r->n = sets * shards;
+  r->h = calloc(r->n, sizeof *r->h);
+  r->last_in_ns = calloc(sets, sizeof(uint64_t));
+  r->done_ns = calloc(sets, sizeof(uint64_t));
+  r->left = calloc(sets, sizeof(uint32_t));
+  if (!r->h || !r->last_in_ns || !r->done_ns || !r->left) die("build", AMP_ERR_NOMEM);
+  g_id = 1;
+  for (size_t s = 0; s < sets; s++) {
+    uint8_t root[32], sid[32], share[16][32];
+    int rc = amp_random(root, 32) | amp_random(sid, 32);
+    if (rc) die("random", rc);
+    if ((rc = amp_child_split(share, shards, root))) die("split", rc);
+    r->left[s] = (uint32_t)shards;
+    for (size_t i = 0; i < shards; i++) {
+      amp_child_t c;
+      amp_child_derive(&c, root, share[i], (uint32_t)i);
+      uint8_t pl[256], sk[32], onion[AMP_ONION_LEN];
+      size_t pn = mk_payload(pl, 1000, addr, 1000 * shards, share[i], sid, (uint32_t)i);
+      const uint8_t *pls[1] = {pl};
+      if ((rc = amp_random(sk, 32))) die("random", rc);
+      rc = amp_sphinx_build(onion, sk, (const uint8_t(*)[33])g_npub, pls, &pn, 1, c.hash, 32, NULL);
+      if (rc) die("onion build", rc);
+      bh_t *h = &r->h[s * shards + i];
+      h->id = g_id++;
+      h->scid = 0x100000 + (h->id % 64);
+      h->set = (uint32_t)s;
+      amp_msg_add_t m;
+      memset(&m, 0, sizeof m);
+      memset(m.channel_id, 3, 32);
+      m.id = h->id;
+      m.amount_msat = 1000;
+      memcpy(m.payment_hash, c.hash, 32);
+      m.cltv_expiry = CLTV;
+      m.onion = onion;
+      h->msg = malloc(1500);
+      long n = amp_msg_add_encode(h->msg, 1500, &m);
+      if (n < 0) die("add encode", (int)n);
+      h->len = (size_t)n;
+    }
+  }
+}
+
+static void run_free(run_t *r) {
+  for (size_t i = 0; i < r->n; i++) free(r->h[i].msg);
+  free(r->h);
+  free(r->last_in_ns);
+  free(r->done_ns);
+  free(r->left);
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return (x > y) - (x < y);
+}
+
+static void lat_pcts(run_t *r, double *p50, double *p99) {
+  uint64_t *v = malloc(r->sets * sizeof *v);
+  size_t k = 0;
+  for (size_t s = 0; s < r->sets; s++)
+    if (r->done_ns[s]) v[k++] = r->done_ns[s] - r->last_in_ns[s];
+  qsort(v, k, sizeof *v, cmp_u64);
+  *p50 = k ? (double)v[k / 2] / 1e3 : 0;
+  *p99 = k ? (double)v[(size_t)((double)(k - 1) * 0.99)] / 1e3 : 0;
+  free(v);
+}
+
+static uint64_t g_t_proc, g_t_poll;
+
+/* Feeds the run in bursts of 32 (shards of a set in order), polling between
+ * bursts; returns seconds until the last fulfill. */
+static double feed(benv_t *b, run_t *r) {
+  amp_engine_sink_t sink = {emit_cb, r};
+  amp_engine_in_t in[BURST];
+  uint64_t t0 = amp_bench_now_ns();
+  for (size_t i = 0; i < r->n; i += BURST) {
+    size_t k = r->n - i < BURST ? r->n - i : BURST;
+    uint64_t now = amp_bench_now_ns();
+    for (size_t j = 0; j < k; j++) {
+      bh_t *h = &r->h[i + j];
+      in[j] = (amp_engine_in_t){1, h->scid, h->msg, h->len, now};
+      r->last_in_ns[h->set] = now;
+    }
+    uint64_t a0 = amp_bench_now_ns();
+    amp_worker_process(b->w, in, k, &sink);
+    uint64_t a1 = amp_bench_now_ns();
+    amp_worker_poll(b->w, a1, &sink);
+    g_t_proc += a1 - a0;
+    g_t_poll += amp_bench_now_ns() - a1;
+  }
+  while (r->fulfilled + r->failed < r->n && amp_bench_now_ns() - t0 < 120000000000ull)
+    amp_worker_poll(b->w, amp_bench_now_ns(), &sink);
+  return (double)(r->last_emit_ns - t0) / 1e9;
+}
+
+/* One set at a time: the latency without queueing. */
+static void unloaded(benv_t *b, run_t *r) {
+  amp_engine_sink_t sink = {emit_cb, r};
+  amp_engine_in_t in[16];
+  for (size_t s = 0; s < r->sets; s++) {
+    size_t k = r->shards;
+    uint64_t now = amp_bench_now_ns();
+    for (size_t j = 0; j < k; j++) {
+      bh_t *h = &r->h[s * k + j];
+      in[j] = (amp_engine_in_t){1, h->scid, h->msg, h->len, now};
+    }
+    r->last_in_ns[s] = now;
+    amp_worker_process(b->w, in, k, &sink);
+    uint64_t t0 = amp_bench_now_ns();
+    while (r->left[s] && amp_bench_now_ns() - t0 < 5000000000ull)
+      amp_worker_poll(b->w, amp_bench_now_ns(), &sink);
+  }
+}
+
+/* ---- curve ceiling -------------------------------------------------------- */
+
+typedef struct {
+  uint8_t eph[64][33];
+} ceil_ctx_t;
+
+static void run_parse_ecdh(void *ctx, uint64_t iters) {
+  ceil_ctx_t *c = ctx;
+  uint8_t ss[32];
+  for (uint64_t i = 0; i < iters; i++) {
+    amp_pubkey_t pk;
+    if (amp_secp_pubkey_parse(&pk, c->eph[i & 63]) != AMP_OK) abort();
+    if (amp_secp_ecdh(ss, &pk, g_nk) != AMP_OK) abort();
+  }
+}
+
+/* peel of a burst of 32 real final-hop onions */
+typedef struct {
+  const uint8_t *assoc[BURST], *onion[BURST];
+  amp_sphinx_hop_t hops[BURST];
+} peel_ctx_t;
+
+static void run_peel(void *ctx, uint64_t iters) {
+  peel_ctx_t *c = ctx;
+  for (uint64_t i = 0; i < iters; i++) amp_sphinx_peel_burst(c->hops, BURST, g_nk, c->assoc, c->onion);
+}
+
+/* ---- memory ----------------------------------------------------------------- */
+
+static size_t rss_bytes(void) {
+  long pages = 0, rss = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (f) {
+    if (fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
+    fclose(f);
+  }
+  return (size_t)rss * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static double loadavg(void) {
+  double l = 0;
+  FILE *f = fopen("/proc/loadavg", "r");
+  if (f) {
+    if (fscanf(f, "%lf", &l) != 1) l = 0;
+    fclose(f);
+  }
+  return l;
+}
+
+static int je_stats(size_t *allocated, size_t *resident) {
+  if (!mallctl) return 0;
+  uint64_t epoch = 1;
+  size_t sz = sizeof epoch;
+  mallctl("epoch", &epoch, &sz, &epoch, sz);
+  sz = sizeof *allocated;
+  if (mallctl("stats.allocated", allocated, &sz, NULL, 0)) return 0;
+  sz = sizeof *resident;
+  if (mallctl("stats.resident", resident, &sz, NULL, 0)) return 0;
+  return 1;
+}
+
+int main(int argc, char **argv) {
+  int quick = argc > 1 && !strcmp(argv[1], "--quick");
+  int rc = amp_secp_init();
+  if (rc) die("secp", rc);
+  if ((rc = amp_random(g_nk, 32))) die("random", rc);
+  amp_pubkey_t npk;
+  if ((rc = amp_secp_pubkey_create(&npk, g_nk))) die("node key", rc);
+  amp_secp_pubkey_serialize(g_npub, &npk);
+
+  /* ceiling: parse + ECDH of fresh ephemeral keys */
+  static ceil_ctx_t cc;
+  for (int i = 0; i < 64; i++) {
+    uint8_t k[32];
+    amp_pubkey_t p;
+    if (amp_random(k, 32) || amp_secp_pubkey_create(&p, k)) die("ceiling keys", AMP_ERR_BAD_KEY);
+    amp_secp_pubkey_serialize(cc.eph[i], &p);
+  }
+  double ns_curve = amp_bench_run(run_parse_ecdh, &cc, 1);
+  double ceiling = 1e9 / ns_curve;
+
+  double ns_peel;
+  {
+    static peel_ctx_t pc;
+    static amp_msg_add_t m[BURST];
+    run_t r0;
+    static const uint8_t addr0[32];
+    build(&r0, addr0, BURST, 1);
+    for (int i = 0; i < BURST; i++) {
+      if (amp_msg_add_decode(&m[i], r0.h[i].msg, r0.h[i].len)) die("decode", AMP_ERR_MSG);
+      pc.assoc[i] = m[i].payment_hash;
+      pc.onion[i] = m[i].onion;
+    }
+    ns_peel = amp_bench_run(run_peel, &pc, BURST);
+    run_free(&r0);
+  }
+  static const size_t shard_sizes[3] = {1, 3, 16};
+  size_t total_htlcs = quick ? 3000 : 24000;
+  double tput[3], ratio[3], lp50[3], lp99[3];
+  double load0 = loadavg();
+  printf("bench_engine: one worker, store sync %s, load average %.2f at start (2-core VM: "
+         "above ~1 other work competes with the worker and the store writer)\n",
+         sync_mode() == AMP_STORE_SYNC_FULL ? "full" : "none", load0);
+  printf("  ceiling (parse + ECDH) %.1f us -> %.0f HTLC/s per core; peel (burst of 32) %.1f us\n",
+         ns_curve / 1e3, ceiling, ns_peel / 1e3);
+  printf("  %-8s %12s %8s %14s %14s\n", "shards", "HTLC/s/core", "ratio", "lat p50 us", "lat p99 us");
+  amp_store_stats_t sst;
+  memset(&sst, 0, sizeof sst);
+  for (int k = 0; k < 3; k++) {
+    benv_t b;
+    benv_open(&b, 1 << 16);
+    run_t r;
+    size_t sets = total_htlcs / shard_sizes[k];
+    build(&r, b.addr, sets, shard_sizes[k]);
+    double secs = feed(&b, &r);
+    if (r.failed || r.fulfilled != r.n) {
+      fprintf(stderr, "bench_engine: %zu fulfilled, %zu failed of %zu\n", r.fulfilled, r.failed,
+              r.n);
+      return 1;
+    }
+    tput[k] = (double)r.n / secs;
+    if (getenv("AMP_BENCH_DEBUG"))
+      fprintf(stderr, "  process %.1f us/HTLC, poll %.1f us/HTLC, wall %.1f us/HTLC\n",
+              (double)g_t_proc / 1e3 / (double)r.n, (double)g_t_poll / 1e3 / (double)r.n,
+              secs * 1e6 / (double)r.n);
+    g_t_proc = g_t_poll = 0;
+    ratio[k] = tput[k] / ceiling;
+    lat_pcts(&r, &lp50[k], &lp99[k]);
+    printf("  %-8zu %12.0f %8.3f %14.0f %14.0f\n", shard_sizes[k], tput[k], ratio[k], lp50[k],
+           lp99[k]);
+    if (k == 1) amp_store_stats(b.st, &sst);
+    run_free(&r);
+    benv_close(&b);
+  }
+
+  /* unloaded latency, 3-shard sets */
+  benv_t b;
+  benv_open(&b, 1 << 12);
+  run_t r;
+  build(&r, b.addr, quick ? 50 : 300, 3);
+  unloaded(&b, &r);
+  double ul50, ul99;
+  lat_pcts(&r, &ul50, &ul99);
+  amp_store_stats_t ust;
+  amp_store_stats(b.st, &ust);
+  run_free(&r);
+  benv_close(&b);
+  printf("  settle latency unloaded (3 shards): p50 %.0f us, p99 %.0f us; store commit p50 %.0f us, "
+         "p99 %.0f us (the commit's share)\n",
+         ul50, ul99, (double)ust.commit_p50_ns / 1e3, (double)ust.commit_p99_ns / 1e3);
+  printf("  store commits under load (3 shards): p50 %.0f us, p99 %.0f us, %.1f intents/commit\n",
+         (double)sst.commit_p50_ns / 1e3, (double)sst.commit_p99_ns / 1e3,
+         sst.commits ? (double)sst.intents / (double)sst.commits : 0.0);
+
+  /* memory: 10^6 held HTLCs */
+  size_t held_n = quick ? 100000 : 1000000;
+  if (getenv("AMP_BENCH_HELD")) held_n = strtoull(getenv("AMP_BENCH_HELD"), NULL, 0);
+  benv_open(&b, (uint32_t)(held_n + 4096));
+  amp_engine_sink_t none = {NULL, NULL};
+  size_t ja0 = 0, jr0 = 0, ja1 = 0, jr1 = 0;
+  int have_je = je_stats(&ja0, &jr0);
+  size_t rss0 = rss_bytes();
+  uint64_t tm0 = amp_bench_now_ns();
+  {
+    amp_engine_peeled_t in[BURST];
+    uint8_t pl[BURST][160];
+    uint8_t share[32], sid[32];
+    memset(share, 0x5c, 32);
+    size_t made = 0;
+    uint64_t now = amp_bench_now_ns();
+    while (made < held_n) {
+      size_t k = 0;
+      for (; k < BURST && made < held_n; k++, made++) {
+        size_t set = made / 2;
+        memset(sid, 0, 32);
+        memcpy(sid, &set, sizeof set);
+        sid[31] = 1;
+        amp_engine_peeled_t *p = &in[k];
+        memset(p, 0, sizeof *p);
+        p->gateway_id = 1 + (made & 7);
+        p->scid = 0x200000 + (made & 1023);
+        p->htlc_id = made;
+        p->amount_msat = 1000;
+        p->cltv_expiry = CLTV;
+        memcpy(p->payment_hash, &made, sizeof made);
+        memcpy(p->shared_secret, &made, sizeof made);
+        p->shared_secret[31] = 0x77;
+        p->payload = pl[k];
+        p->payload_len = mk_payload(pl[k], 1000, b.addr, 3000, share, sid, (uint32_t)(made & 1));
+        p->rx_ns = now;
+      }
+      amp_worker_process_peeled(b.w, in, k, &none);
+      if ((made & 4095) == 0) amp_worker_poll(b.w, now, &none);
+    }
+    amp_worker_poll(b.w, now, &none);
+  }
+  double hold_s = (double)(amp_bench_now_ns() - tm0) / 1e9;
+  size_t rss1 = rss_bytes();
+  if (have_je) je_stats(&ja1, &jr1);
+  amp_engine_stats_t es;
+  amp_engine_stats(b.e, &es);
+  double per_rss = (double)(rss1 - rss0) / (double)held_n;
+  double per_ja = have_je ? ((double)ja1 - (double)ja0) / (double)held_n : 0;
+  double per_jr = have_je ? ((double)jr1 - (double)jr0) / (double)held_n : 0;
+  printf("  held: %llu HTLCs in %zu incomplete sets (%.1f s to enter): RSS +%.0f B/HTLC",
+         (unsigned long long)es.held_now, held_n / 2, hold_s, per_rss);
+  if (have_je)
+    printf(", jemalloc allocated +%.0f B/HTLC (pools are allocated whole at start: "
+           "see RSS), resident +%.0f B/HTLC",
+           per_ja, per_jr);
+  printf("\n");
+  size_t ja_end = 0, jr_end = 0;
+  if (have_je) {
+    je_stats(&ja_end, &jr_end);
+    printf("  jemalloc: stats.allocated %.1f MiB, stats.resident %.1f MiB\n",
+           (double)ja_end / 1048576.0, (double)jr_end / 1048576.0);
+  }
+  benv_close(&b);
+
+  char path[4096];
+  FILE *f = amp_bench_results_open("engine", path, sizeof path);
+  if (f) {
+    fprintf(f, "{\n  \"machine\": %s,\n", amp_bench_machine_json());
+    fprintf(f, "  \"store_sync\": \"%s\",\n", sync_mode() == AMP_STORE_SYNC_FULL ? "full" : "none");
+    fprintf(f, "  \"loadavg_start\": %.2f,\n  \"loadavg_end\": %.2f,\n", load0, loadavg());
+    fprintf(f, "  \"ceiling_per_core\": %.0f,\n  \"parse_ecdh_ns\": %.0f,\n  \"peel_ns\": %.0f,\n",
+            ceiling, ns_curve, ns_peel);
+    fprintf(f, "  \"sets\": [\n");
+    for (int k = 0; k < 3; k++)
+      fprintf(f,
+              "    {\"shards\": %zu, \"htlc_per_s_per_core\": %.0f, \"ratio\": %.3f, "
+              "\"settle_latency_us_loaded\": {\"p50\": %.0f, \"p99\": %.0f}}%s\n",
+              shard_sizes[k], tput[k], ratio[k], lp50[k], lp99[k], k < 2 ? "," : "");
+    fprintf(f, "  ],\n");
+    fprintf(f,
+            "  \"settle_latency_us\": {\"shards\": 3, \"p50\": %.0f, \"p99\": %.0f, "
+            "\"commit_p50\": %.0f, \"commit_p99\": %.0f},\n",
+            ul50, ul99, (double)ust.commit_p50_ns / 1e3, (double)ust.commit_p99_ns / 1e3);
+    fprintf(f,
+            "  \"held\": {\"htlcs\": %zu, \"sets\": %zu, \"bytes_per_held_htlc\": %.0f, "
+            "\"jemalloc_allocated_per_htlc\": %.0f, \"jemalloc_resident_per_htlc\": %.0f},\n",
+            held_n, held_n / 2, per_rss, per_ja, per_jr);
+    fprintf(f, "  \"jemalloc\": {\"linked\": %s, \"stats_allocated\": %zu, \"stats_resident\": %zu},\n",
+            have_je ? "true" : "false", ja_end, jr_end);
+    fprintf(f, "  \"targets\": {\"ratio\": 0.90, \"bytes_per_held_htlc\": 512}\n}\n");
+    fclose(f);
+    printf("  -> %s\n", path);
+  }
+  return 0;
+}
