@@ -22,6 +22,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -263,11 +264,16 @@ typedef struct {
   unsigned pos;
 } rng_t;
 
-static void rng_init(rng_t *r, uint64_t seed) {
-  static const char tag[] = "ampd-pktgen rng v1";
-  uint8_t in[sizeof tag - 1 + 8];
+/* rng_init keys a stream by (seed, stream, index): the frame stream (channel
+ * and interleave choices) is stream 0; payment i has stream 1, index i, so
+ * payments can be made in any order, by any thread, with the same bytes. */
+static void rng_init(rng_t *r, uint64_t seed, uint8_t stream, uint64_t index) {
+  static const char tag[] = "ampd-pktgen rng v2";
+  uint8_t in[sizeof tag - 1 + 17];
   memcpy(in, tag, sizeof tag - 1);
   amp_put_be64(in + sizeof tag - 1, seed);
+  in[sizeof tag - 1 + 8] = stream;
+  amp_put_be64(in + sizeof tag - 1 + 9, index);
   amp_sha256(r->key, in, sizeof in);
   memset(r->nonce, 0, sizeof r->nonce);
   r->ctr = 0;
@@ -322,6 +328,8 @@ typedef struct {
 typedef struct {
   size_t n_items, next;
   item_t *items;
+  uint8_t cls;                   /* the payment's class */
+  uint32_t missing;              /* shards never sent */
 } pay_t;
 
 typedef struct {
@@ -366,7 +374,24 @@ struct amp_gen {
   uint32_t max_shards;
   uint8_t hop_pub[HOP_POOL][AMP_PUBKEY_LEN];
   amp_gen_stats_t st;
+
+  /* Makers: cfg.threads threads make payments ahead into a ring of q_cap
+   * slots, payment i in slot i % q_cap; the caller takes them in order. */
+  pthread_t *th;
+  size_t n_th;
+  pthread_mutex_t mu;
+  pthread_cond_t cv_ready, cv_free;
+  int sync_ok;                   /* mu and the condvars exist */
+  pay_t *q;
+  uint8_t *q_ready;
+  int *q_rc;
+  size_t q_cap;
+  uint64_t q_claim, q_take;      /* next payment to make / to take */
+  int q_stop;
 };
+
+static int makers_start(amp_gen_t *g);
+static void makers_stop(amp_gen_t *g);
 
 /* ---------------------------------------------------------------- frames */
 
@@ -595,7 +620,8 @@ typedef struct {
   int flip;
 } shard_t;
 
-static int build_item(amp_gen_t *g, item_t *it, const shard_t *sh, const amp_child_t *child) {
+static int build_item(const amp_gen_t *g, rng_t *r, item_t *it, const shard_t *sh,
+                      const amp_child_t *child) {
   const amp_gen_cfg_t *c = &g->cfg;
   uint32_t K = c->route_len;
   uint8_t pay[AMP_GEN_MAX_HOPS][256];
@@ -610,12 +636,12 @@ static int build_item(amp_gen_t *g, item_t *it, const shard_t *sh, const amp_chi
   pl[K - 1] = (size_t)n;
   memcpy(pub[0], c->node_pubkey, AMP_PUBKEY_LEN);
   for (uint32_t h = 1; h < K; h++)
-    memcpy(pub[h], g->hop_pub[rng_below(&g->rng, HOP_POOL)], AMP_PUBKEY_LEN);
+    memcpy(pub[h], g->hop_pub[rng_below(r, HOP_POOL)], AMP_PUBKEY_LEN);
   for (uint32_t h = 0; h + 1 < K; h++) {
     /* hop h forwards to hop h+1 what hop h+1 is paid, plus its own fees */
     uint64_t fwd_amt = sh->amount + c->fwd_fee_msat * (K - 2 - h);
     uint32_t fwd_cltv = sh->cltv + c->fwd_cltv_delta * (K - 2 - h);
-    uint64_t scid = h == 0 ? x->fwd_scid : rng_u64(&g->rng) >> 1;
+    uint64_t scid = h == 0 ? x->fwd_scid : rng_u64(r) >> 1;
     n = fwd_payload(pay[h], sizeof pay[0], fwd_amt, fwd_cltv, scid);
     if (n < 0) return (int)n;
     pl[h] = (size_t)n;
@@ -627,7 +653,7 @@ static int build_item(amp_gen_t *g, item_t *it, const shard_t *sh, const amp_chi
   for (uint32_t h = 0; h < K; h++) pp[h] = pay[h];
 
   uint8_t session[32];
-  do rng_bytes(&g->rng, session, 32);
+  do rng_bytes(r, session, 32);
   while (amp_secp_seckey_verify(session) != AMP_OK);
   uint8_t onion[AMP_ONION_LEN];
   int rc = amp_sphinx_build(onion, session, (const uint8_t(*)[AMP_PUBKEY_LEN])pub, pp, pl, K,
@@ -636,8 +662,8 @@ static int build_item(amp_gen_t *g, item_t *it, const shard_t *sh, const amp_chi
   amp_wipe(pay[K - 1], sizeof pay[0]);
   if (rc != AMP_OK) return rc;
   if (sh->flip) {
-    size_t at = 1 + AMP_PUBKEY_LEN + (size_t)rng_below(&g->rng, AMP_ONION_PAYLOADS_LEN);
-    onion[at] ^= (uint8_t)(1u << rng_below(&g->rng, 8));
+    size_t at = 1 + AMP_PUBKEY_LEN + (size_t)rng_below(r, AMP_ONION_PAYLOADS_LEN);
+    onion[at] ^= (uint8_t)(1u << rng_below(r, 8));
   }
   x->n_hops = (uint8_t)K;
   amp_sha256(x->onion_sha256, onion, sizeof onion);
@@ -667,15 +693,15 @@ static void set_expect(amp_gen_htlc_t *x, int cls, int expect, uint16_t code) {
   x->code = code;
 }
 
-static int draw_class(amp_gen_t *g) {
-  double u = rng_unit(&g->rng);
+static int draw_class(const amp_gen_t *g, rng_t *r) {
+  double u = rng_unit(r);
   for (int k = 1; k < AMP_GEN_CLASS_COUNT; k++)
     if (u < g->cum[k]) return k;
   return AMP_GEN_GOOD;
 }
 
-static uint32_t draw_shards(amp_gen_t *g) {
-  uint64_t u = rng_below(&g->rng, g->dist_sum);
+static uint32_t draw_shards(const amp_gen_t *g, rng_t *r) {
+  uint64_t u = rng_below(r, g->dist_sum);
   for (size_t i = 0; i < g->cfg.n_shard_dist; i++) {
     if (u < g->cfg.shard_weight[i]) return g->cfg.shard_val[i];
     u -= g->cfg.shard_weight[i];
@@ -690,12 +716,14 @@ static item_t *insert_at(pay_t *p, size_t pos) {
   return &p->items[pos];
 }
 
-/* make_payment fills p with the items of payment number index. */
-static int make_payment(amp_gen_t *g, pay_t *p, uint64_t index) {
+/* make_payment fills p with the items of payment number index. Reads g's
+ * configuration only: safe from several threads for different payments. */
+static int make_payment(const amp_gen_t *g, pay_t *p, uint64_t index) {
   const amp_gen_cfg_t *c = &g->cfg;
-  rng_t *r = &g->rng;
-  int cls = draw_class(g);
-  uint32_t n = draw_shards(g);
+  rng_t rng, *r = &rng;
+  rng_init(r, c->seed, 1, index);
+  int cls = draw_class(g, r);
+  uint32_t n = draw_shards(g, r);
   if ((cls == AMP_GEN_MISSING || cls == AMP_GEN_MISMATCHED) && n < 2) n = 2;
   uint64_t total = c->amt_min + (c->amt_max > c->amt_min ? rng_below(r, c->amt_max - c->amt_min + 1) : 0);
   if (total < (uint64_t)n + 1) total = (uint64_t)n + 1;
@@ -732,6 +760,8 @@ static int make_payment(amp_gen_t *g, pay_t *p, uint64_t index) {
   int rc = AMP_OK;
   p->n_items = 0;
   p->next = 0;
+  p->cls = (uint8_t)cls;
+  p->missing = 0;
   for (uint32_t i = 0; i < n && rc == AMP_OK; i++) {
     uint64_t part = 1;
     if (i + 1 == n) part += left;
@@ -742,7 +772,7 @@ static int make_payment(amp_gen_t *g, pay_t *p, uint64_t index) {
       left -= take;
     }
     if ((int)i == missing) {
-      g->st.shards_missing++;
+      p->missing++;
       continue;
     }
     uint8_t bogus[32];
@@ -755,7 +785,7 @@ static int make_payment(amp_gen_t *g, pay_t *p, uint64_t index) {
     it->x.payment = index;
     it->x.n_shards = n;
     it->x.fwd_scid = fwd_scid;
-    rc = build_item(g, it, &sh, &child[i]);
+    rc = build_item(g, r, it, &sh, &child[i]);
     switch (cls) {
     case AMP_GEN_MISSING:
     case AMP_GEN_UNDERPAID:
@@ -820,10 +850,10 @@ static int make_payment(amp_gen_t *g, pay_t *p, uint64_t index) {
       code = AMP_FAIL_INVALID_ONION_PAYLOAD;
       break;
     }
-    rc = build_item(g, it, &sh, &child[n]);
+    rc = build_item(g, r, it, &sh, &child[n]);
     set_expect(&it->x, cls, x, code);
   }
-  g->st.payments_class[cls]++;
+  amp_wipe(r, sizeof *r);
   amp_wipe(root, sizeof root);
   amp_wipe(share, (size_t)(n + 1) * 32);
   amp_wipe(child, (size_t)(n + 1) * sizeof *child);
@@ -871,6 +901,10 @@ int amp_gen_new(amp_gen_t **out, const amp_gen_cfg_t *cfg, char *err, size_t err
     set_err(err, errlen, "route length: 1 to %d", AMP_GEN_MAX_HOPS);
     return AMP_ERR_CONFIG;
   }
+  if (c->threads > 256) {
+    set_err(err, errlen, "threads: 0 to 256");
+    return AMP_ERR_CONFIG;
+  }
   if (c->interleave < 1 || c->interleave > 65536) {
     set_err(err, errlen, "interleave: 1 to 65536");
     return AMP_ERR_CONFIG;
@@ -910,7 +944,7 @@ int amp_gen_new(amp_gen_t **out, const amp_gen_cfg_t *cfg, char *err, size_t err
   if (!g) return AMP_ERR_NOMEM;
   g->cfg = *c;
   g->returned = -1;
-  rng_init(&g->rng, c->seed);
+  rng_init(&g->rng, c->seed, 0, 0);
   for (size_t i = 0; i < AMP_GEN_MAX_GATEWAYS; i++) g->open[i] = -1;
   g->cum[1] = c->rate[1];
   for (int k = 2; k < AMP_GEN_CLASS_COUNT; k++) g->cum[k] = g->cum[k - 1] + c->rate[k];
@@ -974,11 +1008,120 @@ int amp_gen_new(amp_gen_t **out, const amp_gen_cfg_t *cfg, char *err, size_t err
     gettimeofday(&tv, NULL);
     g->t0 = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
   }
+  if (makers_start(g) != AMP_OK) goto nomem;
   *out = g;
   return AMP_OK;
 nomem:
   amp_gen_delete(g);
   return AMP_ERR_NOMEM;
+}
+
+static void *maker(void *arg) {
+  amp_gen_t *g = arg;
+  pthread_mutex_lock(&g->mu);
+  for (;;) {
+    while (!g->q_stop && g->q_claim < g->cfg.payments && g->q_claim - g->q_take >= g->q_cap)
+      pthread_cond_wait(&g->cv_free, &g->mu);
+    if (g->q_stop || g->q_claim >= g->cfg.payments) break;
+    uint64_t idx = g->q_claim++;
+    size_t s = (size_t)(idx % g->q_cap);
+    pthread_mutex_unlock(&g->mu);
+    int rc = make_payment(g, &g->q[s], idx);
+    pthread_mutex_lock(&g->mu);
+    g->q_rc[s] = rc;
+    g->q_ready[s] = 1;
+    pthread_cond_broadcast(&g->cv_ready);
+  }
+  pthread_mutex_unlock(&g->mu);
+  return NULL;
+}
+
+/* next_pay puts the next payment into p: made here, or taken from the
+ * makers' ring (swapping item buffers, no copy). */
+static int next_pay(amp_gen_t *g, pay_t *p) {
+  uint64_t idx = g->next_payment++;
+  int rc;
+  if (!g->n_th) {
+    rc = make_payment(g, p, idx);
+  } else {
+    size_t s = (size_t)(idx % g->q_cap);
+    pthread_mutex_lock(&g->mu);
+    while (!g->q_ready[s]) pthread_cond_wait(&g->cv_ready, &g->mu);
+    pay_t tmp = *p;
+    *p = g->q[s];
+    g->q[s] = tmp;
+    rc = g->q_rc[s];
+    g->q_ready[s] = 0;
+    g->q_take = idx + 1;
+    pthread_cond_broadcast(&g->cv_free);
+    pthread_mutex_unlock(&g->mu);
+  }
+  if (rc == AMP_OK) {
+    g->st.payments_class[p->cls]++;
+    g->st.shards_missing += p->missing;
+  }
+  return rc;
+}
+
+static int makers_start(amp_gen_t *g) {
+  size_t n = g->cfg.threads;
+  if (!n || g->cfg.payments < 2) return AMP_OK;
+  if (pthread_mutex_init(&g->mu, NULL)) return AMP_ERR_NOMEM;
+  if (pthread_cond_init(&g->cv_ready, NULL)) {
+    pthread_mutex_destroy(&g->mu);
+    return AMP_ERR_NOMEM;
+  }
+  if (pthread_cond_init(&g->cv_free, NULL)) {
+    pthread_cond_destroy(&g->cv_ready);
+    pthread_mutex_destroy(&g->mu);
+    return AMP_ERR_NOMEM;
+  }
+  g->sync_ok = 1;
+  g->q_cap = 8 * n + g->cfg.interleave;
+  g->q = calloc(g->q_cap, sizeof *g->q);
+  g->q_ready = calloc(g->q_cap, 1);
+  g->q_rc = calloc(g->q_cap, sizeof *g->q_rc);
+  g->th = calloc(n, sizeof *g->th);
+  if (!g->q || !g->q_ready || !g->q_rc || !g->th) return AMP_ERR_NOMEM;
+  for (size_t i = 0; i < g->q_cap; i++) {
+    g->q[i].items = malloc(g->item_cap * sizeof(item_t));
+    if (!g->q[i].items) return AMP_ERR_NOMEM;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (pthread_create(&g->th[i], NULL, maker, g)) return AMP_ERR_NOMEM;
+    g->n_th++;
+  }
+  return AMP_OK;
+}
+
+static void makers_stop(amp_gen_t *g) {
+  if (g->sync_ok) {
+    pthread_mutex_lock(&g->mu);
+    g->q_stop = 1;
+    pthread_cond_broadcast(&g->cv_free);
+    pthread_mutex_unlock(&g->mu);
+  }
+  for (size_t i = 0; i < g->n_th; i++) pthread_join(g->th[i], NULL);
+  g->n_th = 0;
+  if (g->q)
+    for (size_t i = 0; i < g->q_cap; i++) {
+      if (g->q[i].items) amp_wipe(g->q[i].items, g->item_cap * sizeof(item_t));
+      free(g->q[i].items);
+    }
+  free(g->q);
+  free(g->q_ready);
+  free(g->q_rc);
+  free(g->th);
+  g->q = NULL;
+  g->q_ready = NULL;
+  g->q_rc = NULL;
+  g->th = NULL;
+  if (g->sync_ok) {
+    pthread_cond_destroy(&g->cv_free);
+    pthread_cond_destroy(&g->cv_ready);
+    pthread_mutex_destroy(&g->mu);
+    g->sync_ok = 0;
+  }
 }
 
 /* step makes progress: emits one item (or the tip, or the final flush). */
@@ -993,7 +1136,7 @@ static int step(amp_gen_t *g) {
     frame_close(g, s, g->cfg.gw[0].key);
     /* fill the window of payments in flight */
     while (g->n_active < g->cfg.interleave && g->next_payment < g->cfg.payments) {
-      int rc = make_payment(g, &g->pay[g->n_active], g->next_payment++);
+      int rc = next_pay(g, &g->pay[g->n_active]);
       if (rc != AMP_OK) return rc;
       g->n_active++;
     }
@@ -1010,7 +1153,7 @@ static int step(amp_gen_t *g) {
   if (p->next == p->n_items) {
     g->st.payments_done++;
     if (g->next_payment < g->cfg.payments) {
-      int rc = make_payment(g, p, g->next_payment++);
+      int rc = next_pay(g, p);
       if (rc != AMP_OK) return rc;
     } else {
       /* swap the last active payment into k */
@@ -1052,6 +1195,7 @@ void amp_gen_stats(const amp_gen_t *g, amp_gen_stats_t *out) { *out = g->st; }
 
 void amp_gen_delete(amp_gen_t *g) {
   if (!g) return;
+  makers_stop(g);
   if (g->pay)
     for (size_t i = 0; i < g->cfg.interleave; i++) {
       if (g->pay[i].items) amp_wipe(g->pay[i].items, g->item_cap * sizeof(item_t));

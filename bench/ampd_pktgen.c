@@ -70,6 +70,9 @@ static void usage(FILE *f) {
 "                           a frame also ends when the 9000-byte MTU is reached)\n"
 "  --interleave W           W payments in flight whose HTLCs interleave (default 1:\n"
 "                           one payment's shards back to back)\n"
+"  --threads T              threads building onions (default: one per online CPU;\n"
+"                           0: none besides the main one). The output does not\n"
+"                           depend on T\n"
 "\n"
 "Bad traffic (RATE = fraction of payments, 0..1; the rates sum to at most 1; each\n"
 "payment gets at most one class). Expected answers follow DESIGN.md section 1:\n"
@@ -113,7 +116,7 @@ enum {
   OPT_NODE_PUBKEY = 256, OPT_NODE_KEY_FILE, OPT_GATEWAY, OPT_AMPD_MAC, OPT_AMPD_IP, OPT_CHANNELS,
   OPT_SCID_BLOCK, OPT_HTLC_ID_BASE, OPT_SEQ_BASE, OPT_SHARDS, OPT_SHARDS_DIST, OPT_AMOUNT,
   OPT_PAYMENT_ADDR, OPT_HEIGHT, OPT_CLTV_DELTA, OPT_ROUTE_LEN, OPT_FWD_FEE, OPT_FWD_CLTV,
-  OPT_SEED, OPT_RECORDS, OPT_INTERLEAVE, OPT_EXPECT, OPT_BAD_MIX,
+  OPT_SEED, OPT_RECORDS, OPT_INTERLEAVE, OPT_THREADS, OPT_EXPECT, OPT_BAD_MIX,
   OPT_CLASS_BASE = 512, /* + class */
 };
 
@@ -173,7 +176,7 @@ int main(int argc, char **argv) {
   amp_gen_cfg_t cfg;
   amp_gen_cfg_default(&cfg);
   const char *pcap_path = NULL, *expect_path = NULL;
-  int have_node = 0, have_seed = 0, quiet = 0;
+  int have_node = 0, have_seed = 0, have_threads = 0, quiet = 0;
   char err[256];
   uint64_t v, lo, hi;
 
@@ -202,6 +205,7 @@ int main(int argc, char **argv) {
   OPT_("seed", 1, OPT_SEED);
   OPT_("records", 1, OPT_RECORDS);
   OPT_("interleave", 1, OPT_INTERLEAVE);
+  OPT_("threads", 1, OPT_THREADS);
   OPT_("pcap", 1, 'o');
   OPT_("expect", 1, OPT_EXPECT);
   OPT_("bad-mix", 1, OPT_BAD_MIX);
@@ -315,6 +319,11 @@ int main(int argc, char **argv) {
       if (num(&v, optarg, 65536) || v < 1) return die("--interleave '%s': 1 to 65536", optarg);
       cfg.interleave = (uint32_t)v;
       break;
+    case OPT_THREADS:
+      if (num(&v, optarg, 256)) return die("--threads '%s': 0 to 256", optarg);
+      cfg.threads = (uint32_t)v;
+      have_threads = 1;
+      break;
     case 'o': pcap_path = optarg; break;
     case OPT_EXPECT: expect_path = optarg; break;
     case OPT_BAD_MIX: {
@@ -341,6 +350,10 @@ int main(int argc, char **argv) {
   if (!pcap_path) return die("%s", "need --pcap OUT.pcap");
   if (!have_seed) {
     if (amp_random(&cfg.seed, sizeof cfg.seed) != AMP_OK) return die("%s", "no system randomness");
+  }
+  if (!have_threads) {
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    cfg.threads = ncpu > 1 ? (uint32_t)(ncpu > 64 ? 64 : ncpu) : 0;
   }
   char expect_buf[4096];
   if (!expect_path) {
@@ -370,8 +383,8 @@ int main(int argc, char **argv) {
   setvbuf(ef, ebuf, _IOFBF, sizeof ebuf);
   amp_gen_expect_write_meta(ef, &cfg);
   if (!quiet)
-    fprintf(stderr, "ampd-pktgen: %" PRIu64 " payments, seed %" PRIu64 " -> %s, %s\n",
-            cfg.payments, cfg.seed, pcap_path, expect_path);
+    fprintf(stderr, "ampd-pktgen: %" PRIu64 " payments, seed %" PRIu64 ", %u threads -> %s, %s\n",
+            cfg.payments, cfg.seed, cfg.threads, pcap_path, expect_path);
 
   double t0 = now_s(), last = t0;
   amp_gen_frame_t f;

@@ -1008,6 +1008,17 @@ int main(void) {
   }
   free(xs2);
   blobs_free(&fr2);
+  /* ...whatever the number of threads making payments */
+  amp_gen_cfg_t threaded = cfg;
+  threaded.threads = 3;
+  run(&threaded, &fr2, &xs2, &nx2, NULL, NULL);
+  AMP_CHECK_EQ(fr2.n, fr.n);
+  for (size_t i = 0; i < fr.n && i < fr2.n; i++) {
+    AMP_CHECK_EQ(fr2.f[i].len, fr.f[i].len);
+    if (fr2.f[i].len == fr.f[i].len) AMP_CHECK(memcmp(fr.f[i].pkt, fr2.f[i].pkt, fr.f[i].len) == 0);
+  }
+  free(xs2);
+  blobs_free(&fr2);
   amp_gen_cfg_t other = cfg;
   other.seed = seed + 1;
   run(&other, &fr2, &xs2, &nx2, NULL, NULL);
