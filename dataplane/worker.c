@@ -316,6 +316,7 @@ int ampd_worker_main(void *arg) {
     }
     int stopping = atomic_load_explicit(&app->stop_rx, memory_order_relaxed);
     uint64_t now = ampd_now_ns();
+    int got = 0;
     if (likely(!stopping)) {
       for (uint16_t q = 0; q < w->n_rxq; q++) {
         const ampd_rxq_t *rq = &w->rxq[q];
@@ -324,9 +325,11 @@ int ampd_worker_main(void *arg) {
         if (unlikely(!w->first_rx_ns)) w->first_rx_ns = now;
         atomic_store_explicit(&w->last_rx_ns, now, memory_order_relaxed);
         rx_burst(w, pkts, nb, rq->port, now);
+        got = 1;
       }
     }
-    amp_worker_poll(w->ew, ampd_now_ns(), &w->sink);
+    /* A burst takes a while (an ECDH per HTLC): read the clock again then. */
+    amp_worker_poll(w->ew, got ? ampd_now_ns() : now, &w->sink);
     frames_close_all(w);
     int idle = amp_worker_idle(w->ew);
     atomic_store_explicit(&w->busy, !idle, memory_order_relaxed);
