@@ -17,6 +17,7 @@ typedef struct {
   amp_gen_htlc_t x;
   uint32_t answers;
   uint8_t outcome;
+  uint8_t fp[32];                /* fingerprint of the first answer */
 } entry_t;
 
 /* Open addressing tables of entry indexes + 1 (0: empty). */
@@ -41,6 +42,7 @@ struct amp_check {
   uint64_t code_n[MAX_CODES];
   size_t n_codes;
   uint64_t logged;
+  uint8_t cur_fp[32];            /* fingerprint of the answer being judged */
   int finished;
   amp_check_stats_t st;
 };
@@ -242,10 +244,31 @@ int amp_check_load(amp_check_t *c, const char *path) {
 
 /* ---------------------------------------------------------------- replies */
 
+/* fingerprint: what makes two answers the same answer (the failure onion
+ * around a failure message is made afresh each time, so fails compare by
+ * their decoded message). */
+static void fingerprint(amp_check_t *c, uint16_t type, const uint8_t *a, size_t alen) {
+  amp_sha256_t h;
+  uint8_t t[2];
+  amp_put_be16(t, type);
+  amp_sha256_init(&h);
+  amp_sha256_update(&h, t, 2);
+  amp_sha256_update(&h, a, alen);
+  amp_sha256_final(&h, c->cur_fp);
+}
+
 static void answered(amp_check_t *c, entry_t *e, int ok, const char *fmt, ...) {
+  if (e->answers && c->o.repeats_ok && memcmp(e->fp, c->cur_fp, 32) == 0) {
+    c->st.repeats++; /* the same answer again: a redelivery's */
+    return;
+  }
   e->answers++;
-  if (e->answers == 1) e->outcome = ok ? AMP_CHECK_OK : AMP_CHECK_WRONG;
-  else e->outcome = AMP_CHECK_DUP;
+  if (e->answers == 1) {
+    e->outcome = ok ? AMP_CHECK_OK : AMP_CHECK_WRONG;
+    memcpy(e->fp, c->cur_fp, 32);
+  } else {
+    e->outcome = AMP_CHECK_DUP;
+  }
   if (ok && e->answers == 1) return;
   char buf[256];
   va_list ap;
@@ -293,6 +316,7 @@ static void on_fulfill(amp_check_t *c, uint64_t gw, uint64_t scid, const uint8_t
   uint8_t cid[32], h[32];
   amp_gen_channel_id(cid, scid);
   amp_sha256(h, m.payment_preimage, 32);
+  fingerprint(c, AMP_MSG_UPDATE_FULFILL_HTLC, m.payment_preimage, 32);
   if (e->x.expect != AMP_GEN_X_FULFILL)
     answered(c, e, 0, "got update_fulfill_htlc");
   else if (memcmp(m.payment_preimage, e->x.preimage, 32) != 0 ||
@@ -330,6 +354,8 @@ static void on_fail(amp_check_t *c, uint64_t gw, uint64_t scid, const uint8_t *m
   int decoded = rc == AMP_OK && fl >= 2;
   uint16_t code = decoded ? amp_be16(fm) : 0;
   if (decoded) count_code(c, code);
+  if (decoded) fingerprint(c, AMP_MSG_UPDATE_FAIL_HTLC, fm, fl);
+  else fingerprint(c, AMP_MSG_UPDATE_FAIL_HTLC, m.reason, m.reason_len);
   uint8_t cid[32];
   amp_gen_channel_id(cid, scid);
   if (memcmp(m.channel_id, cid, 32) != 0) {
@@ -375,8 +401,11 @@ static void on_malformed(amp_check_t *c, uint64_t gw, uint64_t scid, const uint8
                   " id %" PRIu64, gw, scid, m.id);
     return;
   }
-  uint8_t cid[32];
+  uint8_t cid[32], fpin[34];
   amp_gen_channel_id(cid, scid);
+  amp_put_be16(fpin, m.failure_code);
+  memcpy(fpin + 2, m.sha256_of_onion, 32);
+  fingerprint(c, AMP_MSG_UPDATE_FAIL_MALFORMED_HTLC, fpin, sizeof fpin);
   if (memcmp(m.channel_id, cid, 32) != 0)
     answered(c, e, 0, "fail_malformed: channel_id not echoed");
   else if (e->x.expect == AMP_GEN_X_FAIL_ANY) answered(c, e, 1, "malformed");
@@ -404,6 +433,11 @@ static void on_add(amp_check_t *c, uint64_t gw, uint64_t scid, const uint8_t *ms
     vlog(c, NULL, "update_add_htlc (forward) with an unknown payment_hash on gw %" PRIu64, gw);
     return;
   }
+  uint8_t fpin[20];
+  amp_put_be64(fpin, scid);
+  amp_put_be64(fpin + 8, m.amount_msat);
+  amp_put_be32(fpin + 16, m.cltv_expiry);
+  fingerprint(c, AMP_MSG_UPDATE_ADD_HTLC, fpin, sizeof fpin);
   if (scid != e->x.fwd_scid)
     answered(c, e, 0, "forwarded on scid %" PRIu64 ", expected %" PRIu64, scid, e->x.fwd_scid);
   else if (m.amount_msat != e->x.fwd_amount_msat || m.cltv_expiry != e->x.fwd_cltv)
@@ -489,6 +523,13 @@ void amp_check_frame(amp_check_t *c, const uint8_t *pkt, size_t len) {
   }
 }
 
+void amp_check_new_capture(amp_check_t *c) {
+  /* a restarted ampd may count its seqs from the start again */
+  if (c->seqs) memset(c->seqs, 0, c->seq_cap * sizeof *c->seqs);
+  c->seq_n = 0;
+  memset(c->gw_seq_max, 0, sizeof c->gw_seq_max);
+}
+
 int amp_check_pcap(amp_check_t *c, const char *path) {
   char eb[PCAP_ERRBUF_SIZE];
   pcap_t *p = pcap_open_offline(path, eb);
@@ -501,6 +542,7 @@ int amp_check_pcap(amp_check_t *c, const char *path) {
     pcap_close(p);
     return AMP_ERR_IO;
   }
+  if (c->o.repeats_ok) amp_check_new_capture(c);
   struct pcap_pkthdr *h;
   const u_char *d;
   int r;
@@ -614,6 +656,9 @@ int amp_check_report(amp_check_t *c, FILE *out) {
                  "(warning)\n",
             s.bad_frames, s.unknown_gateway_frames, s.bad_tag_frames, s.dup_seq_frames,
             s.unmatched, s.bad_msgs, s.reordered_seq_frames);
+  if (s.repeats)
+    fprintf(out, "%" PRIu64 " answers repeated an HTLC's earlier answer exactly (allowed by "
+                 "--repeats-ok)\n", s.repeats);
   if (tot[AMP_CHECK_WAITED])
     fprintf(out, "%" PRIu64 " HTLCs expecting mpp_timeout had no answer (allowed by "
                  "--timeouts-ok)\n", tot[AMP_CHECK_WAITED]);
@@ -654,8 +699,8 @@ int amp_check_report_json(amp_check_t *c, FILE *out) {
   fprintf(out, "},\"frames\":%" PRIu64 ",\"records\":%" PRIu64 ",\"frame_errors\":{"
                "\"unparseable\":%" PRIu64 ",\"unknown_gateway\":%" PRIu64 ",\"bad_tag\":%" PRIu64
                ",\"repeated_seq\":%" PRIu64 ",\"unmatched\":%" PRIu64 ",\"bad_messages\":%" PRIu64
-               "},\"reordered_seq\":%" PRIu64 "}\n",
+               "},\"reordered_seq\":%" PRIu64 ",\"repeats\":%" PRIu64 "}\n",
           s.frames, s.records, s.bad_frames, s.unknown_gateway_frames, s.bad_tag_frames,
-          s.dup_seq_frames, s.unmatched, s.bad_msgs, s.reordered_seq_frames);
+          s.dup_seq_frames, s.unmatched, s.bad_msgs, s.reordered_seq_frames, s.repeats);
   return bad;
 }

@@ -23,7 +23,8 @@
  *   none      no answer where one was expected.
  *   wrong     an answer of the wrong kind or content (or any answer to a
  *             dropped frame's HTLC).
- *   dup       more than one answer.
+ *   dup       more than one answer (with repeats_ok: another answer that
+ *             differs from the first; identical ones are counted as repeats).
  *   waited    (only with timeouts_ok) an HTLC expecting mpp_timeout got no
  *             answer: the run ended before its hold timer could fire. Not
  *             an error then. Better: run ampd with a short --hold-timeout-ms
@@ -46,6 +47,10 @@
 typedef struct {
   int timeouts_ok;               /* unanswered mpp_timeout HTLCs are not errors */
   int verbose;                   /* print every mismatch, not just the first 20 */
+  int repeats_ok;                /* an answer identical to the HTLC's first one
+                                    is a redelivery's, not a dup (restart tests:
+                                    several captures of one run); seq repeats
+                                    are then checked within each capture */
   FILE *log;                     /* mismatch details go here (NULL: stderr) */
 } amp_check_opts_t;
 
@@ -69,6 +74,7 @@ typedef struct {
   uint64_t unmatched;            /* replies to no known HTLC */
   uint64_t bad_msgs;             /* undecodable or unexpected message types */
   uint64_t tips;                 /* tip records (ignored) */
+  uint64_t repeats;              /* identical repeated answers (repeats_ok) */
 } amp_check_stats_t;
 
 /* amp_check_new returns a checker or NULL (out of memory). */
@@ -91,7 +97,12 @@ AMP_WARN_UNUSED int amp_check_load(amp_check_t *c, const char *path);
 /* amp_check_frame checks one reply frame (Ethernet and up). */
 void amp_check_frame(amp_check_t *c, const uint8_t *pkt, size_t len);
 
-/* amp_check_pcap feeds every frame of a pcap file (any format libpcap reads).
+/* amp_check_new_capture forgets the reply seqs seen so far: the frames that
+ * follow come from another capture (a restarted ampd). */
+void amp_check_new_capture(amp_check_t *c);
+
+/* amp_check_pcap feeds every frame of a pcap file (any format libpcap reads);
+ * with repeats_ok it starts with amp_check_new_capture.
  * Returns AMP_OK or AMP_ERR_IO (message on stderr). */
 AMP_WARN_UNUSED int amp_check_pcap(amp_check_t *c, const char *path);
 

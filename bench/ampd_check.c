@@ -39,6 +39,11 @@ static void usage(FILE *f) {
 "                     Better, for demos: run ampd with a short --hold-timeout-ms (e.g.\n"
 "                     1000) and let it stay up longer than that (--exit-idle above it),\n"
 "                     so missing_shard and underpaid_total get their real answer.\n"
+"  --repeats-ok       an answer identical to the HTLC's earlier one is allowed (a\n"
+"                     redelivery's: restart tests that replay the same pcap into a\n"
+"                     restarted ampd and pass every tx pcap); a different second\n"
+"                     answer is still a mismatch. Reply seqs must then be unique\n"
+"                     within each pcap only\n"
 "  --json PATH        also write the result as one JSON object to PATH ('-': stdout)\n"
 "  -v, --verbose      print every mismatch (default: the first 20)\n"
 "  -q, --quiet        no table, only the exit status (and the mismatches)\n"
@@ -46,11 +51,12 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
-  enum { OPT_EXPECT = 256, OPT_PCAP, OPT_GATEWAY, OPT_TIMEOUTS_OK, OPT_JSON };
+  enum { OPT_EXPECT = 256, OPT_PCAP, OPT_GATEWAY, OPT_TIMEOUTS_OK, OPT_JSON, OPT_REPEATS_OK };
   static const struct option opts[] = {
       {"expect", 1, NULL, OPT_EXPECT},   {"pcap", 1, NULL, OPT_PCAP},
       {"gateway", 1, NULL, OPT_GATEWAY}, {"timeouts-ok", 0, NULL, OPT_TIMEOUTS_OK},
       {"json", 1, NULL, OPT_JSON},       {"verbose", 0, NULL, 'v'},
+      {"repeats-ok", 0, NULL, OPT_REPEATS_OK},
       {"quiet", 0, NULL, 'q'},           {"help", 0, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   const char *expect = NULL, *json = NULL;
@@ -59,7 +65,7 @@ int main(int argc, char **argv) {
   amp_gen_gateway_t gw[AMP_GEN_MAX_GATEWAYS];
   size_t n_gw = 0;
   int quiet = 0;
-  amp_check_opts_t co = {0, 0, stderr};
+  amp_check_opts_t co = {0, 0, 0, stderr};
   char err[256];
   if (!pcaps) return 2;
   int o;
@@ -77,6 +83,7 @@ int main(int argc, char **argv) {
       break;
     case OPT_TIMEOUTS_OK: co.timeouts_ok = 1; break;
     case OPT_JSON: json = optarg; break;
+    case OPT_REPEATS_OK: co.repeats_ok = 1; break;
     case 'v': co.verbose = 1; break;
     case 'q': quiet = 1; break;
     case 'h': usage(stdout); return 0;

@@ -685,7 +685,7 @@ static void check_checker(const amp_gen_cfg_t *cfg, const amp_gen_htlc_t *xs, si
       if (tok && mut != MUT_NONE && mut != MUT_DROP_TIMEOUT) continue;
       blobs_t rep = {0};
       replies(&rep, cfg, xs, nx, mut);
-      amp_check_opts_t o = {tok, 0, devnull};
+      amp_check_opts_t o = {.timeouts_ok = tok, .log = devnull};
       amp_check_t *c = amp_check_new(&o);
       MUST(c != NULL);
       MUST(amp_check_load(c, expect_path) == AMP_OK);
@@ -774,6 +774,42 @@ static void check_checker(const amp_gen_cfg_t *cfg, const amp_gen_htlc_t *xs, si
       amp_check_free(c);
       blobs_free(&rep);
     }
+  }
+  /* a restart: the same answers twice (two captures) pass with repeats_ok
+   * only; a different second answer never does */
+  for (int round = 0; round < 3; round++) {
+    blobs_t r1 = {0}, r2 = {0};
+    replies(&r1, cfg, xs, nx, MUT_NONE);
+    replies(&r2, cfg, xs, nx, round == 2 ? MUT_BAD_PREIMAGE : MUT_NONE);
+    amp_check_opts_t o = {.repeats_ok = round > 0, .log = devnull};
+    amp_check_t *c = amp_check_new(&o);
+    MUST(c != NULL);
+    MUST(amp_check_load(c, expect_path) == AMP_OK);
+    for (size_t i = 0; i < r1.n; i++) amp_check_frame(c, r1.f[i].pkt, r1.f[i].len);
+    amp_check_new_capture(c);
+    for (size_t i = 0; i < r2.n; i++) amp_check_frame(c, r2.f[i].pkt, r2.f[i].len);
+    amp_check_stats_t st;
+    amp_check_finish(c, &st);
+    uint64_t dup = 0, answered = 0;
+    for (int k = 0; k < AMP_GEN_CLASS_COUNT; k++) {
+      dup += st.outcome[k][AMP_CHECK_DUP];
+      answered += st.htlcs[k] - st.outcome[k][AMP_CHECK_NONE];
+    }
+    if (round == 0) {
+      AMP_CHECK_EQ(amp_check_result(c), 1);
+      AMP_CHECK(dup > 0);
+    } else if (round == 1) {
+      AMP_CHECK_EQ(amp_check_result(c), 0);
+      AMP_CHECK_EQ(dup, 0);
+      AMP_CHECK(st.repeats > 0);
+      AMP_CHECK_EQ(st.dup_seq_frames, 0);
+    } else {
+      AMP_CHECK_EQ(amp_check_result(c), 1);
+      AMP_CHECK_EQ(dup, 1);
+    }
+    amp_check_free(c);
+    blobs_free(&r1);
+    blobs_free(&r2);
   }
   fclose(devnull);
 }
@@ -904,7 +940,7 @@ static void check_forwards(uint64_t seed) {
   AMP_CHECK(fwd > 0);
 
   /* the checker accepts the forwards a correct node would send */
-  amp_check_opts_t o = {0, 0, stderr};
+  amp_check_opts_t o = {.log = stderr};
   amp_check_t *ck = amp_check_new(&o);
   for (size_t g = 0; g < c.n_gw; g++) AMP_CHECK(amp_check_gateway(ck, c.gw[g].id, c.gw[g].key) == 0);
   for (size_t i = 0; i < nx; i++) AMP_CHECK_EQ(amp_check_expect(ck, &xs[i]), AMP_OK);
