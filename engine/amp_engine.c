@@ -205,7 +205,7 @@ struct inv {
   uint32_t closing;              /* atomic: its sets settling now */
 };
 
-enum { OP_FAIL = 1, OP_SETTLE, OP_CANCEL_SET, OP_INV_PUT, OP_CANCEL_REQ };
+enum { OP_FAIL = 1, OP_SETTLE, OP_CANCEL_SET, OP_INV_PUT, OP_CANCEL_REQ, OP_PRUNE };
 
 /* A store intent and what to do when it comes back. */
 typedef struct op {
@@ -257,6 +257,8 @@ struct amp_worker {
   uint32_t op_cap, op_bump;
   op_t *op_free;
   mpsc_t inbox;                  /* ops handed over by the admin */
+  op_t *fake_done;               /* test hook: ops "failed by the store" */
+  uint32_t pruned_height;        /* worker 0: last PRUNE submitted */
   op_t *pend_head, *pend_tail;   /* ops waiting to be submitted */
   size_t n_pend, n_sub;          /* queued, submitted not yet back */
   void *arr_cache[ARR_CLASSES];
@@ -280,6 +282,7 @@ struct amp_engine {
   struct cds_lfht *t_id, *t_tag, *t_set, *t_addr, *t_hash;
   amp_worker_t **w;
   gw_t gw[GW_SLOTS];
+  _Atomic int64_t test_fail;     /* test hook: submissions to fail */
   pthread_mutex_t admin_mu;
   counters_t ac;                 /* admin counters (under admin_mu) */
 };
@@ -610,6 +613,19 @@ static int op_gated_(amp_worker_t *w, op_t *o) {
   return 0;
 }
 
+/* Submits o to the store, or (test hook) fails it as a failed commit would:
+ * nothing reaches the store and the op comes back with AMP_ERR_IO. */
+static int store_submit_(amp_worker_t *w, op_t *o) {
+  if (atomic_load_explicit(&w->e->test_fail, memory_order_relaxed) > 0 &&
+      atomic_fetch_sub(&w->e->test_fail, 1) > 0) {
+    o->in.status = AMP_ERR_IO;
+    o->next = w->fake_done;
+    w->fake_done = o;
+    return AMP_OK;
+  }
+  return amp_store_submit(w->e->st, w->idx, &o->in);
+}
+
 /* Submits queued ops in order (skipping those gated); stops at a full ring. */
 static void pend_flush_(amp_worker_t *w) {
   op_t **pp = &w->pend_head, *prev = NULL;
@@ -620,7 +636,7 @@ static void pend_flush_(amp_worker_t *w) {
       pp = &o->next;
       continue;
     }
-    int rc = amp_store_submit(w->e->st, w->idx, &o->in);
+    int rc = store_submit_(w, o);
     if (rc != AMP_OK) {
       CNT(w, store_ring_full);
       break;
@@ -634,7 +650,7 @@ static void pend_flush_(amp_worker_t *w) {
 
 static void op_submit_(amp_worker_t *w, op_t *o) {
   if (!w->pend_head && !op_gated_(w, o)) {
-    if (amp_store_submit(w->e->st, w->idx, &o->in) == AMP_OK) {
+    if (store_submit_(w, o) == AMP_OK) {
       w->n_sub++;
       return;
     }
@@ -1517,6 +1533,23 @@ size_t amp_worker_poll(amp_worker_t *w, uint64_t now_ns, const amp_engine_sink_t
   fire_ctx_t fc = {w};
   amp_timer_expire(&w->wheel, w->now_ms, on_timer_, &fc, 0);
   if (w->pend_head) pend_flush_(w);
+  /* worker 0 keeps the store's replay log pruned to the height */
+  uint32_t hgt = amp_engine_height(e);
+  if (w->idx == 0 && hgt > w->pruned_height) {
+    op_t *o = op_alloc_(w, OP_PRUNE);
+    if (o) {
+      w->pruned_height = hgt;
+      o->in.kind = AMP_INTENT_PRUNE;
+      o->in.height = hgt;
+      op_submit_(w, o);
+    }
+  }
+  while (w->fake_done) {
+    op_t *o = w->fake_done;
+    w->fake_done = o->next;
+    w->n_sub--;
+    complete_(w, o, sink);
+  }
   amp_store_intent_t *done[64];
   unsigned k;
   while ((k = amp_store_poll(e->st, w->idx, done, 64)) > 0) {
@@ -1532,6 +1565,10 @@ size_t amp_worker_poll(amp_worker_t *w, uint64_t now_ns, const amp_engine_sink_t
 
 int amp_worker_idle(const amp_worker_t *w) {
   return w->n_pend == 0 && w->n_sub == 0 && !atomic_load(&w->inbox.top);
+}
+
+void amp_engine_test_fail_commits(amp_engine_t *e, unsigned n) {
+  atomic_store(&e->test_fail, (int64_t)n);
 }
 
 /* ---- frees through RCU ------------------------------------------------------ */
@@ -1737,6 +1774,12 @@ static void drain_(amp_engine_t *e) {
     if (!w) continue;
     while ((w->n_sub || w->n_pend) && mono_ns_() - t0 < 5000000000ull) {
       w->now_ms = mono_ns_() / 1000000;
+      while (w->fake_done) {
+        op_t *o = w->fake_done;
+        w->fake_done = o->next;
+        w->n_sub--;
+        complete_(w, o, NULL);
+      }
       if (w->pend_head) pend_flush_(w);
       amp_store_intent_t *done[64];
       unsigned k = amp_store_poll(e->st, i, done, 64);

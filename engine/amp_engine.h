@@ -229,13 +229,19 @@ void amp_worker_process_peeled(amp_worker_t *w, const amp_engine_peeled_t *in, s
 /* amp_worker_poll is called every loop iteration: fires expired hold timers
  * (now_ns on CLOCK_MONOTONIC, the clock of rx_ns), submits queued intents,
  * takes the worker's completed intents from the store and emits their
- * answers, and reports an RCU quiescent state. Returns the number of answers
+ * answers, and reports an RCU quiescent state. Worker 0 also submits a store
+ * PRUNE when the height has risen (replay entries below it are forgotten). Returns the number of answers
  * emitted. Cost: O(work done); ~50 ns when idle. */
 size_t amp_worker_poll(amp_worker_t *w, uint64_t now_ns, const amp_engine_sink_t *sink);
 
 /* amp_worker_idle returns 1 when w has nothing in flight: no intent queued or
  * awaiting its commit. (Held HTLCs do not count.) For tests and shutdown. */
 int amp_worker_idle(const amp_worker_t *w);
+
+/* amp_engine_test_fail_commits is a TEST-ONLY hook: the next n intents any
+ * worker submits do not reach the store and come back as a failed commit
+ * would (AMP_ERR_IO), exercising the retry and give-up paths. */
+void amp_engine_test_fail_commits(amp_engine_t *e, unsigned n);
 
 /* amp_engine_set_height sets the block height the cltv rules use. Atomic;
  * any thread. amp_engine_height reads it. */

@@ -1105,6 +1105,60 @@ static void test_messages(void) {
   env_close(&v);
 }
 
+/* A commit that fails: retried (nothing released meanwhile); after the last
+ * retry the HTLCs fail with temporary_node_failure, and no preimage leaves. */
+static void test_store_errors(void) {
+  amp_engine_cfg_t c;
+  memset(&c, 0, sizeof c);
+  c.store_retry_max = 2;
+  env_t v;
+  env_open(&v, &c);
+  settle_down(&v);
+  amp_store_invoice_t inv = add_amp(&v, 0);
+  static aset_t s;
+  mk_amp_set(&s, inv.payment_addr, 2, 100, 200, CLTV);
+  send(&v, &s.h[0]);
+  amp_engine_test_fail_commits(v.e, 1);
+  send(&v, &s.h[1]); /* completes: its SETTLE fails once */
+  amp_worker_poll(v.w, g_now, &g_sink);
+  AMP_CHECK_EQ(g_nans, 0);
+  AMP_CHECK_EQ(STAT(&v, store_errors), 1);
+  g_now += 5 * 1000000ull; /* back-off 10 ms: not yet */
+  amp_worker_poll(v.w, g_now, &g_sink);
+  AMP_CHECK_EQ(g_nans, 0);
+  g_now += 10 * 1000000ull;
+  pump(&v, 2);
+  EXPECT_FULFILL(&s.h[0]);
+  EXPECT_FULFILL(&s.h[1]);
+  AMP_CHECK_EQ(STAT(&v, store_retries), 1);
+  /* a set whose SETTLE never commits: temporary_node_failure, no preimage */
+  static aset_t s2;
+  mk_amp_set(&s2, inv.payment_addr, 2, 100, 200, CLTV);
+  send(&v, &s2.h[0]);
+  amp_engine_test_fail_commits(v.e, 3);
+  send(&v, &s2.h[1]);
+  for (int i = 0; i < 4 && g_nans < 4; i++) {
+    amp_worker_poll(v.w, g_now, &g_sink);
+    g_now += 50 * 1000000ull;
+  }
+  pump(&v, 4);
+  EXPECT_CODE(&s2.h[0], AMP_FAIL_TEMPORARY_NODE_FAILURE);
+  EXPECT_CODE(&s2.h[1], AMP_FAIL_TEMPORARY_NODE_FAILURE);
+  AMP_CHECK_EQ(STAT(&v, store_gave_up), 2);
+  AMP_CHECK_EQ(STAT(&v, sets_settled), 1);
+  /* nothing durable: a redelivery is processed afresh, and this time the set
+   * id is known as failed (in memory), so it fails durably */
+  settle_down(&v);
+  send(&v, &s2.h[0]);
+  pump(&v, 5);
+  int cnt;
+  const ans_t *a = find(&s2.h[0], &cnt);
+  AMP_CHECK_EQ(cnt, 2);
+  AMP_CHECK(a && a->type == AMP_MSG_UPDATE_FAIL_HTLC);
+  AMP_CHECK_EQ(a ? fail_code(a, &s2.h[0], NULL, NULL) : -9, AMP_FAIL_INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS);
+  env_close(&v);
+}
+
 /* ---- concurrency ------------------------------------------------------------ */
 
 #define MT_SETS 100000
@@ -1341,6 +1395,7 @@ int main(int argc, char **argv) {
   RUN(test_redelivery);
   RUN(test_replay);
   RUN(test_onions);
+  RUN(test_store_errors);
   RUN(test_concurrency);
   return amp_test_done();
 }
