@@ -13,11 +13,20 @@
 #include "amp_sha256.h"
 #include "amp_sphinx.h"
 
+/* What the checker keeps of one expectation: ~150 bytes, plus 32 per hop in
+ * the shared-secret arena (a fulfill is checked by SHA256(preimage) ==
+ * payment_hash, which is the same check without storing the preimage). */
 typedef struct {
-  amp_gen_htlc_t x;
+  uint64_t payment, gateway_id, scid, htlc_id, amount_msat;
+  uint64_t fwd_scid, fwd_amount_msat;
+  size_t ss_off;                 /* n_hops * 32 bytes at c->ss + ss_off */
+  uint32_t fwd_cltv;
   uint32_t answers;
-  uint8_t outcome;
-  uint8_t fp[32];                /* fingerprint of the first answer */
+  uint16_t code;
+  uint8_t cls, expect, n_hops, outcome;
+  uint8_t payment_hash[32];
+  uint8_t onion_sha256[32];
+  uint8_t fp[16];                /* fingerprint of the first answer */
 } entry_t;
 
 /* Open addressing tables of entry indexes + 1 (0: empty). */
@@ -43,6 +52,8 @@ struct amp_check {
   size_t n_codes;
   uint64_t logged;
   uint8_t cur_fp[32];            /* fingerprint of the answer being judged */
+  uint8_t *ss;                   /* shared secrets of every HTLC */
+  size_t ss_len, ss_cap;
   int finished;
   amp_check_stats_t st;
 };
@@ -61,10 +72,10 @@ static uint64_t key_hash(uint64_t gw, uint64_t scid, uint64_t id) {
 }
 
 static uint64_t entry_key_hash(const entry_t *e) {
-  return key_hash(e->x.gateway_id, e->x.scid, e->x.htlc_id);
+  return key_hash(e->gateway_id, e->scid, e->htlc_id);
 }
 
-static uint64_t entry_pay_hash(const entry_t *e) { return amp_be64(e->x.payment_hash); }
+static uint64_t entry_pay_hash(const entry_t *e) { return amp_be64(e->payment_hash); }
 
 static void vlog(amp_check_t *c, const entry_t *e, const char *fmt, ...) {
   if (!c->o.verbose && c->logged >= 20) {
@@ -75,8 +86,8 @@ static void vlog(amp_check_t *c, const entry_t *e, const char *fmt, ...) {
   if (e)
     fprintf(c->o.log, "payment %" PRIu64 " gw %" PRIu64 " scid %" PRIu64 " id %" PRIu64
                       " (%s, expect %s): ",
-            e->x.payment, e->x.gateway_id, e->x.scid, e->x.htlc_id, amp_gen_class_name(e->x.cls),
-            amp_gen_expect_name(e->x.expect));
+            e->payment, e->gateway_id, e->scid, e->htlc_id, amp_gen_class_name(e->cls),
+            amp_gen_expect_name(e->expect));
   va_list ap;
   va_start(ap, fmt);
   vfprintf(c->o.log, fmt, ap);
@@ -94,8 +105,9 @@ amp_check_t *amp_check_new(const amp_check_opts_t *opts) {
 
 void amp_check_free(amp_check_t *c) {
   if (!c) return;
-  if (c->e) amp_wipe(c->e, c->cap * sizeof *c->e);
   free(c->e);
+  if (c->ss) amp_wipe(c->ss, c->ss_cap);
+  free(c->ss);
   free(c->by_key.slot);
   free(c->by_hash.slot);
   free(c->seqs);
@@ -125,7 +137,7 @@ static int table_rebuild(amp_check_t *c, table_t *t, size_t cap, int by_hash) {
   t->slot = s;
   t->cap = cap;
   for (size_t i = 0; i < c->n; i++) {
-    if (by_hash && c->e[i].x.expect != AMP_GEN_X_FORWARD) continue;
+    if (by_hash && c->e[i].expect != AMP_GEN_X_FORWARD) continue;
     uint64_t h = by_hash ? entry_pay_hash(&c->e[i]) : entry_key_hash(&c->e[i]);
     size_t k = (size_t)h & (cap - 1);
     while (s[k]) k = (k + 1) & (cap - 1);
@@ -139,7 +151,7 @@ static entry_t *find_key(amp_check_t *c, uint64_t gw, uint64_t scid, uint64_t id
   size_t m = c->by_key.cap - 1, k = (size_t)key_hash(gw, scid, id) & m;
   for (; c->by_key.slot[k]; k = (k + 1) & m) {
     entry_t *e = &c->e[c->by_key.slot[k] - 1];
-    if (e->x.gateway_id == gw && e->x.scid == scid && e->x.htlc_id == id) return e;
+    if (e->gateway_id == gw && e->scid == scid && e->htlc_id == id) return e;
   }
   return NULL;
 }
@@ -149,7 +161,7 @@ static entry_t *find_hash(amp_check_t *c, const uint8_t hash[32]) {
   size_t m = c->by_hash.cap - 1, k = (size_t)amp_be64(hash) & m;
   for (; c->by_hash.slot[k]; k = (k + 1) & m) {
     entry_t *e = &c->e[c->by_hash.slot[k] - 1];
-    if (memcmp(e->x.payment_hash, hash, 32) == 0) return e;
+    if (memcmp(e->payment_hash, hash, 32) == 0) return e;
   }
   return NULL;
 }
@@ -164,9 +176,34 @@ int amp_check_expect(amp_check_t *c, const amp_gen_htlc_t *x) {
     c->e = e;
     c->cap = cap;
   }
+  size_t need = (size_t)x->n_hops * 32;
+  if (c->ss_len + need > c->ss_cap) {
+    size_t cap = c->ss_cap ? 2 * c->ss_cap : 65536;
+    while (cap < c->ss_len + need) cap *= 2;
+    uint8_t *ss = realloc(c->ss, cap);
+    if (!ss) return AMP_ERR_NOMEM;
+    c->ss = ss;
+    c->ss_cap = cap;
+  }
   entry_t *e = &c->e[c->n++];
   memset(e, 0, sizeof *e);
-  e->x = *x;
+  e->payment = x->payment;
+  e->gateway_id = x->gateway_id;
+  e->scid = x->scid;
+  e->htlc_id = x->htlc_id;
+  e->amount_msat = x->amount_msat;
+  e->fwd_scid = x->fwd_scid;
+  e->fwd_amount_msat = x->fwd_amount_msat;
+  e->fwd_cltv = x->fwd_cltv;
+  e->code = x->code;
+  e->cls = x->cls;
+  e->expect = x->expect;
+  e->n_hops = x->n_hops;
+  memcpy(e->payment_hash, x->payment_hash, 32);
+  memcpy(e->onion_sha256, x->onion_sha256, 32);
+  e->ss_off = c->ss_len;
+  memcpy(c->ss + c->ss_len, x->ss, need);
+  c->ss_len += need;
   /* tables at most half full */
   if (2 * c->n > c->by_key.cap) {
     size_t cap = 2048;
@@ -258,14 +295,14 @@ static void fingerprint(amp_check_t *c, uint16_t type, const uint8_t *a, size_t 
 }
 
 static void answered(amp_check_t *c, entry_t *e, int ok, const char *fmt, ...) {
-  if (e->answers && c->o.repeats_ok && memcmp(e->fp, c->cur_fp, 32) == 0) {
+  if (e->answers && c->o.repeats_ok && memcmp(e->fp, c->cur_fp, sizeof e->fp) == 0) {
     c->st.repeats++; /* the same answer again: a redelivery's */
     return;
   }
   e->answers++;
   if (e->answers == 1) {
     e->outcome = ok ? AMP_CHECK_OK : AMP_CHECK_WRONG;
-    memcpy(e->fp, c->cur_fp, 32);
+    memcpy(e->fp, c->cur_fp, sizeof e->fp);
   } else {
     e->outcome = AMP_CHECK_DUP;
   }
@@ -317,10 +354,9 @@ static void on_fulfill(amp_check_t *c, uint64_t gw, uint64_t scid, const uint8_t
   amp_gen_channel_id(cid, scid);
   amp_sha256(h, m.payment_preimage, 32);
   fingerprint(c, AMP_MSG_UPDATE_FULFILL_HTLC, m.payment_preimage, 32);
-  if (e->x.expect != AMP_GEN_X_FULFILL)
+  if (e->expect != AMP_GEN_X_FULFILL)
     answered(c, e, 0, "got update_fulfill_htlc");
-  else if (memcmp(m.payment_preimage, e->x.preimage, 32) != 0 ||
-           memcmp(h, e->x.payment_hash, 32) != 0)
+  else if (memcmp(h, e->payment_hash, 32) != 0)
     answered(c, e, 0, "fulfilled with a wrong preimage");
   else if (memcmp(m.channel_id, cid, 32) != 0)
     answered(c, e, 0, "fulfill: channel_id not echoed");
@@ -348,8 +384,9 @@ static void on_fail(amp_check_t *c, uint64_t gw, uint64_t scid, const uint8_t *m
   memcpy(pkt, m.reason, m.reason_len);
   size_t hop = 0, fl = 0;
   const uint8_t *fm = NULL;
-  int rc = e->x.n_hops ? amp_sphinx_fail_decode_var(&hop, &fm, &fl, pkt, m.reason_len,
-                                                    (const uint8_t(*)[32])e->x.ss, e->x.n_hops)
+  int rc = e->n_hops ? amp_sphinx_fail_decode_var(&hop, &fm, &fl, pkt, m.reason_len,
+                                                    (const uint8_t(*)[32])(c->ss + e->ss_off),
+                                                    e->n_hops)
                        : AMP_ERR_FAIL_HMAC;
   int decoded = rc == AMP_OK && fl >= 2;
   uint16_t code = decoded ? amp_be16(fm) : 0;
@@ -360,9 +397,9 @@ static void on_fail(amp_check_t *c, uint64_t gw, uint64_t scid, const uint8_t *m
   amp_gen_channel_id(cid, scid);
   if (memcmp(m.channel_id, cid, 32) != 0) {
     answered(c, e, 0, "fail: channel_id not echoed");
-  } else if (e->x.expect == AMP_GEN_X_FAIL_ANY) {
+  } else if (e->expect == AMP_GEN_X_FAIL_ANY) {
     answered(c, e, 1, "fail");
-  } else if (e->x.expect != AMP_GEN_X_FAIL) {
+  } else if (e->expect != AMP_GEN_X_FAIL) {
     if (decoded) answered(c, e, 0, "got update_fail_htlc with code 0x%04x", code);
     else answered(c, e, 0, "got update_fail_htlc (failure onion does not decode: %s)",
                   amp_strerror(rc));
@@ -371,13 +408,13 @@ static void on_fail(amp_check_t *c, uint64_t gw, uint64_t scid, const uint8_t *m
              rc == AMP_OK ? "message too short" : amp_strerror(rc));
   } else if (hop != 0) {
     answered(c, e, 0, "failure made by hop %zu, not by the node", hop);
-  } else if (code != e->x.code) {
-    answered(c, e, 0, "failure code 0x%04x, expected 0x%04x", code, e->x.code);
+  } else if (code != e->code) {
+    answered(c, e, 0, "failure code 0x%04x, expected 0x%04x", code, e->code);
   } else if (code == AMP_FAIL_INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS &&
-             (fl < 2 + 8 || amp_be64(fm + 2) != e->x.amount_msat)) {
+             (fl < 2 + 8 || amp_be64(fm + 2) != e->amount_msat)) {
     if (fl < 2 + 8) answered(c, e, 0, "incorrect_or_unknown_payment_details without htlc_msat");
     else answered(c, e, 0, "htlc_msat %" PRIu64 ", expected %" PRIu64, amp_be64(fm + 2),
-                  e->x.amount_msat);
+                  e->amount_msat);
   } else {
     answered(c, e, 1, "fail");
   }
@@ -408,12 +445,12 @@ static void on_malformed(amp_check_t *c, uint64_t gw, uint64_t scid, const uint8
   fingerprint(c, AMP_MSG_UPDATE_FAIL_MALFORMED_HTLC, fpin, sizeof fpin);
   if (memcmp(m.channel_id, cid, 32) != 0)
     answered(c, e, 0, "fail_malformed: channel_id not echoed");
-  else if (e->x.expect == AMP_GEN_X_FAIL_ANY) answered(c, e, 1, "malformed");
-  else if (e->x.expect != AMP_GEN_X_MALFORMED)
+  else if (e->expect == AMP_GEN_X_FAIL_ANY) answered(c, e, 1, "malformed");
+  else if (e->expect != AMP_GEN_X_MALFORMED)
     answered(c, e, 0, "got update_fail_malformed_htlc code 0x%04x", m.failure_code);
-  else if (m.failure_code != e->x.code)
-    answered(c, e, 0, "fail_malformed code 0x%04x, expected 0x%04x", m.failure_code, e->x.code);
-  else if (memcmp(m.sha256_of_onion, e->x.onion_sha256, 32) != 0)
+  else if (m.failure_code != e->code)
+    answered(c, e, 0, "fail_malformed code 0x%04x, expected 0x%04x", m.failure_code, e->code);
+  else if (memcmp(m.sha256_of_onion, e->onion_sha256, 32) != 0)
     answered(c, e, 0, "fail_malformed: sha256_of_onion is not the onion's");
   else answered(c, e, 1, "malformed");
 }
@@ -438,12 +475,12 @@ static void on_add(amp_check_t *c, uint64_t gw, uint64_t scid, const uint8_t *ms
   amp_put_be64(fpin + 8, m.amount_msat);
   amp_put_be32(fpin + 16, m.cltv_expiry);
   fingerprint(c, AMP_MSG_UPDATE_ADD_HTLC, fpin, sizeof fpin);
-  if (scid != e->x.fwd_scid)
-    answered(c, e, 0, "forwarded on scid %" PRIu64 ", expected %" PRIu64, scid, e->x.fwd_scid);
-  else if (m.amount_msat != e->x.fwd_amount_msat || m.cltv_expiry != e->x.fwd_cltv)
+  if (scid != e->fwd_scid)
+    answered(c, e, 0, "forwarded on scid %" PRIu64 ", expected %" PRIu64, scid, e->fwd_scid);
+  else if (m.amount_msat != e->fwd_amount_msat || m.cltv_expiry != e->fwd_cltv)
     answered(c, e, 0, "forwarded %" PRIu64 " msat cltv %" PRIu32 ", expected %" PRIu64
                       " msat cltv %" PRIu32,
-             m.amount_msat, m.cltv_expiry, e->x.fwd_amount_msat, e->x.fwd_cltv);
+             m.amount_msat, m.cltv_expiry, e->fwd_amount_msat, e->fwd_cltv);
   else answered(c, e, 1, "forward");
 }
 
@@ -573,10 +610,10 @@ void amp_check_finish(amp_check_t *c, amp_check_stats_t *st) {
     for (size_t i = 0; i < c->n; i++) {
       entry_t *e = &c->e[i];
       if (e->answers) continue;
-      if (e->x.expect == AMP_GEN_X_NONE) {
+      if (e->expect == AMP_GEN_X_NONE) {
         e->outcome = AMP_CHECK_OK;
-      } else if (c->o.timeouts_ok && e->x.expect == AMP_GEN_X_FAIL &&
-                 e->x.code == AMP_FAIL_MPP_TIMEOUT) {
+      } else if (c->o.timeouts_ok && e->expect == AMP_GEN_X_FAIL &&
+                 e->code == AMP_FAIL_MPP_TIMEOUT) {
         e->outcome = AMP_CHECK_WAITED;
       } else {
         e->outcome = AMP_CHECK_NONE;
@@ -584,8 +621,8 @@ void amp_check_finish(amp_check_t *c, amp_check_stats_t *st) {
       }
     }
     for (size_t i = 0; i < c->n; i++) {
-      c->st.htlcs[c->e[i].x.cls]++;
-      c->st.outcome[c->e[i].x.cls][c->e[i].outcome]++;
+      c->st.htlcs[c->e[i].cls]++;
+      c->st.outcome[c->e[i].cls][c->e[i].outcome]++;
     }
   }
   if (st) *st = c->st;

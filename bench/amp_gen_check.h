@@ -33,7 +33,8 @@
  * repeated seq per gateway, replies matching no HTLC, message types ampd
  * must not send. Any of them, or any none/wrong/dup, fails the check.
  *
- * Not thread-safe; one checker per thread. Memory: ~1 kB per HTLC.
+ * Not thread-safe; one checker per thread. Memory: ~220 bytes per HTLC
+ * (entry, shared secret, hash tables); 10^6 HTLCs fit in ~250 MB.
  */
 #ifndef AMP_GEN_CHECK_H
 #define AMP_GEN_CHECK_H
