@@ -19,6 +19,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+
 #include <rte_eal.h>
 #include <rte_lcore.h>
 #include <rte_malloc.h>
@@ -43,6 +47,50 @@ void ampd_log(int level, const char *fmt, ...) {
 static volatile sig_atomic_t got_signal;
 
 static void on_signal(int sig) { got_signal = sig; }
+
+/* ---- The data directory: one ampd at a time ----------------------------- */
+
+/* Creates dir (0700, parents too) if missing and takes an exclusive lock on
+ * dir/ampd.lock, kept until the process ends (a crash releases it). Two
+ * daemons on one store would each believe their in-memory indexes.
+ * Returns the lock's fd, or -1 with err set. */
+static int lock_data_dir(const char *dir, char *err, size_t errlen) {
+  char path[AMP_CONFIG_PATH_MAX + 16];
+  snprintf(path, sizeof path, "%s", dir);
+  for (char *p = path + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    if (mkdir(path, 0700) != 0 && errno != EEXIST) break;
+    *p = '/';
+  }
+  if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+    snprintf(err, errlen, "data-dir %s: cannot create it: %s", dir, strerror(errno));
+    return -1;
+  }
+  snprintf(path, sizeof path, "%s/ampd.lock", dir);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    return -1;
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    char pid[32] = "?";
+    ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+    if (n > 0) {
+      pid[n] = 0;
+      pid[strcspn(pid, "\n")] = 0;
+    }
+    snprintf(err, errlen, "data-dir %s is in use by another ampd (pid %s)", dir, pid);
+    close(fd);
+    return -1;
+  }
+  char pid[32];
+  int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+    /* The lock holds even if the pid cannot be written. */
+  }
+  return fd;
+}
 
 /* ---- Gateways ----------------------------------------------------------- */
 
@@ -266,7 +314,7 @@ static int split_args(int argc, char **argv, int *eal_argc, int *our_argc, char 
 int ampd_run(int argc, char **argv, const ampd_hooks_t *hooks) {
   static ampd_app_t app_;   /* large (config, ports): not on the stack */
   ampd_app_t *app = &app_;
-  char err[AMP_CONFIG_ERR_MAX];
+  char err[AMP_CONFIG_ERR_MAX + AMP_CONFIG_PATH_MAX];
   int eal_argc, our_argc;
   char **our_argv;
   const char *prog = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
@@ -278,6 +326,9 @@ int ampd_run(int argc, char **argv, const ampd_hooks_t *hooks) {
       return 0;
     }
   }
+  /* From here a SIGTERM or SIGINT is an orderly stop, even during start. */
+  signal(SIGINT, on_signal);
+  signal(SIGTERM, on_signal);
   if (split_args(argc, argv, &eal_argc, &our_argc, &our_argv)) return 1;
   int rc = amp_config_parse(&app->cfg, our_argc, our_argv, err, sizeof err);
   free(our_argv);
@@ -301,6 +352,13 @@ int ampd_run(int argc, char **argv, const ampd_hooks_t *hooks) {
     return 2;
   }
   if (created) ampd_log(AMP_LOG_INFO, "made a new node key in %s (mode 0600)", cfg->node_key_file);
+  int lock_fd = lock_data_dir(cfg->data_dir, err, sizeof err);
+  if (lock_fd < 0) {
+    fprintf(stderr, "%s: %s\n", prog, err);
+    amp_wipe(node_key, sizeof node_key);
+    amp_config_wipe(cfg);
+    return 1;
+  }
 
   /* EAL. */
   rc = rte_eal_init(eal_argc, argv);
@@ -312,8 +370,6 @@ int ampd_run(int argc, char **argv, const ampd_hooks_t *hooks) {
   }
   int exit_code = 1;
   app->start_ns = ampd_now_ns();
-  signal(SIGINT, on_signal);
-  signal(SIGTERM, on_signal);
   if (hooks && hooks->after_eal && hooks->after_eal(hooks->arg) != 0) goto out_eal;
 
   /* Workers: one per worker lcore (or --workers of them). */
@@ -425,5 +481,6 @@ out_eal:
     amp_wipe(&app->gateways[i].kctx, sizeof app->gateways[i].kctx);
   amp_config_wipe(cfg);
   rte_eal_cleanup();
+  close(lock_fd);
   return exit_code;
 }

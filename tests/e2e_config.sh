@@ -148,4 +148,20 @@ rc=0
 grep -q "sync = full" "$T/err" || fail "a flag did not win over the file"
 grep -q "exit-idle = 100" "$T/err" || fail "a flag did not win over the file"
 say "ok: good configuration, key file 0600, flags win, no key printed"
+
+# --- one ampd per data directory
+"$AMPD" $(eal_args first) --vdev net_ring0 -- --config "$T/good.conf" --exit-idle=4000 \
+  >"$T/first.out" 2>"$T/first.err" &
+first=$!
+E2E_PIDS+=("$first")
+wait_for '[ -s "$T/good/ampd.lock" ] && grep -q "^$first\$" "$T/good/ampd.lock"' 20 \
+  || fail "the first ampd did not take the data directory"
+rc=0
+"$AMPD" $(eal_args second) --vdev net_ring0 -- --config "$T/good.conf" >"$T/out" 2>"$T/err" || rc=$?
+[ "$rc" -eq 1 ] || fail "a second ampd on the same data dir: exit code $rc"
+grep -q "data-dir $T/good is in use by another ampd (pid $first)" "$T/err" \
+  || { cat "$T/err"; fail "a second ampd on the same data dir: wrong error"; }
+kill -TERM "$first"
+wait "$first" || fail "the first ampd did not stop cleanly on SIGTERM"
+say "ok: a second ampd on the same data directory is refused"
 say "PASS ($n bad-value cases)"
