@@ -1173,6 +1173,8 @@ typedef struct {
   uint8_t pre[32];
   uint8_t ss[32];
   uint64_t amount;
+  uint8_t *msg;                  /* real-onion runs: the update_add_htlc */
+  size_t len;
 } mt_h_t;
 
 typedef struct {
@@ -1185,6 +1187,7 @@ typedef struct {
   _Atomic size_t *answered;      /* distinct HTLCs answered */
   size_t total;
   int bad;
+  int real;
 } mt_ctx_t;
 
 static mt_h_t *g_mt;
@@ -1214,9 +1217,19 @@ static void *mt_thread(void *arg) {
   amp_worker_attach(w);
   amp_engine_sink_t sink = {mt_emit, c};
   amp_engine_peeled_t in[32];
+  amp_engine_in_t rin[32];
   uint64_t now = real_ns();
   for (size_t i = 0; i < c->n; i += 32) {
     size_t k = c->n - i < 32 ? c->n - i : 32;
+    if (c->real) {
+      for (size_t j = 0; j < k; j++) {
+        uint32_t hid = c->list[i + j];
+        rin[j] = (amp_engine_in_t){1 + (hid & 3), hid, g_mt[hid].msg, g_mt[hid].len, now};
+      }
+      amp_worker_process(w, rin, k, &sink);
+      amp_worker_poll(w, now, &sink);
+      continue;
+    }
     for (size_t j = 0; j < k; j++) {
       uint32_t hid = c->list[i + j];
       mt_h_t *h = &g_mt[hid];
@@ -1250,7 +1263,7 @@ static void *mt_thread(void *arg) {
   return NULL;
 }
 
-static void test_concurrency(void) {
+static void run_concurrency(uint32_t mt_sets, int real) {
   uint64_t seed = amp_test_seed();
   amp_engine_cfg_t c;
   memset(&c, 0, sizeof c);
@@ -1263,11 +1276,11 @@ static void test_concurrency(void) {
   amp_store_invoice_t inv = add_amp(&v, 0);
   amp_worker_detach(v.w); /* the main thread is not a worker here */
   /* build the sets: 1..4 shards each */
-  size_t cap = (size_t)MT_SETS * 4, n = 0;
+  size_t cap = (size_t)mt_sets * 4, n = 0;
   g_mt = calloc(cap, sizeof *g_mt);
   AMP_REQUIRE(g_mt);
   uint64_t t_build = real_ns();
-  for (uint32_t s = 0; s < MT_SETS; s++) {
+  for (uint32_t s = 0; s < mt_sets; s++) {
     size_t k = 1 + amp_test_rand(&seed) % 4;
     uint8_t root[32], sid[32], share[4][32];
     for (int i = 0; i < 4; i++) {
@@ -1301,9 +1314,29 @@ static void test_concurrency(void) {
       }
       h->pl_len = (uint8_t)mk_payload(h->pl, 1000, CLTV, inv.payment_addr, 1000 * k, share[i], sid,
                                       (uint32_t)i);
+      if (real) {
+        th_t t;
+        memset(&t, 0, sizeof t);
+        t.id = n - 1;
+        t.scid = n - 1;
+        t.gw = 1;
+        t.amount = 1000;
+        t.cltv = CLTV;
+        memcpy(t.hash, ch.hash, 32);
+        mk_add(&t, h->pl, h->pl_len);
+        t.id = n - 1; /* mk_add numbers an id of 0 */
+        t.scid = n - 1;
+        memset(t.chan, 1, 32);
+        re_encode(&t);
+        h->msg = malloc(t.len);
+        AMP_REQUIRE(h->msg != NULL);
+        memcpy(h->msg, t.msg, t.len);
+        h->len = t.len;
+      }
     }
   }
-  fprintf(stderr, "concurrency: %u sets, %zu HTLCs built in %.1f s\n", MT_SETS, n,
+  fprintf(stderr, "concurrency (%s onions): %u sets, %zu HTLCs built in %.1f s\n",
+          real ? "real" : "pre-peeled", mt_sets, n,
           (double)(real_ns() - t_build) / 1e9);
   /* split across the threads, each list in random order; duplicates go to both */
   uint32_t *lists[MT_THREADS];
@@ -1327,7 +1360,7 @@ static void test_concurrency(void) {
   pthread_t th[MT_THREADS];
   uint64_t t0 = real_ns();
   for (int t = 0; t < MT_THREADS; t++) {
-    ctx[t] = (mt_ctx_t){&v, (unsigned)t, lists[t], ln[t], answers, fails, &answered, n, 0};
+    ctx[t] = (mt_ctx_t){&v, (unsigned)t, lists[t], ln[t], answers, fails, &answered, n, 0, real};
     pthread_create(&th[t], NULL, mt_thread, &ctx[t]);
   }
   for (int t = 0; t < MT_THREADS; t++) pthread_join(th[t], NULL);
@@ -1344,26 +1377,39 @@ static void test_concurrency(void) {
   }
   fprintf(stderr, "concurrency: %.1f s, %zu answered once, %zu again (redelivered), %zu none\n",
           secs, once, twice, none);
+  if (none || ctx[0].bad || ctx[1].bad) { /* say which counters moved */
+    amp_engine_stats_t st;
+    amp_engine_stats(v.e, &st);
+    const char *nm;
+    for (size_t i = 0; (nm = amp_engine_counter_name(i, NULL)) != NULL; i++)
+      if (((uint64_t *)(void *)&st)[i]) fprintf(stderr, "  %s = %llu\n", nm,
+                                               (unsigned long long)((uint64_t *)(void *)&st)[i]);
+  }
   AMP_CHECK_EQ(none, 0);
   AMP_CHECK_EQ(bad_dup, 0); /* only redelivered HTLCs are answered again */
   AMP_CHECK_EQ(ctx[0].bad + ctx[1].bad, 0);
-  AMP_CHECK_EQ(STAT(&v, sets_settled), MT_SETS);
+  AMP_CHECK_EQ(STAT(&v, sets_settled), mt_sets);
   AMP_CHECK_EQ(STAT(&v, htlcs_settled), n);
   AMP_CHECK_EQ(STAT(&v, held_now), 0);
   amp_store_stats_t ss;
   amp_store_stats(v.st, &ss);
-  AMP_CHECK_EQ(ss.settles, MT_SETS);
+  AMP_CHECK_EQ(ss.settles, mt_sets);
   amp_store_invoice_t got;
   amp_worker_attach(v.w);
   AMP_CHECK(amp_engine_invoice_lookup_addr(v.e, inv.payment_addr, &got) == AMP_OK);
   AMP_CHECK_EQ(got.amt_paid_msat, 1000 * n);
-  AMP_CHECK_EQ(got.sets_settled, MT_SETS);
+  AMP_CHECK_EQ(got.sets_settled, mt_sets);
   env_close(&v);
   free(answers);
   free(fails);
   for (int t = 0; t < MT_THREADS; t++) free(lists[t]);
+  for (size_t i = 0; i < n; i++) free(g_mt[i].msg);
   free(g_mt);
 }
+
+static void test_concurrency(void) { run_concurrency(MT_SETS, 0); }
+/* the same with real onions through amp_worker_process (fewer sets: ECDH) */
+static void test_concurrency_onions(void) { run_concurrency(4000, 1); }
 
 int main(int argc, char **argv) {
   (void)argc;
@@ -1396,6 +1442,7 @@ int main(int argc, char **argv) {
   RUN(test_replay);
   RUN(test_onions);
   RUN(test_store_errors);
+  RUN(test_concurrency_onions);
   RUN(test_concurrency);
   return amp_test_done();
 }
