@@ -1,0 +1,656 @@
+/* test_metrics.c: the Prometheus exposition parses against the text format
+ * 0.0.4 grammar (a validator written here), its values match the counters
+ * given and `stats`, histograms are consistent, and HTTP GET /metrics works on
+ * 127.0.0.1 with an ephemeral port. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <jansson.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "amp_admin.h"
+#include "amp_metrics.h"
+#include "amp_test.h"
+
+/* ---- a validator of the text exposition format 0.0.4 ----
+ * Stricter than Prometheus where ampd promises more: every family has HELP
+ * and TYPE before its samples, all names start with ampd_, counters end in
+ * _total, no empty lines, no label that identifies a payment. */
+
+#define MAXFAM 256
+#define MAXSER 4096
+
+typedef struct {
+  char name[128];
+  char type[16];
+  int help, typed, samples, closed;
+} vfam_t;
+
+typedef struct {
+  vfam_t fam[MAXFAM];
+  int nfam;
+  char series[MAXSER][256];   /* name{sorted labels} seen, for duplicates */
+  int nser;
+  int cur;                    /* family of the last line, -1 none */
+  /* histogram state per (family, labels without le) */
+  char hkey[256];
+  double last_le;
+  double last_count;
+  int saw_inf;
+  double inf_count;
+  char err[256];
+} vstate_t;
+
+static int name_char(char c, int first) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' ||
+         (!first && c >= '0' && c <= '9');
+}
+
+static int label_char(char c, int first) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (!first && c >= '0' && c <= '9');
+}
+
+static int parse_value(const char *s, double *v) {
+  if (!strcmp(s, "+Inf")) { *v = INFINITY; return 0; }
+  if (!strcmp(s, "-Inf")) { *v = -INFINITY; return 0; }
+  if (!strcmp(s, "NaN")) { *v = NAN; return 0; }
+  char *end;
+  errno = 0;
+  *v = strtod(s, &end);
+  if (end == s || *end || errno) return -1;
+  for (const char *p = s; *p; p++)   /* plain decimal or exponent forms only */
+    if (!strchr("0123456789.eE+-", *p)) return -1;
+  return 0;
+}
+
+static vfam_t *find_fam(vstate_t *v, const char *name) {
+  for (int i = 0; i < v->nfam; i++)
+    if (!strcmp(v->fam[i].name, name)) return &v->fam[i];
+  return NULL;
+}
+
+static vfam_t *get_fam(vstate_t *v, const char *name) {
+  vfam_t *f = find_fam(v, name);
+  if (f || v->nfam == MAXFAM) return f;
+  f = &v->fam[v->nfam++];
+  memset(f, 0, sizeof *f);
+  snprintf(f->name, sizeof f->name, "%s", name);
+  return f;
+}
+
+#define VFAIL(...) do { snprintf(v->err, sizeof v->err, __VA_ARGS__); return -1; } while (0)
+
+/* Moves to family f: closes the previous one (samples must be contiguous). */
+static int enter(vstate_t *v, vfam_t *f) {
+  int idx = (int)(f - v->fam);
+  if (v->cur == idx) return 0;
+  if (f->closed) VFAIL("family %s appears again after another family", f->name);
+  if (v->cur >= 0) v->fam[v->cur].closed = 1;
+  v->cur = idx;
+  return 0;
+}
+
+static int finish_hist(vstate_t *v, double count) {
+  if (!v->saw_inf) VFAIL("histogram %s has no le=\"+Inf\" bucket", v->hkey);
+  if (v->inf_count != count) VFAIL("histogram %s: +Inf bucket %g != _count %g", v->hkey, v->inf_count, count);
+  return 0;
+}
+
+static int validate_line(vstate_t *v, char *line) {
+  if (!*line) VFAIL("empty line");
+  if (line[0] == '#') {
+    char kw[8], name[160];
+    int off = 0;
+    if (sscanf(line, "# %7s %159s %n", kw, name, &off) >= 2 && (!strcmp(kw, "HELP") || !strcmp(kw, "TYPE"))) {
+      for (int i = 0; name[i]; i++)
+        if (!name_char(name[i], i == 0)) VFAIL("bad metric name in %s", line);
+      if (strncmp(name, "ampd_", 5)) VFAIL("name without ampd_ prefix: %s", name);
+      vfam_t *f = get_fam(v, name);
+      if (!f) VFAIL("too many families");
+      if (enter(v, f)) return -1;
+      if (f->samples) VFAIL("%s after samples of %s", kw, name);
+      if (!strcmp(kw, "HELP")) {
+        if (f->help++) VFAIL("second HELP for %s", name);
+        for (const char *p = line + off; *p; p++)
+          if (*p == '\\') {
+            if (p[1] != '\\' && p[1] != 'n') VFAIL("bad escape in HELP of %s", name);
+            p++;
+          }
+      } else {
+        if (f->typed++) VFAIL("second TYPE for %s", name);
+        const char *t = line + off;
+        if (strcmp(t, "counter") && strcmp(t, "gauge") && strcmp(t, "histogram") && strcmp(t, "summary") &&
+            strcmp(t, "untyped"))
+          VFAIL("unknown type '%s'", t);
+        snprintf(f->type, sizeof f->type, "%s", t);
+        if (!strcmp(t, "counter") && (strlen(name) < 6 || strcmp(name + strlen(name) - 6, "_total")))
+          VFAIL("counter %s does not end in _total", name);
+      }
+    }
+    return 0;   /* any other comment */
+  }
+  /* sample: name [{labels}] value [timestamp] */
+  char name[160];
+  size_t i = 0;
+  while (line[i] && name_char(line[i], i == 0) && i < sizeof name - 1) { name[i] = line[i]; i++; }
+  name[i] = 0;
+  if (!i) VFAIL("sample without a name: %s", line);
+  char labels[512] = "", le[64] = "";
+  size_t ln = 0;
+  if (line[i] == '{') {
+    i++;
+    while (line[i] != '}') {
+      char lname[64];
+      size_t k = 0;
+      while (line[i] && label_char(line[i], k == 0) && k < sizeof lname - 1) lname[k++] = line[i++];
+      lname[k] = 0;
+      if (!k) VFAIL("bad label name in %s", line);
+      if (!strcmp(lname, "set_id") || !strcmp(lname, "payment_hash") || !strcmp(lname, "payment_addr") ||
+          !strcmp(lname, "preimage"))
+        VFAIL("label %s identifies a payment", lname);
+      if (line[i++] != '=' || line[i++] != '"') VFAIL("bad label syntax in %s", line);
+      char val[256];
+      size_t m = 0;
+      while (line[i] && line[i] != '"') {
+        if (line[i] == '\\') {
+          if (line[i + 1] != '\\' && line[i + 1] != '"' && line[i + 1] != 'n') VFAIL("bad escape in %s", line);
+          if (m < sizeof val - 1) val[m++] = line[i];
+          i++;
+        }
+        if (m < sizeof val - 1) val[m++] = line[i];
+        i++;
+      }
+      val[m] = 0;
+      if (line[i++] != '"') VFAIL("unterminated label value in %s", line);
+      if (!strcmp(lname, "le")) snprintf(le, sizeof le, "%s", val);
+      else ln += (size_t)snprintf(labels + ln, sizeof labels - ln, "%s=%s,", lname, val);
+      if (line[i] == ',') i++;
+      else if (line[i] != '}') VFAIL("bad label list in %s", line);
+    }
+    i++;
+  }
+  if (line[i++] != ' ') VFAIL("no space before the value: %s", line);
+  char valtxt[64], ts[64];
+  int nf = sscanf(line + i, "%63s %63s", valtxt, ts);
+  double val;
+  if (nf < 1 || parse_value(valtxt, &val)) VFAIL("bad value in %s", line);
+  /* the family: exact, or a histogram's _bucket/_sum/_count */
+  vfam_t *f = find_fam(v, name);
+  const char *suffix = "";
+  if (!f) {
+    static const char *const sfx[] = {"_bucket", "_sum", "_count"};
+    for (int k = 0; k < 3 && !f; k++) {
+      size_t n = strlen(name), sl = strlen(sfx[k]);
+      if (n > sl && !strcmp(name + n - sl, sfx[k])) {
+        char base[160];
+        memcpy(base, name, n - sl);
+        base[n - sl] = 0;
+        f = find_fam(v, base);
+        if (f && strcmp(f->type, "histogram")) f = NULL;
+        if (f) suffix = sfx[k];
+      }
+    }
+  }
+  if (!f || !f->help || !f->typed) VFAIL("sample %s without HELP and TYPE before it", name);
+  if (enter(v, f)) return -1;
+  f->samples++;
+  char key[256];
+  snprintf(key, sizeof key, "%s{%s%s%s}", name, labels, *le ? "le=" : "", le);
+  for (int k = 0; k < v->nser; k++)
+    if (!strcmp(v->series[k], key)) VFAIL("duplicate series %s", key);
+  if (v->nser < MAXSER) snprintf(v->series[v->nser++], sizeof v->series[0], "%s", key);
+  if (!strcmp(f->type, "counter") && (val < 0 || isnan(val))) VFAIL("negative counter %s", key);
+  if (!strcmp(f->type, "histogram")) {
+    char hk[256];
+    snprintf(hk, sizeof hk, "%s{%s}", f->name, labels);
+    if (!strcmp(suffix, "_bucket")) {
+      double lev;
+      if (!*le || parse_value(le, &lev)) VFAIL("bucket without a valid le: %s", line);
+      if (strcmp(hk, v->hkey)) {   /* a new histogram series */
+        snprintf(v->hkey, sizeof v->hkey, "%s", hk);
+        v->last_le = -INFINITY;
+        v->last_count = 0;
+        v->saw_inf = 0;
+      }
+      if (v->saw_inf) VFAIL("bucket after le=\"+Inf\" in %s", hk);
+      if (!(lev > v->last_le)) VFAIL("le not increasing in %s", hk);
+      if (val < v->last_count) VFAIL("bucket counts decrease in %s", hk);
+      v->last_le = lev;
+      v->last_count = val;
+      if (isinf(lev)) { v->saw_inf = 1; v->inf_count = val; }
+    } else if (!strcmp(suffix, "_count")) {
+      if (strcmp(hk, v->hkey)) VFAIL("_count without buckets: %s", hk);
+      if (finish_hist(v, val)) return -1;
+    } else if (!strcmp(suffix, "_sum")) {
+      if (strcmp(hk, v->hkey) || !v->saw_inf) VFAIL("_sum before the buckets end: %s", hk);
+    } else {
+      VFAIL("histogram %s has a plain sample", f->name);
+    }
+  }
+  return 0;
+}
+
+/* Returns 0 if text is a valid exposition, else -1 with the reason in why. */
+static int validate(const char *text, char *why, size_t cap) {
+  static vstate_t v;
+  memset(&v, 0, sizeof v);
+  v.cur = -1;
+  size_t n = strlen(text);
+  if (!n || text[n - 1] != '\n') { snprintf(why, cap, "does not end in a newline"); return -1; }
+  char *copy = strdup(text);
+  int rc = 0;
+  for (char *line = copy, *nl; *line; line = nl + 1) {
+    nl = strchr(line, '\n');
+    *nl = 0;
+    if (validate_line(&v, line)) { rc = -1; break; }
+  }
+  for (int i = 0; rc == 0 && i < v.nfam; i++)
+    if (!v.fam[i].samples) { snprintf(v.err, sizeof v.err, "family %s has no samples", v.fam[i].name); rc = -1; }
+  free(copy);
+  if (rc) snprintf(why, cap, "%s", v.err);
+  return rc;
+}
+
+/* The value of the sample line starting with `series ` (exact), or NAN. */
+static double sample(const char *text, const char *series) {
+  size_t n = strlen(series);
+  for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+    if (!strncmp(p, series, n) && p[n] == ' ') return strtod(p + n + 1, NULL);
+  return NAN;
+}
+
+/* ---- fixtures ---- */
+
+static uint64_t settled[3] = {10, 20, 30}, expired[3] = {1, 0, 2}, weird[3] = {0, 0, 7};
+static amp_metrics_lat_t lat_settle, lat_commit;
+
+static void fixture(amp_metrics_stats_t *st) {
+  static amp_metrics_counter_t c[6];
+  static amp_metrics_gauge_t g[3];
+  static amp_metrics_hist_t h[2];
+  c[0] = (amp_metrics_counter_t){"htlcs_settled", "HTLCs settled", NULL, NULL, settled, 60};
+  c[1] = (amp_metrics_counter_t){"htlcs_failed", "HTLCs failed, by reason", "reason", "expired", expired, 3};
+  c[2] = (amp_metrics_counter_t){"store_commits", "LMDB commits\\with a backslash\nand a newline", NULL, NULL,
+                                 NULL, 9};
+  c[3] = (amp_metrics_counter_t){"htlcs_failed", NULL, "reason", "odd \"quoted\\ value\nx", weird, 7};
+  c[4] = (amp_metrics_counter_t){"frames_dropped_total", "already ends in _total", NULL, NULL, NULL, 4};
+  c[5] = (amp_metrics_counter_t){"bytes_total", "total bytes", NULL, NULL, NULL, 123456789012345ull};
+  g[0] = (amp_metrics_gauge_t){"held_htlcs", "HTLCs held now", NULL, NULL, 12};
+  g[1] = (amp_metrics_gauge_t){"store_sync_seconds", "last sync", NULL, NULL, 0.00125};
+  g[2] = (amp_metrics_gauge_t){"open_sets", "sets open, by kind", "kind", "amp", 3};
+  h[0] = (amp_metrics_hist_t){"settlement_latency_seconds", "last shard to fulfill", &lat_settle};
+  h[1] = (amp_metrics_hist_t){"commit_latency_seconds", "group commit latency", &lat_commit};
+  *st = (amp_metrics_stats_t){3, c, 6, g, 3, h, 2};
+}
+
+static void test_render(void) {
+  amp_metrics_lat_observe_ns(&lat_settle, 5000);          /* <= 10us */
+  amp_metrics_lat_observe_ns(&lat_settle, 10000);         /* exactly 10us: same bucket */
+  amp_metrics_lat_observe_ns(&lat_settle, 10001);         /* 25us */
+  amp_metrics_lat_observe_ns(&lat_settle, 1000000);       /* 1ms */
+  amp_metrics_lat_observe_ns(&lat_settle, 20000000000ull);/* 20 s: +Inf only */
+  amp_metrics_lat_t w1 = {0}, w2 = {0};
+  amp_metrics_lat_observe_ns(&w1, 3000000);
+  amp_metrics_lat_observe_ns(&w2, 3000000);
+  amp_metrics_lat_observe_ns(&w2, 70000000);
+  amp_metrics_lat_merge(&lat_commit, &w1);
+  amp_metrics_lat_merge(&lat_commit, &w2);
+
+  amp_metrics_stats_t st;
+  fixture(&st);
+  amp_metrics_proc_t proc = {"0.1.0 \"test\"", 12.5};
+  size_t len = 0;
+  char *t = amp_metrics_render(&st, &proc, &len);
+  AMP_REQUIRE(t != NULL);
+  AMP_CHECK_EQ(len, strlen(t));
+  char why[256];
+  int ok = validate(t, why, sizeof why) == 0;
+  AMP_CHECK(ok);
+  if (!ok) fprintf(stderr, "  invalid exposition: %s\n%s", why, t);
+
+  /* values match what was given */
+  AMP_CHECK_EQ(sample(t, "ampd_htlcs_settled_total{worker=\"0\"}"), 10);
+  AMP_CHECK_EQ(sample(t, "ampd_htlcs_settled_total{worker=\"2\"}"), 30);
+  AMP_CHECK_EQ(sample(t, "ampd_htlcs_failed_total{worker=\"2\",reason=\"expired\"}"), 2);
+  AMP_CHECK_EQ(sample(t, "ampd_htlcs_failed_total{worker=\"2\",reason=\"odd \\\"quoted\\\\ value\\nx\"}"), 7);
+  AMP_CHECK_EQ(sample(t, "ampd_store_commits_total"), 9);
+  AMP_CHECK_EQ(sample(t, "ampd_frames_dropped_total"), 4);   /* no _total_total */
+  AMP_CHECK(strstr(t, "_total_total") == NULL);
+  AMP_CHECK(strstr(t, "ampd_bytes_total 123456789012345\n") != NULL);
+  AMP_CHECK_EQ(sample(t, "ampd_held_htlcs"), 12);
+  AMP_CHECK(strstr(t, "ampd_store_sync_seconds 0.00125\n") != NULL);
+  AMP_CHECK_EQ(sample(t, "ampd_open_sets{kind=\"amp\"}"), 3);
+  AMP_CHECK(strstr(t, "ampd_build_info{version=\"0.1.0 \\\"test\\\"\"} 1\n") != NULL);
+  AMP_CHECK(strstr(t, "ampd_uptime_seconds 12.5\n") != NULL);
+  AMP_CHECK(strstr(t, "# HELP ampd_store_commits_total LMDB commits\\\\with a backslash\\nand a newline\n") != NULL);
+  /* one HELP/TYPE per family even with several entries */
+  const char *p = strstr(t, "# TYPE ampd_htlcs_failed_total counter\n");
+  AMP_CHECK(p && !strstr(p + 1, "# TYPE ampd_htlcs_failed_total"));
+  /* histograms: cumulative buckets, +Inf == count, sum in seconds */
+  AMP_CHECK_EQ(sample(t, "ampd_settlement_latency_seconds_bucket{le=\"1e-05\"}"), 2);
+  AMP_CHECK_EQ(sample(t, "ampd_settlement_latency_seconds_bucket{le=\"2.5e-05\"}"), 3);
+  AMP_CHECK_EQ(sample(t, "ampd_settlement_latency_seconds_bucket{le=\"0.001\"}"), 4);
+  AMP_CHECK_EQ(sample(t, "ampd_settlement_latency_seconds_bucket{le=\"10\"}"), 4);
+  AMP_CHECK_EQ(sample(t, "ampd_settlement_latency_seconds_bucket{le=\"+Inf\"}"), 5);
+  AMP_CHECK_EQ(sample(t, "ampd_settlement_latency_seconds_count"), 5);
+  AMP_CHECK(fabs(sample(t, "ampd_settlement_latency_seconds_sum") - 20.001025001) < 1e-9);
+  AMP_CHECK_EQ(sample(t, "ampd_commit_latency_seconds_bucket{le=\"0.005\"}"), 2);
+  AMP_CHECK_EQ(sample(t, "ampd_commit_latency_seconds_count"), 3);
+  AMP_CHECK(fabs(sample(t, "ampd_commit_latency_seconds_sum") - 0.076) < 1e-12);
+  free(t);
+
+  /* bad entries are left out; the rest stays valid */
+  amp_metrics_counter_t bad[] = {
+    {"Bad-Name", "x", NULL, NULL, NULL, 1},
+    {"by_set", "x", "set_id", "abcd", NULL, 1},
+    {"by_worker", "x", "worker", "9", NULL, 1},
+    {"good", "x", NULL, NULL, NULL, 2},
+    {"good", "x", NULL, NULL, NULL, 3},          /* a duplicate series */
+    {"x", "x", NULL, NULL, NULL, 1},
+  };
+  amp_metrics_gauge_t badg[] = {
+    {"x_total", "collides with the counter x", NULL, NULL, 1},
+    {"nan_gauge", "NaN is fine", NULL, NULL, NAN},
+    {"inf_gauge", "so is +Inf", NULL, NULL, INFINITY},
+  };
+  amp_metrics_hist_t badh[] = {
+    {"latency_ms", "not seconds", &lat_commit},
+    {"good_seconds", "fine", &lat_commit},
+    {"good_seconds", "twice", &lat_commit},
+  };
+  amp_metrics_stats_t bst = {1, bad, 6, badg, 3, badh, 3};
+  t = amp_metrics_render(&bst, NULL, NULL);
+  AMP_REQUIRE(t != NULL);
+  ok = validate(t, why, sizeof why) == 0;
+  AMP_CHECK(ok);
+  if (!ok) fprintf(stderr, "  invalid exposition: %s\n%s", why, t);
+  AMP_CHECK(strstr(t, "set_id") == NULL);
+  AMP_CHECK(strstr(t, "Bad-Name") == NULL);
+  AMP_CHECK(strstr(t, "latency_ms") == NULL);
+  AMP_CHECK_EQ(sample(t, "ampd_good_total"), 2);
+  AMP_CHECK(strstr(t, "ampd_nan_gauge NaN\n") && strstr(t, "ampd_inf_gauge +Inf\n"));
+  AMP_CHECK(strstr(t, "# TYPE ampd_x_total gauge") == NULL);
+  free(t);
+
+  /* empty stats: an empty, valid exposition */
+  amp_metrics_stats_t empty = {0};
+  t = amp_metrics_render(&empty, NULL, &len);
+  AMP_CHECK(t && len == 0);
+  free(t);
+
+  char num[32];
+  AMP_CHECK(!strcmp(amp_metrics_fmt_double(num, 0.1), "0.1"));
+  AMP_CHECK(!strcmp(amp_metrics_fmt_double(num, 1e-05), "1e-05"));
+  AMP_CHECK(!strcmp(amp_metrics_fmt_double(num, 2.5), "2.5"));
+  AMP_CHECK(!strcmp(amp_metrics_fmt_double(num, -INFINITY), "-Inf"));
+  AMP_CHECK(!strcmp(amp_metrics_fmt_double(num, 1.0 / 3), "0.3333333333333333"));
+  AMP_CHECK(amp_metrics_name_ok("a_b9") && !amp_metrics_name_ok("9a") && !amp_metrics_name_ok("") &&
+            !amp_metrics_name_ok("a-b") && !amp_metrics_name_ok("A"));
+}
+
+/* The validator itself rejects what it should. */
+static void test_validator(void) {
+  static const char *const bad[] = {
+    "ampd_x_total 1\n",                                                         /* no HELP/TYPE */
+    "# HELP ampd_x_total h\n# TYPE ampd_x_total counter\nampd_x_total 1",       /* no final newline */
+    "# HELP ampd_x h\n# TYPE ampd_x counter\nampd_x 1\n",                       /* counter without _total */
+    "# HELP x_total h\n# TYPE x_total counter\nx_total 1\n",                    /* no prefix */
+    "# HELP ampd_a h\n# TYPE ampd_a gauge\nampd_a 1\n# HELP ampd_b h\n# TYPE ampd_b gauge\nampd_b 1\nampd_a 2\n",
+    "# HELP ampd_a h\n# TYPE ampd_a gauge\nampd_a{set_id=\"ab\"} 1\n",
+    "# HELP ampd_a h\n# TYPE ampd_a gauge\nampd_a{x=\"1\"} 1\nampd_a{x=\"1\"} 2\n",
+    "# HELP ampd_a h\n# TYPE ampd_a gauge\nampd_a 1x\n",
+    "# HELP ampd_a h\n# TYPE ampd_a gauge\nampd_a{x=\"1} 1\n",
+    "# HELP ampd_h h\n# TYPE ampd_h histogram\nampd_h_bucket{le=\"1\"} 2\nampd_h_bucket{le=\"0.5\"} 2\n"
+      "ampd_h_bucket{le=\"+Inf\"} 2\nampd_h_sum 1\nampd_h_count 2\n",
+    "# HELP ampd_h h\n# TYPE ampd_h histogram\nampd_h_bucket{le=\"1\"} 2\nampd_h_sum 1\nampd_h_count 2\n",
+    "# HELP ampd_h h\n# TYPE ampd_h histogram\nampd_h_bucket{le=\"1\"} 2\nampd_h_bucket{le=\"+Inf\"} 3\n"
+      "ampd_h_sum 1\nampd_h_count 2\n",
+    "# HELP ampd_h h\n# TYPE ampd_h histogram\nampd_h_bucket{le=\"1\"} 3\nampd_h_bucket{le=\"+Inf\"} 2\n"
+      "ampd_h_sum 1\nampd_h_count 2\n",
+    "# HELP ampd_a h\n# TYPE ampd_a gauge\n\nampd_a 1\n",
+  };
+  char why[256];
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    int r = validate(bad[i], why, sizeof why);
+    AMP_CHECK(r != 0);
+    if (r == 0) fprintf(stderr, "  validator accepted bad case %zu\n", i);
+  }
+  AMP_CHECK(validate("# HELP ampd_h h\n# TYPE ampd_h histogram\nampd_h_bucket{le=\"1\"} 2\n"
+                     "ampd_h_bucket{le=\"+Inf\"} 2\nampd_h_sum 1\nampd_h_count 2\n", why, sizeof why) == 0);
+}
+
+/* ---- through the admin server: stats vs metrics, and HTTP ---- */
+
+static int t_getinfo(void *ctx, amp_admin_info_t *out, amp_admin_reply_t *r) {
+  (void)ctx; (void)r;
+  snprintf(out->version, sizeof out->version, "9.9.9");
+  out->uptime_s = 7;
+  return AMP_OK;
+}
+
+static int t_stats(void *ctx, amp_admin_reply_t *r) {
+  (void)ctx;
+  amp_metrics_stats_t st;
+  fixture(&st);
+  return amp_admin_reply_stats(r, &st);
+}
+
+static const amp_admin_ops_t ops = {.getinfo = t_getinfo, .stats = t_stats};
+
+/* Each counter of `stats` equals the sum of its Prometheus samples. */
+static void test_stats_match(amp_admin_t *a) {
+  const char *req = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"stats\"}";
+  char *line = amp_admin_call(a, req, strlen(req));
+  json_t *j = json_loads(line, 0, NULL);
+  free(line);
+  size_t len;
+  char *text = amp_admin_metrics_text(a, &len);
+  AMP_REQUIRE(j && text);
+  char why[256];
+  AMP_CHECK(validate(text, why, sizeof why) == 0);
+  size_t i;
+  json_t *c;
+  int checked = 0;
+  json_array_foreach(json_object_get(json_object_get(j, "result"), "counters"), i, c) {
+    const char *name = json_string_value(json_object_get(c, "name"));
+    json_t *labels = json_object_get(c, "labels");
+    const char *lk = NULL;
+    json_t *lv = NULL;
+    if (labels) {
+      void *it = json_object_iter(labels);
+      lk = json_object_iter_key(it);
+      lv = json_object_iter_value(it);
+    }
+    if (lv && strchr(json_string_value(lv), '"')) continue;   /* escaped: checked above */
+    if (!strcmp(name, "admin_requests")) continue;   /* the stats call itself counts after its reply */
+    char fam[160];
+    size_t nl = strlen(name);
+    snprintf(fam, sizeof fam, "ampd_%s%s", name, nl > 6 && !strcmp(name + nl - 6, "_total") ? "" : "_total");
+    double sum = 0;
+    json_t *pw = json_object_get(c, "per_worker");
+    if (pw) {
+      for (size_t w = 0; w < json_array_size(pw); w++) {
+        char series[256];
+        if (lk) snprintf(series, sizeof series, "%s{worker=\"%zu\",%s=\"%s\"}", fam, w, lk, json_string_value(lv));
+        else snprintf(series, sizeof series, "%s{worker=\"%zu\"}", fam, w);
+        sum += sample(text, series);
+      }
+    } else {
+      char series[256];
+      if (lk) snprintf(series, sizeof series, "%s{%s=\"%s\"}", fam, lk, json_string_value(lv));
+      else snprintf(series, sizeof series, "%s", fam);
+      sum = sample(text, series);
+    }
+    AMP_CHECK_EQ(sum, json_integer_value(json_object_get(c, "total")));
+    if (sum != json_integer_value(json_object_get(c, "total"))) fprintf(stderr, "  counter %s\n", name);
+    checked++;
+  }
+  AMP_CHECK(checked >= 8);   /* the fixture's and the admin server's own */
+  AMP_CHECK(strstr(text, "ampd_build_info{version=\"9.9.9\"} 1\n") != NULL);
+  AMP_CHECK(strstr(text, "ampd_uptime_seconds 7\n") != NULL);
+  json_decref(j);
+  free(text);
+}
+
+static char *http(int port, const char *request, size_t *len) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  struct timeval tv = {.tv_sec = 5};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) { close(fd); return NULL; }
+  send(fd, request, strlen(request), MSG_NOSIGNAL);
+  size_t cap = 1 << 16, n = 0;
+  char *buf = malloc(cap);
+  for (;;) {
+    if (n + 1 >= cap) buf = realloc(buf, cap *= 2);
+    ssize_t r = recv(fd, buf + n, cap - 1 - n, 0);
+    if (r <= 0) break;
+    n += (size_t)r;
+  }
+  buf[n] = 0;
+  close(fd);
+  *len = n;
+  return buf;
+}
+
+static void test_http(amp_admin_t *a) {
+  int port = amp_admin_metrics_port(a);
+  AMP_REQUIRE(port > 0);
+  size_t len;
+  char *r = http(port, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n", &len);
+  AMP_REQUIRE(r != NULL);
+  AMP_CHECK(!strncmp(r, "HTTP/1.0 200 OK\r\n", 17));
+  AMP_CHECK(strstr(r, "\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n") != NULL);
+  char *body = strstr(r, "\r\n\r\n");
+  AMP_REQUIRE(body != NULL);
+  body += 4;
+  long clen = strtol(strstr(r, "Content-Length: ") + 16, NULL, 10);
+  AMP_CHECK_EQ(clen, (long)strlen(body));
+  char why[256];
+  int ok = validate(body, why, sizeof why) == 0;
+  AMP_CHECK(ok);
+  if (!ok) fprintf(stderr, "  %s\n", why);
+  AMP_CHECK_EQ(sample(body, "ampd_store_commits_total"), 9);
+  free(r);
+
+  r = http(port, "GET /metrics?x=1 HTTP/1.1\nHost: x\n\n", &len);
+  AMP_CHECK(r && !strncmp(r, "HTTP/1.0 200 ", 13));
+  free(r);
+  r = http(port, "HEAD /metrics HTTP/1.1\r\n\r\n", &len);
+  AMP_CHECK(r && !strncmp(r, "HTTP/1.0 200 ", 13));
+  AMP_CHECK(r && strlen(strstr(r, "\r\n\r\n")) == 4);   /* no body */
+  free(r);
+  r = http(port, "GET / HTTP/1.0\r\n\r\n", &len);
+  AMP_CHECK(r && !strncmp(r, "HTTP/1.0 404 ", 13));
+  free(r);
+  r = http(port, "GET /metricsx HTTP/1.0\r\n\r\n", &len);
+  AMP_CHECK(r && !strncmp(r, "HTTP/1.0 404 ", 13));
+  free(r);
+  r = http(port, "POST /metrics HTTP/1.0\r\n\r\n", &len);
+  AMP_CHECK(r && !strncmp(r, "HTTP/1.0 405 ", 13) && strstr(r, "Allow: GET, HEAD"));
+  free(r);
+  r = http(port, "hello there\r\n\r\n", &len);
+  AMP_CHECK(r && !strncmp(r, "HTTP/1.0 400 ", 13));
+  free(r);
+  /* a head that never ends: 400 at 8 KiB, not a stall */
+  char *big = malloc(20000);
+  memset(big, 'a', 19999);
+  big[19999] = 0;
+  memcpy(big, "GET /metrics HTTP/1.0\r\nX: ", 26);
+  r = http(port, big, &len);
+  AMP_CHECK(r && !strncmp(r, "HTTP/1.0 400 ", 13));
+  free(r);
+  free(big);
+  /* another address of this host does not answer: bound to loopback only */
+  struct ifaddrs *ifs = NULL, *it;
+  int tried = 0;
+  if (getifaddrs(&ifs) == 0) {
+    for (it = ifs; it && !tried; it = it->ifa_next) {
+      if (!it->ifa_addr || it->ifa_addr->sa_family != AF_INET) continue;
+      struct sockaddr_in sa = *(struct sockaddr_in *)it->ifa_addr;
+      if ((ntohl(sa.sin_addr.s_addr) >> 24) == 127) continue;
+      sa.sin_port = htons((uint16_t)port);
+      int fd = socket(AF_INET, SOCK_STREAM, 0);
+      AMP_CHECK(connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 && errno == ECONNREFUSED);
+      close(fd);
+      tried = 1;
+    }
+    freeifaddrs(ifs);
+  }
+  if (!tried) printf("SKIP loopback-only check: no other IPv4 address here\n");
+  /* the count of HTTP requests shows */
+  char *text = amp_admin_metrics_text(a, &len);
+  AMP_CHECK(text && sample(text, "ampd_admin_http_requests_total") >= 8);
+  free(text);
+}
+
+static void test_http_parse(void) {
+  int h;
+  AMP_CHECK_EQ(amp_metrics_http_parse("GET /metrics HTTP/1.0\r\n", 23, &h), 0);   /* incomplete */
+  AMP_CHECK_EQ(amp_metrics_http_parse("GET /metrics HTTP/1.0\r\n\r\n", 25, &h), 200);
+  AMP_CHECK_EQ(amp_metrics_http_parse("HEAD /metrics HTTP/1.1\n\n", 24, &h), 200);
+  AMP_CHECK_EQ(h, 1);
+  AMP_CHECK_EQ(amp_metrics_http_parse("GET /metrics HTTP/2.0\r\n\r\n", 25, &h), 400);
+  AMP_CHECK_EQ(amp_metrics_http_parse("GET metrics HTTP/1.0\r\n\r\n", 24, &h), 400);
+  AMP_CHECK_EQ(amp_metrics_http_parse("get /metrics HTTP/1.0\r\n\r\n", 25, &h), 400);
+  AMP_CHECK_EQ(amp_metrics_http_parse("DELETE /metrics HTTP/1.0\r\n\r\n", 28, &h), 405);
+  AMP_CHECK_EQ(amp_metrics_http_parse("GET /metrics/ HTTP/1.0\r\n\r\n", 26, &h), 404);
+  size_t len;
+  char *resp = amp_metrics_http_response(200, 0, NULL, 0, &len);   /* no body: 503 */
+  AMP_CHECK(resp && !strncmp(resp, "HTTP/1.0 503 ", 13));
+  free(resp);
+}
+
+/* Binding another address than loopback must be asked for; a bad one fails clearly. */
+static void test_http_cfg(void) {
+  char dir[64] = "/tmp/ampd-metrics-XXXXXX";
+  char *made = mkdtemp(dir);
+  AMP_REQUIRE(made != NULL);
+  amp_admin_cfg_t cfg = {.data_dir = dir, .metrics_port = AMP_ADMIN_METRICS_ANY_PORT,
+                         .metrics_addr = "localhost"};
+  AMP_CHECK(amp_admin_new(&cfg, &ops, NULL) == NULL);
+  AMP_CHECK(strstr(amp_admin_error(), "not an IP address") != NULL);
+  cfg.metrics_addr = "::1";
+  amp_admin_t *a = amp_admin_new(&cfg, &ops, NULL);
+  if (a) {
+    AMP_CHECK(amp_admin_metrics_port(a) > 0);
+    amp_admin_delete(a);
+  } else {
+    printf("SKIP IPv6 loopback metrics: %s\n", amp_admin_error());
+  }
+  cfg.metrics_port = 70000;
+  cfg.metrics_addr = NULL;
+  AMP_CHECK(amp_admin_new(&cfg, &ops, NULL) == NULL);
+  AMP_CHECK(strstr(amp_admin_error(), "metrics port") != NULL);
+  rmdir(dir);
+}
+
+int main(void) {
+  signal(SIGPIPE, SIG_IGN);
+  test_validator();
+  test_render();
+  test_http_parse();
+
+  char dir[64] = "/tmp/ampd-metrics-XXXXXX";
+  char *made = mkdtemp(dir);
+  AMP_REQUIRE(made != NULL);
+  amp_admin_cfg_t cfg = {.data_dir = dir, .metrics_port = AMP_ADMIN_METRICS_ANY_PORT};
+  amp_admin_t *a = amp_admin_new(&cfg, &ops, NULL);
+  if (!a) fprintf(stderr, "amp_admin_new: %s\n", amp_admin_error());
+  AMP_REQUIRE(a != NULL);
+  test_stats_match(a);
+  test_http(a);
+  amp_admin_delete(a);
+  rmdir(dir);
+  test_http_cfg();
+  return amp_test_done();
+}
