@@ -491,6 +491,9 @@ static htlc_t *htlc_alloc_(amp_worker_t *w) {
 
 static void htlc_free_cb_(struct rcu_head *head) {
   htlc_t *h = container_of_(head, htlc_t, rcu);
+  /* secrets do not outlive the HTLC (wiped here, off the worker's path) */
+  amp_wipe(h->ss, sizeof h->ss);
+  amp_wipe(h->share, sizeof h->share);
   ST(&h->state, (uint8_t)H_FREE);
   pool_put_remote(&h->ow->hp, h);
 }
@@ -1335,6 +1338,7 @@ void amp_worker_process(amp_worker_t *w, const amp_engine_in_t *in, size_t n,
       };
       arrive_(w, &a, sink);
       amp_wipe(hp->shared_secret, 32);
+      if (hp->payload) amp_wipe((void *)(uintptr_t)hp->payload, hp->payload_len); /* the share */
     }
     amp_wipe(tags, sizeof tags);
   }
