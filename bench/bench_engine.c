@@ -455,6 +455,7 @@ int main(int argc, char **argv) {
     benv_t bo;
     benv_open(&bo, 1 << 16);
     size_t n = quick ? 3000 : 30000;
+    if (getenv("AMP_BENCH_OVH_N")) n = strtoull(getenv("AMP_BENCH_OVH_N"), NULL, 0) / 3 * 3;
     amp_engine_peeled_t *pin = calloc(n, sizeof *pin);
     uint8_t (*pls)[160] = calloc(n, 160);
     for (size_t i = 0; i < n; i += 3) {
