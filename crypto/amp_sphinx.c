@@ -172,7 +172,7 @@ static void amp_peel_chunk_(amp_sphinx_hop_t *out, size_t n, const uint8_t node_
     blen[nf] = AMP_BLIND_MSG_LEN_;
     fwd[nf++] = i;
   }
-  amp_sha256_batch(blind, bptr, blen, nf);
+  if (nf) amp_sha256_batch(blind, bptr, blen, nf);
   for (size_t j = 0; j < nf; j++) amp_peel_tail_(&out[fwd[j]], rho[fwd[j]]);
   for (size_t j = 0; j < nf; j++) {
     amp_sphinx_hop_t *h = &out[fwd[j]];

@@ -54,12 +54,16 @@ static unsigned long amp_test_failures_;
     }                                                                          \
   } while (0)
 
-/* Aborts the test program at once: for preconditions the rest depends on. */
+/* Aborts the test program at once: for preconditions the rest depends on.
+ * The condition is evaluated exactly once (it may have side effects). */
 #define AMP_REQUIRE(cond)                                                      \
   do {                                                                         \
-    AMP_CHECK(cond);                                                           \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "cannot go on\n");                                       \
+    int amp_ok_ = !!(cond);                                                    \
+    amp_test_checks_++;                                                        \
+    if (!amp_ok_) {                                                            \
+      amp_test_failures_++;                                                    \
+      fprintf(stderr, "FAIL %s:%d: %s\ncannot go on\n", __FILE__, __LINE__,   \
+              #cond);                                                          \
       exit(1);                                                                 \
     }                                                                          \
   } while (0)
