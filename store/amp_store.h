@@ -1,15 +1,42 @@
 /* amp_store.h: ampd's durable store on LMDB.
  *
- * One LMDB environment in the data directory, with named databases:
- *   meta        "schema" -> u32 schema version; "node_id" -> 33-byte pubkey
- *   invoices    payment_addr[32] -> invoice record (amp_store_invoice_t, encoded)
- *   settles     be64 settle_index -> one settled or cancelled set with its
- *               HTLCs (appended with MDB_APPEND: the index only grows)
- *   resolutions be64 scid || be64 htlc_id -> the answer given to that HTLC
- *               (fulfill + preimage + settle_index, or fail + failure message)
- *   replay      be32 cltv_expiry || tag[16] -> be64 scid || be64 htlc_id
- *               (the onion replay log; expired entries go by a range delete)
- *   circuits    reserved for forwards
+ * One LMDB environment in the data directory (created 0700 if missing), with
+ * named databases (schema version AMP_STORE_SCHEMA_VERSION):
+ *   meta      "schema" -> be32 version; "prune_height" -> be32;
+ *             "add_index" -> be64; other keys (node id...) via amp_store_meta_*
+ *   invoices  payment_addr[32] -> invoice record (amp_store_invoice_t, encoded)
+ *   settles   be64 settle_index -> one settled or cancelled set with all its
+ *             HTLCs (scid, htlc_id, amount, cltv, child index, preimage, onion
+ *             tag). Appended with MDB_APPEND: the index only grows. This record
+ *             IS the resolution of each of its HTLCs (fulfill + preimage +
+ *             settle_index, or for a cancelled set the fail answer) and holds
+ *             their onion replay entries.
+ *   fails     be64 fail_seq -> one failed HTLC (scid, htlc_id, cltv, onion tag,
+ *             failure code and message). Appended with MDB_APPEND. Its
+ *             resolution and replay entry.
+ *   circuits  reserved for forwards
+ *
+ * Schema decision (measured, see bench/bench_store.c and the report in
+ * bench/results/store.json): fully synced LMDB on the 2-core VM costs about
+ * one 4 KiB page written per random-keyed put (a group of 512 random puts
+ * dirties ~512 leaf pages) but ~1/25 page per appended record. The first
+ * schema (random-keyed "resolutions" by (scid, htlc_id) and "replay" by
+ * (cltv, tag), one put each per HTLC) made a 1-HTLC settlement cost 4 puts, 3
+ * of them random, and stayed far below the 50k sets/s target. Now a
+ * settlement is 2 puts: one append to settles and one invoice update (hot
+ * invoices share pages), whatever the number of HTLCs; a failed HTLC is one
+ * append. The lookups by key, (scid, htlc_id) -> answer, (cltv, tag) -> HTLC
+ * and set_id -> settle_index, are in-memory indexes (amp_index.h) rebuilt at
+ * open by walking the two logs: memory ~75 B per live HTLC and ~60 B per set,
+ * open time ~1 s per few million records.
+ *
+ * Retention: PRUNE(height) forgets replay entries with cltv_expiry < height
+ * (such an HTLC fails rule 7 anyway) and resolutions with cltv_expiry <
+ * height - AMP_STORE_RESOLUTION_KEEP (an HTLC that far past its expiry is
+ * resolved on chain; a redelivery of it is no longer answered from the
+ * store). The settle log is history and is never deleted; the fail log loses
+ * its expired prefix by a cursor range delete from its start; prune_height is
+ * durable so a reopened store forgets the same entries.
  *
  * Writes: one writer thread owns every write transaction. Producers (the
  * engine's workers, the admin thread) hand it intents through one lock-free
@@ -18,12 +45,17 @@
  * comes first: one transaction, one sync) and then hands each intent back on
  * its producer's completion ring with its status. A producer releases a
  * settlement's preimages only after polling its intent back with status
- * AMP_OK: that is invariant 1 of DESIGN.md.
+ * AMP_OK: that is invariant 1 of DESIGN.md. If the commit of a group fails
+ * (map full, I/O error) every intent of the group comes back with AMP_ERR_FULL
+ * or AMP_ERR_IO, nothing of the group is in the store or in memory, earlier
+ * commits are intact and later groups are tried afresh. An intent the store
+ * refuses (see amp_intent_kind_t) comes back with that refusal and changes
+ * nothing, while the rest of its group commits.
  *
  * Reads: workers never open LMDB on the common path. In-memory filters
  * (amp_store_maybe_resolved, amp_store_maybe_replayed) say "definitely not
- * there" without touching the disk; only a hit goes to LMDB (a read txn, which
- * never waits for the writer).
+ * there" without a lock or a syscall; only a hit takes the index's read lock
+ * (and, for a resolution, a read txn, which never waits for the writer).
  *
  * Durability (sync modes):
  *   AMP_STORE_SYNC_FULL   default. fsync at every commit: a committed group
@@ -37,6 +69,9 @@
  *                         crash loses nothing (the page cache survives), an OS
  *                         crash or power loss loses recent commits. For tests
  *                         and benchmarks.
+ *
+ * Threads: amp_store_submit/poll: one thread per producer index. Everything
+ * else: any thread, except open/stop/close (one thread, no concurrent use).
  */
 #ifndef AMP_STORE_H
 #define AMP_STORE_H
@@ -47,6 +82,13 @@
 #include "amp_util.h"
 
 #define AMP_STORE_SCHEMA_VERSION 1
+
+/* Resolutions are kept this many blocks past their HTLC's cltv_expiry. */
+#define AMP_STORE_RESOLUTION_KEEP 2016
+/* Most HTLCs in one settled or cancelled set. */
+#define AMP_STORE_MAX_HTLCS 4096
+/* Most producers. */
+#define AMP_STORE_MAX_PRODUCERS 256
 
 typedef struct amp_store amp_store_t;
 
@@ -64,6 +106,10 @@ typedef struct {
   amp_store_sync_t sync;
   unsigned producers;       /* number of producer rings (workers + admin); >= 1 */
   unsigned ring_size;       /* slots per ring, a power of two; default 8192 */
+  uint64_t filter_entries;  /* live HTLCs each in-memory filter is sized for
+                               (~1% false positives at that load, ~6 B each);
+                               default 1 << 20. More entries only raise the
+                               false-positive rate. */
 } amp_store_cfg_t;
 
 /* Invoice as stored. AMP invoices have no preimage and stay open after a
@@ -91,7 +137,8 @@ typedef struct {
   char memo[128];              /* NUL-terminated */
 } amp_store_invoice_t;
 
-/* One HTLC of a settled or cancelled set. */
+/* One HTLC of a settled or cancelled set. An all-zero onion_tag means "no
+ * replay entry". */
 typedef struct {
   uint64_t scid;
   uint64_t htlc_id;
@@ -102,16 +149,42 @@ typedef struct {
   uint8_t onion_tag[16];       /* replay-log tag of the HTLC's onion */
 } amp_store_htlc_t;
 
+/* Intent kinds, with what the writer checks before writing anything. A check
+ * that fails gives the intent that status and leaves the store unchanged.
+ *   SETTLE      set_id, payment_addr, amount_msat, htlcs[n_htlcs] (1 ..
+ *               AMP_STORE_MAX_HTLCS). Appends the set (settle_index = last + 1)
+ *               and updates the invoice: amt_paid_msat += amount_msat,
+ *               sets_settled++, an MPP invoice becomes SETTLED. Each HTLC is
+ *               resolved (fulfill with its preimage) and its onion tag enters
+ *               the replay log. Refused: AMP_ERR_EXISTS (set_id already
+ *               settled or cancelled, or an HTLC already resolved or twice in
+ *               the set), AMP_ERR_NOTFOUND (no invoice), AMP_ERR_STATE
+ *               (invoice cancelled, or an MPP invoice already settled),
+ *               AMP_ERR_RANGE (bad n_htlcs).
+ *   CANCEL_SET  set_id, payment_addr, amount_msat, htlcs[n_htlcs] (0 ..
+ *               MAX), fail_code, fail_malformed, fail_msg: appends a cancelled
+ *               set (the set_id can never settle later) whose HTLCs are
+ *               resolved as failed, each with this same failure (for per-HTLC
+ *               messages, submit n_htlcs = 0 and one FAIL per HTLC).
+ *               settle_index is given. Refused: AMP_ERR_EXISTS, AMP_ERR_RANGE.
+ *   FAIL        scid, htlc_id, cltv_expiry, fail_*, onion_tag if
+ *               has_onion_tag: appends one failed HTLC (resolution + replay
+ *               entry). Refused: AMP_ERR_EXISTS (already resolved),
+ *               AMP_ERR_RANGE (fail_msg_len > 64).
+ *   INVOICE_PUT invoice: adds it (add_index given by the store) or updates
+ *               it; an update keeps the store's amt_paid_msat, sets_settled,
+ *               add_index and a SETTLED state. The record as stored is copied
+ *               back into invoice. Refused: AMP_ERR_RANGE (bad type/state).
+ *   PRUNE       height: forgets replay entries with cltv_expiry < height and
+ *               resolutions with cltv_expiry < height - RESOLUTION_KEEP (see
+ *               the top of this file). A lower height than before is a no-op.
+ * A kind not listed: AMP_ERR_RANGE. */
 typedef enum {
-  AMP_INTENT_SETTLE = 1,     /* a complete, verified set: settle log, invoice,
-                                resolutions and replay entries, one txn */
-  AMP_INTENT_CANCEL_SET = 2, /* a set failed as a whole (reconstruction
-                                mismatch, invoice cancelled): recorded so the
-                                set_id can never settle later */
-  AMP_INTENT_FAIL = 3,       /* one HTLC failed: its resolution (+ replay) */
-  AMP_INTENT_INVOICE_PUT = 4,/* add or update an invoice (admin) */
-  AMP_INTENT_PRUNE = 5,      /* range-delete replay entries with
-                                cltv_expiry < height */
+  AMP_INTENT_SETTLE = 1,
+  AMP_INTENT_CANCEL_SET = 2,
+  AMP_INTENT_FAIL = 3,
+  AMP_INTENT_INVOICE_PUT = 4,
+  AMP_INTENT_PRUNE = 5,
 } amp_intent_kind_t;
 
 /* An intent. Owned by the producer from submit until it polls it back: the
@@ -164,16 +237,25 @@ typedef struct {
  * AMP_ERR_STATE, AMP_ERR_CONFIG (bad cfg), AMP_ERR_NOMEM. */
 AMP_WARN_UNUSED int amp_store_open(amp_store_t **st, const amp_store_cfg_t *cfg);
 
-/* amp_store_close stops accepting intents, commits everything already
- * submitted, hands it back, joins the writer and closes LMDB. Producers must
- * have stopped submitting. Intents still on completion rings are lost to the
- * producers (they were committed). */
+/* amp_store_stop stops accepting intents (submit then returns
+ * AMP_ERR_STATE), commits everything already submitted, hands it back and
+ * joins the writer. Reads keep working. Idempotent: a second call returns at
+ * once. Completions that cannot be handed back because a producer stopped
+ * polling with a full completion ring are dropped after 100 ms (counted;
+ * their status is in the intent all the same). */
+void amp_store_stop(amp_store_t *st);
+
+/* amp_store_close stops (amp_store_stop) and closes LMDB, frees st. st may
+ * be NULL (no-op). Producers must have stopped submitting. Intents still on
+ * completion rings are lost to the producers (they were committed). */
 void amp_store_close(amp_store_t *st);
 
 /* amp_store_submit queues an intent on producer's ring. Never blocks.
- * Returns AMP_OK or AMP_ERR_FULL (ring full: the caller answers the HTLC with
- * a temporary failure or retries later). Thread safety: one thread per
- * producer index. Cost: ~20 ns. */
+ * Returns AMP_OK, AMP_ERR_FULL (ring full: the caller answers the HTLC with
+ * a temporary failure or retries later), AMP_ERR_RANGE (no such producer) or
+ * AMP_ERR_STATE (store stopping). Thread safety: one thread per producer
+ * index. Cost: ~20 ns (one seq_cst fence; a futex wake only when the writer
+ * sleeps). */
 AMP_WARN_UNUSED int amp_store_submit(amp_store_t *st, unsigned producer, amp_store_intent_t *in);
 
 /* amp_store_poll takes up to max completed intents of producer (in commit
@@ -198,6 +280,12 @@ int amp_store_maybe_replayed(const amp_store_t *st, uint32_t cltv_expiry, const 
 AMP_WARN_UNUSED int amp_store_replay_get(amp_store_t *st, uint32_t cltv_expiry,
                                          const uint8_t tag[16], uint64_t *scid,
                                          uint64_t *htlc_id);
+
+/* amp_store_set_find: has set_id been settled or cancelled (committed)?
+ * AMP_OK with its settle index and cancelled flag, or AMP_ERR_NOTFOUND.
+ * In memory (read lock), thread-safe. */
+AMP_WARN_UNUSED int amp_store_set_find(amp_store_t *st, const uint8_t set_id[32],
+                                       uint64_t *settle_index, int *cancelled);
 
 /* Recovery iteration (at start, before workers run; the admin thread may use
  * them at any time). The callback returns 0 to go on, non-zero to stop.
@@ -224,21 +312,44 @@ typedef int (*amp_store_set_fn)(void *ctx, const amp_store_set_t *set);
 AMP_WARN_UNUSED int amp_store_set_foreach(amp_store_t *st, uint64_t from, amp_store_set_fn fn,
                                           void *ctx);
 
-/* Counters (monotonic, read without locks). */
+/* Counters (monotonic unless said, read without locks). Since open. */
 typedef struct {
-  uint64_t commits;
-  uint64_t intents;
-  uint64_t commit_errors;
+  uint64_t commits;            /* successful commits (groups) */
+  uint64_t intents;            /* intents handed back, any status */
+  uint64_t commit_errors;      /* failed commits (each fails a whole group) */
   uint64_t group_max_seen;
-  uint64_t sync_ns_total;      /* sum of commit durations */
-  uint64_t replay_entries;
-  uint64_t resolutions;
-  uint64_t settles;
+  uint64_t sync_ns_total;      /* sum of commit durations (write + sync) */
+  uint64_t replay_entries;     /* replay entries committed */
+  uint64_t resolutions;        /* HTLC resolutions committed */
+  uint64_t settles;            /* SETTLE intents committed */
+  uint64_t cancels;            /* CANCEL_SET intents committed */
+  uint64_t fails;              /* FAIL intents committed */
+  uint64_t invoice_puts;
+  uint64_t prunes;
+  uint64_t refused;            /* intents refused by a check (see kinds) */
+  uint64_t puts;               /* LMDB puts in successful commits; puts per
+                                  settlement = puts / settles in a pure
+                                  settle load */
+  uint64_t replay_pruned;      /* replay entries forgotten by PRUNE */
+  uint64_t handback_waits;     /* times the writer waited for a full
+                                  completion ring */
+  uint64_t handback_dropped;   /* completions dropped at stop */
+  uint64_t commit_p50_ns;      /* commit duration percentiles (log buckets, */
+  uint64_t commit_p99_ns;      /*  ~6% resolution) and maximum */
+  uint64_t commit_max_ns;
+  uint64_t last_settle_index;  /* gauge */
+  uint64_t resolutions_live;   /* gauge: HTLCs in the in-memory index */
+  uint64_t replay_live;        /* gauge: live replay entries */
+  uint64_t sets_known;         /* gauge: settled + cancelled sets */
 } amp_store_stats_t;
 void amp_store_stats(const amp_store_t *st, amp_store_stats_t *out);
 
 /* amp_store_meta_get/put: small metadata values (node id...). put goes
- * through its own write transaction (not for the hot path). */
+ * through its own write transaction (not for the hot path; it waits for the
+ * writer's current one). Keys: 1..128 bytes; "schema", "prune_height" and
+ * "add_index" are the store's own (put: AMP_ERR_STATE). put returns AMP_OK,
+ * AMP_ERR_FULL, AMP_ERR_IO, AMP_ERR_RANGE. get returns the value length
+ * (copying min(len, cap) bytes), AMP_ERR_NOTFOUND or AMP_ERR_IO. */
 AMP_WARN_UNUSED int amp_store_meta_put(amp_store_t *st, const char *key, const void *val,
                                        size_t len);
 AMP_WARN_UNUSED long amp_store_meta_get(amp_store_t *st, const char *key, void *val, size_t cap);

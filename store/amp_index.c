@@ -1,0 +1,604 @@
+/* amp_index.c: in-memory indexes and counting Bloom filters of the store.
+ * See amp_index.h for the design and the thread rules. */
+#include "amp_index.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* --- SipHash-1-3 over words ----------------------------------------------- */
+
+#define ROTL64(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                               \
+  do {                                                                         \
+    v0 += v1; v1 = ROTL64(v1, 13); v1 ^= v0; v0 = ROTL64(v0, 32);             \
+    v2 += v3; v3 = ROTL64(v3, 16); v3 ^= v2;                                   \
+    v0 += v3; v3 = ROTL64(v3, 21); v3 ^= v0;                                   \
+    v2 += v1; v1 = ROTL64(v1, 17); v1 ^= v2; v2 = ROTL64(v2, 32);             \
+  } while (0)
+
+uint64_t amp_sip_words(const amp_sipkey_t *k, const uint64_t *w, size_t n) {
+  uint64_t v0 = k->k0 ^ 0x736f6d6570736575ull;
+  uint64_t v1 = k->k1 ^ 0x646f72616e646f6dull;
+  uint64_t v2 = k->k0 ^ 0x6c7967656e657261ull;
+  uint64_t v3 = k->k1 ^ 0x7465646279746573ull;
+  for (size_t i = 0; i < n; i++) {
+    v3 ^= w[i];
+    SIPROUND;
+    v0 ^= w[i];
+  }
+  uint64_t b = (uint64_t)(8 * n) << 56;
+  v3 ^= b;
+  SIPROUND;
+  v0 ^= b;
+  v2 ^= 0xff;
+  SIPROUND;
+  SIPROUND;
+  SIPROUND;
+  return v0 ^ v1 ^ v2 ^ v3;
+}
+
+static inline uint64_t load_le64(const uint8_t *p) {
+  uint64_t v;
+  memcpy(&v, p, 8);
+  return v; /* host order is fine: only ever hashed on this host */
+}
+
+/* --- counting blocked Bloom filter ------------------------------------------ */
+
+#define CBF_K 6
+#define CBF_PER_ENTRY 12 /* counters per expected entry */
+
+int amp_cbf_init(amp_cbf_t *f, uint64_t entries) {
+  if (entries < 1) entries = 1;
+  uint64_t counters = entries * CBF_PER_ENTRY;
+  f->nblocks = (counters + 127) / 128;
+  f->w = aligned_alloc(64, (size_t)f->nblocks * 64);
+  if (!f->w) return AMP_ERR_NOMEM;
+  memset((void *)f->w, 0, (size_t)f->nblocks * 64);
+  return AMP_OK;
+}
+
+void amp_cbf_fini(amp_cbf_t *f) {
+  free((void *)f->w);
+  f->w = NULL;
+}
+
+static inline _Atomic uint64_t *cbf_block(const amp_cbf_t *f, uint64_t h) {
+  uint64_t b = (uint64_t)(((unsigned __int128)h * f->nblocks) >> 64);
+  return f->w + b * 8;
+}
+
+void amp_cbf_add(amp_cbf_t *f, uint64_t h) {
+  _Atomic uint64_t *blk = cbf_block(f, h);
+  for (int i = 0; i < CBF_K; i++) {
+    unsigned p = (unsigned)(h >> (7 * i)) & 127;
+    _Atomic uint64_t *wp = &blk[p >> 4];
+    unsigned sh = (p & 15) * 4;
+    uint64_t w = atomic_load_explicit(wp, memory_order_relaxed);
+    if (((w >> sh) & 15) != 15) atomic_store_explicit(wp, w + (1ull << sh), memory_order_release);
+  }
+}
+
+void amp_cbf_del(amp_cbf_t *f, uint64_t h) {
+  _Atomic uint64_t *blk = cbf_block(f, h);
+  for (int i = 0; i < CBF_K; i++) {
+    unsigned p = (unsigned)(h >> (7 * i)) & 127;
+    _Atomic uint64_t *wp = &blk[p >> 4];
+    unsigned sh = (p & 15) * 4;
+    uint64_t w = atomic_load_explicit(wp, memory_order_relaxed);
+    uint64_t c = (w >> sh) & 15;
+    if (c != 15 && c != 0) atomic_store_explicit(wp, w - (1ull << sh), memory_order_release);
+  }
+}
+
+int amp_cbf_maybe(const amp_cbf_t *f, uint64_t h) {
+  _Atomic uint64_t *blk = cbf_block(f, h);
+  for (int i = 0; i < CBF_K; i++) {
+    unsigned p = (unsigned)(h >> (7 * i)) & 127;
+    uint64_t w = atomic_load_explicit(&blk[p >> 4], memory_order_acquire);
+    if (((w >> ((p & 15) * 4)) & 15) == 0) return 0;
+  }
+  return 1;
+}
+
+/* --- HTLC index ---------------------------------------------------------------- */
+
+#define HENT_RES 1
+#define HENT_RPL 2
+#define HENT_PEND 4
+
+static void rwlock_init_writer_pref(pthread_rwlock_t *l) {
+  pthread_rwlockattr_t a;
+  pthread_rwlockattr_init(&a);
+  pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  pthread_rwlock_init(l, &a);
+  pthread_rwlockattr_destroy(&a);
+}
+
+uint64_t amp_hidx_res_hash(const amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id) {
+  uint64_t w[2] = {scid, htlc_id};
+  return amp_sip_words(&ix->key, w, 2);
+}
+
+uint64_t amp_hidx_rpl_hash(const amp_hidx_t *ix, uint32_t cltv, const uint8_t tag[16]) {
+  uint64_t w[3] = {cltv, load_le64(tag), load_le64(tag + 8)};
+  return amp_sip_words(&ix->key, w, 3);
+}
+
+#define HIDX_INIT_SLOTS 1024u
+
+int amp_hidx_init(amp_hidx_t *ix, const amp_sipkey_t *key, uint64_t filter_entries) {
+  memset(ix, 0, sizeof *ix);
+  ix->key = *key;
+  ix->res_slot = calloc(HIDX_INIT_SLOTS, sizeof(uint32_t));
+  ix->rpl_slot = calloc(HIDX_INIT_SLOTS, sizeof(uint32_t));
+  ix->res_mask = ix->rpl_mask = HIDX_INIT_SLOTS - 1;
+  if (!ix->res_slot || !ix->rpl_slot) goto nomem;
+  if (amp_cbf_init(&ix->res_filter, filter_entries) != AMP_OK) goto nomem;
+  if (amp_cbf_init(&ix->rpl_filter, filter_entries) != AMP_OK) goto nomem;
+  rwlock_init_writer_pref(&ix->lock);
+  return AMP_OK;
+nomem:
+  free(ix->res_slot);
+  free(ix->rpl_slot);
+  amp_cbf_fini(&ix->res_filter);
+  amp_cbf_fini(&ix->rpl_filter);
+  memset(ix, 0, sizeof *ix);
+  return AMP_ERR_NOMEM;
+}
+
+void amp_hidx_fini(amp_hidx_t *ix) {
+  if (!ix->res_slot) return;
+  pthread_rwlock_destroy(&ix->lock);
+  free(ix->ent);
+  free(ix->res_slot);
+  free(ix->rpl_slot);
+  free(ix->bk);
+  free(ix->pend);
+  amp_cbf_fini(&ix->res_filter);
+  amp_cbf_fini(&ix->rpl_filter);
+  memset(ix, 0, sizeof *ix);
+}
+
+static inline amp_hent_t *hent(const amp_hidx_t *ix, uint32_t id) { return &ix->ent[id - 1]; }
+
+static inline uint64_t ent_res_hash(const amp_hidx_t *ix, const amp_hent_t *e) {
+  return amp_hidx_res_hash(ix, e->scid, e->htlc_id);
+}
+static inline uint64_t ent_rpl_hash(const amp_hidx_t *ix, const amp_hent_t *e) {
+  return amp_hidx_rpl_hash(ix, e->cltv, e->tag);
+}
+
+/* Probe for a key; returns the slot position holding it, or -1. */
+static long res_probe(const amp_hidx_t *ix, uint64_t h, uint64_t scid, uint64_t htlc_id) {
+  for (uint32_t i = (uint32_t)h & ix->res_mask;; i = (i + 1) & ix->res_mask) {
+    uint32_t id = ix->res_slot[i];
+    if (!id) return -1;
+    const amp_hent_t *e = hent(ix, id);
+    if (e->scid == scid && e->htlc_id == htlc_id) return (long)i;
+  }
+}
+
+static long rpl_probe(const amp_hidx_t *ix, uint64_t h, uint32_t cltv, const uint8_t tag[16]) {
+  for (uint32_t i = (uint32_t)h & ix->rpl_mask;; i = (i + 1) & ix->rpl_mask) {
+    uint32_t id = ix->rpl_slot[i];
+    if (!id) return -1;
+    const amp_hent_t *e = hent(ix, id);
+    if (e->cltv == cltv && memcmp(e->tag, tag, 16) == 0) return (long)i;
+  }
+}
+
+/* Table kind: 0 resolutions, 1 replay. */
+static uint64_t tab_hash(const amp_hidx_t *ix, int kind, uint32_t id) {
+  return kind ? ent_rpl_hash(ix, hent(ix, id)) : ent_res_hash(ix, hent(ix, id));
+}
+
+static void tab_place(uint32_t *slot, uint32_t mask, uint64_t h, uint32_t id) {
+  uint32_t i = (uint32_t)h & mask;
+  while (slot[i]) i = (i + 1) & mask;
+  slot[i] = id;
+}
+
+/* Grow a table to hold one more key at load <= 1/2. */
+static int tab_reserve(amp_hidx_t *ix, int kind) {
+  uint32_t **slotp = kind ? &ix->rpl_slot : &ix->res_slot;
+  uint32_t *maskp = kind ? &ix->rpl_mask : &ix->res_mask;
+  uint32_t count = kind ? ix->rpl_count : ix->res_count;
+  uint64_t size = (uint64_t)*maskp + 1;
+  if ((uint64_t)(count + 1) * 2 <= size) return AMP_OK;
+  if (size >= (1ull << 31)) return AMP_ERR_NOMEM;
+  uint64_t nsize = size * 2;
+  uint32_t *ns = calloc(nsize, sizeof(uint32_t));
+  if (!ns) return AMP_ERR_NOMEM;
+  uint32_t *os = *slotp;
+  for (uint64_t i = 0; i < size; i++)
+    if (os[i]) tab_place(ns, (uint32_t)(nsize - 1), tab_hash(ix, kind, os[i]), os[i]);
+  free(os);
+  *slotp = ns;
+  *maskp = (uint32_t)(nsize - 1);
+  return AMP_OK;
+}
+
+/* Backward-shift deletion for linear probing: no tombstones. */
+static void tab_delete_at(amp_hidx_t *ix, int kind, uint32_t i) {
+  uint32_t *slot = kind ? ix->rpl_slot : ix->res_slot;
+  uint32_t mask = kind ? ix->rpl_mask : ix->res_mask;
+  slot[i] = 0;
+  for (uint32_t j = (i + 1) & mask; slot[j]; j = (j + 1) & mask) {
+    uint32_t home = (uint32_t)tab_hash(ix, kind, slot[j]) & mask;
+    /* slot[j] may move to i if its home is not in the cyclic range (i, j]. */
+    int in_range = (i <= j) ? (home > i && home <= j) : (home > i || home <= j);
+    if (!in_range) {
+      slot[i] = slot[j];
+      slot[j] = 0;
+      i = j;
+    }
+  }
+}
+
+static void ent_drop_res(amp_hidx_t *ix, uint32_t id) {
+  amp_hent_t *e = hent(ix, id);
+  uint64_t h = ent_res_hash(ix, e);
+  long pos = res_probe(ix, h, e->scid, e->htlc_id);
+  if (pos >= 0 && ix->res_slot[pos] == id) {
+    tab_delete_at(ix, 0, (uint32_t)pos);
+    ix->res_count--;
+  }
+  amp_cbf_del(&ix->res_filter, h);
+  e->flags &= (uint8_t)~HENT_RES;
+}
+
+static void ent_drop_rpl(amp_hidx_t *ix, uint32_t id) {
+  amp_hent_t *e = hent(ix, id);
+  uint64_t h = ent_rpl_hash(ix, e);
+  long pos = rpl_probe(ix, h, e->cltv, e->tag);
+  if (pos >= 0 && ix->rpl_slot[pos] == id) {
+    tab_delete_at(ix, 1, (uint32_t)pos);
+    ix->rpl_count--;
+  }
+  amp_cbf_del(&ix->rpl_filter, h);
+  e->flags &= (uint8_t)~HENT_RPL;
+}
+
+static void ent_free(amp_hidx_t *ix, uint32_t id) {
+  amp_hent_t *e = hent(ix, id);
+  e->flags = 0;
+  e->next = ix->free_head;
+  ix->free_head = id;
+  ix->live--;
+}
+
+/* Bucket of cltv: its position, or where it would go (*found = 0). */
+static uint32_t bk_search(const amp_hidx_t *ix, uint32_t cltv, int *found) {
+  uint32_t lo = 0, hi = ix->n_bk;
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    if (ix->bk[mid].cltv < cltv) lo = mid + 1;
+    else hi = mid;
+  }
+  *found = lo < ix->n_bk && ix->bk[lo].cltv == cltv;
+  return lo;
+}
+
+static int grow(void **p, uint32_t *cap, uint32_t need, size_t elem) {
+  if (need <= *cap) return AMP_OK;
+  uint64_t ncap = *cap ? (uint64_t)*cap * 2 : 64;
+  while (ncap < need) ncap *= 2;
+  if (ncap > 0xffffffffull) return AMP_ERR_NOMEM;
+  void *np = realloc(*p, (size_t)ncap * elem);
+  if (!np) return AMP_ERR_NOMEM;
+  *p = np;
+  *cap = (uint32_t)ncap;
+  return AMP_OK;
+}
+
+int amp_hidx_check(amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id) {
+  /* The writer is the only mutator, so it reads without the lock. */
+  uint64_t h = amp_hidx_res_hash(ix, scid, htlc_id);
+  return res_probe(ix, h, scid, htlc_id) >= 0 ? AMP_ERR_EXISTS : AMP_OK;
+}
+
+int amp_hidx_add(amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id, uint32_t cltv,
+                 const uint8_t *tag, uint64_t loc, int pending) {
+  uint64_t hres = amp_hidx_res_hash(ix, scid, htlc_id);
+  uint64_t hrpl = tag ? amp_hidx_rpl_hash(ix, cltv, tag) : 0;
+  int want_res = cltv >= ix->res_floor && res_probe(ix, hres, scid, htlc_id) < 0;
+  int want_rpl = tag && cltv >= ix->rpl_floor && rpl_probe(ix, hrpl, cltv, tag) < 0;
+  if (!want_res && !want_rpl) return AMP_OK;
+
+  int rc = AMP_OK;
+  pthread_rwlock_wrlock(&ix->lock);
+  int found;
+  uint32_t b = bk_search(ix, cltv, &found);
+  if ((!ix->free_head && (rc = grow((void **)&ix->ent, &ix->cap_ent, ix->n_ent + 1,
+                                    sizeof(amp_hent_t))) != AMP_OK) ||
+      (want_res && (rc = tab_reserve(ix, 0)) != AMP_OK) ||
+      (want_rpl && (rc = tab_reserve(ix, 1)) != AMP_OK) ||
+      (!found && (rc = grow((void **)&ix->bk, &ix->cap_bk, ix->n_bk + 1,
+                            sizeof(amp_hbucket_t))) != AMP_OK) ||
+      (pending && (rc = grow((void **)&ix->pend, &ix->cap_pend, ix->n_pend + 1,
+                             sizeof(uint32_t))) != AMP_OK))
+    goto out;
+
+  uint32_t id;
+  if (ix->free_head) {
+    id = ix->free_head;
+    ix->free_head = hent(ix, id)->next;
+  } else {
+    id = ++ix->n_ent;
+  }
+  ix->live++;
+  amp_hent_t *e = hent(ix, id);
+  e->scid = scid;
+  e->htlc_id = htlc_id;
+  e->loc = loc;
+  if (tag) memcpy(e->tag, tag, 16);
+  else memset(e->tag, 0, 16);
+  e->cltv = cltv;
+  e->flags = (uint8_t)((want_res ? HENT_RES : 0) | (want_rpl ? HENT_RPL : 0) |
+                       (pending ? HENT_PEND : 0));
+  if (want_res) {
+    tab_place(ix->res_slot, ix->res_mask, hres, id);
+    ix->res_count++;
+    amp_cbf_add(&ix->res_filter, hres);
+  }
+  if (want_rpl) {
+    tab_place(ix->rpl_slot, ix->rpl_mask, hrpl, id);
+    ix->rpl_count++;
+    amp_cbf_add(&ix->rpl_filter, hrpl);
+  }
+  if (!found) {
+    memmove(&ix->bk[b + 1], &ix->bk[b], (ix->n_bk - b) * sizeof(amp_hbucket_t));
+    ix->bk[b] = (amp_hbucket_t){.cltv = cltv, .head = 0, .count = 0, .rpl_done = 0};
+    ix->n_bk++;
+  }
+  e->next = ix->bk[b].head;
+  ix->bk[b].head = id;
+  ix->bk[b].count++;
+  if (pending) ix->pend[ix->n_pend++] = id;
+out:
+  pthread_rwlock_unlock(&ix->lock);
+  return rc;
+}
+
+void amp_hidx_commit(amp_hidx_t *ix) {
+  if (!ix->n_pend) return;
+  pthread_rwlock_wrlock(&ix->lock);
+  for (uint32_t i = 0; i < ix->n_pend; i++) hent(ix, ix->pend[i])->flags &= (uint8_t)~HENT_PEND;
+  ix->n_pend = 0;
+  pthread_rwlock_unlock(&ix->lock);
+}
+
+void amp_hidx_rollback(amp_hidx_t *ix) {
+  if (!ix->n_pend) return;
+  pthread_rwlock_wrlock(&ix->lock);
+  while (ix->n_pend) {
+    uint32_t id = ix->pend[--ix->n_pend];
+    amp_hent_t *e = hent(ix, id);
+    if (e->flags & HENT_RES) ent_drop_res(ix, id);
+    if (e->flags & HENT_RPL) ent_drop_rpl(ix, id);
+    int found;
+    uint32_t b = bk_search(ix, e->cltv, &found);
+    /* Newest first: a pending entry is the head of its bucket. */
+    if (found && ix->bk[b].head == id) {
+      ix->bk[b].head = e->next;
+      if (--ix->bk[b].count == 0) {
+        memmove(&ix->bk[b], &ix->bk[b + 1], (ix->n_bk - b - 1) * sizeof(amp_hbucket_t));
+        ix->n_bk--;
+      }
+    }
+    ent_free(ix, id);
+  }
+  pthread_rwlock_unlock(&ix->lock);
+}
+
+uint64_t amp_hidx_prune(amp_hidx_t *ix, uint32_t rpl_floor, uint32_t res_floor) {
+  if (rpl_floor < ix->rpl_floor) rpl_floor = ix->rpl_floor;
+  if (res_floor < ix->res_floor) res_floor = ix->res_floor;
+  uint64_t dropped = 0;
+  pthread_rwlock_wrlock(&ix->lock);
+  uint32_t gone = 0; /* buckets at the front left empty */
+  for (uint32_t b = 0; b < ix->n_bk; b++) {
+    amp_hbucket_t *bk = &ix->bk[b];
+    int do_rpl = bk->cltv < rpl_floor && !bk->rpl_done;
+    int do_res = bk->cltv < res_floor;
+    if (!do_rpl && !do_res) {
+      if (bk->cltv >= rpl_floor) break;
+      continue;
+    }
+    uint32_t prev = 0;
+    for (uint32_t id = bk->head; id;) {
+      amp_hent_t *e = hent(ix, id);
+      uint32_t next = e->next;
+      if (do_rpl && (e->flags & HENT_RPL)) {
+        ent_drop_rpl(ix, id);
+        dropped++;
+      }
+      if (do_res && (e->flags & HENT_RES)) ent_drop_res(ix, id);
+      if (!(e->flags & (HENT_RES | HENT_RPL))) {
+        if (prev) hent(ix, prev)->next = next;
+        else bk->head = next;
+        bk->count--;
+        ent_free(ix, id);
+      } else {
+        prev = id;
+      }
+      id = next;
+    }
+    bk->rpl_done = bk->rpl_done || do_rpl;
+    if (bk->count == 0 && b == gone) gone++;
+  }
+  if (gone) {
+    memmove(&ix->bk[0], &ix->bk[gone], (ix->n_bk - gone) * sizeof(amp_hbucket_t));
+    ix->n_bk -= gone;
+  }
+  ix->rpl_floor = rpl_floor;
+  ix->res_floor = res_floor;
+  pthread_rwlock_unlock(&ix->lock);
+  return dropped;
+}
+
+int amp_hidx_find_res(amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id, uint64_t *loc) {
+  uint64_t h = amp_hidx_res_hash(ix, scid, htlc_id);
+  int rc = AMP_ERR_NOTFOUND;
+  pthread_rwlock_rdlock(&ix->lock);
+  long pos = res_probe(ix, h, scid, htlc_id);
+  if (pos >= 0) {
+    const amp_hent_t *e = hent(ix, ix->res_slot[pos]);
+    if (!(e->flags & HENT_PEND)) {
+      *loc = e->loc;
+      rc = AMP_OK;
+    }
+  }
+  pthread_rwlock_unlock(&ix->lock);
+  return rc;
+}
+
+int amp_hidx_find_rpl(amp_hidx_t *ix, uint32_t cltv, const uint8_t tag[16], uint64_t *scid,
+                      uint64_t *htlc_id) {
+  uint64_t h = amp_hidx_rpl_hash(ix, cltv, tag);
+  int rc = AMP_ERR_NOTFOUND;
+  pthread_rwlock_rdlock(&ix->lock);
+  long pos = rpl_probe(ix, h, cltv, tag);
+  if (pos >= 0) {
+    const amp_hent_t *e = hent(ix, ix->rpl_slot[pos]);
+    if (!(e->flags & HENT_PEND)) {
+      *scid = e->scid;
+      *htlc_id = e->htlc_id;
+      rc = AMP_OK;
+    }
+  }
+  pthread_rwlock_unlock(&ix->lock);
+  return rc;
+}
+
+int amp_hidx_maybe_res(const amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id) {
+  return amp_cbf_maybe(&ix->res_filter, amp_hidx_res_hash(ix, scid, htlc_id));
+}
+
+int amp_hidx_maybe_rpl(const amp_hidx_t *ix, uint32_t cltv, const uint8_t tag[16]) {
+  return amp_cbf_maybe(&ix->rpl_filter, amp_hidx_rpl_hash(ix, cltv, tag));
+}
+
+/* --- set index --------------------------------------------------------------- */
+
+#define SIDX_INIT_SLOTS 1024u
+
+static uint64_t sidx_hash(const amp_sidx_t *sx, const uint8_t id[32]) {
+  uint64_t w[4] = {load_le64(id), load_le64(id + 8), load_le64(id + 16), load_le64(id + 24)};
+  return amp_sip_words(&sx->key, w, 4);
+}
+
+int amp_sidx_init(amp_sidx_t *sx, const amp_sipkey_t *key) {
+  memset(sx, 0, sizeof *sx);
+  sx->key = *key;
+  sx->slot = calloc(SIDX_INIT_SLOTS, sizeof(amp_sent_t));
+  if (!sx->slot) return AMP_ERR_NOMEM;
+  sx->mask = SIDX_INIT_SLOTS - 1;
+  rwlock_init_writer_pref(&sx->lock);
+  return AMP_OK;
+}
+
+void amp_sidx_fini(amp_sidx_t *sx) {
+  if (!sx->slot) return;
+  pthread_rwlock_destroy(&sx->lock);
+  free(sx->slot);
+  free(sx->pend);
+  memset(sx, 0, sizeof *sx);
+}
+
+static long sidx_probe(const amp_sidx_t *sx, const uint8_t id[32]) {
+  for (uint64_t i = sidx_hash(sx, id) & sx->mask;; i = (i + 1) & sx->mask) {
+    if (!sx->slot[i].v) return -1;
+    if (memcmp(sx->slot[i].id, id, 32) == 0) return (long)i;
+  }
+}
+
+static int sidx_reserve(amp_sidx_t *sx) {
+  uint64_t size = sx->mask + 1;
+  if ((sx->count + 1) * 10 <= size * 7) return AMP_OK;
+  uint64_t nsize = size * 2;
+  amp_sent_t *ns = calloc(nsize, sizeof(amp_sent_t));
+  if (!ns) return AMP_ERR_NOMEM;
+  for (uint64_t i = 0; i < size; i++) {
+    if (!sx->slot[i].v) continue;
+    uint64_t j = sidx_hash(sx, sx->slot[i].id) & (nsize - 1);
+    while (ns[j].v) j = (j + 1) & (nsize - 1);
+    ns[j] = sx->slot[i];
+  }
+  free(sx->slot);
+  sx->slot = ns;
+  sx->mask = nsize - 1;
+  return AMP_OK;
+}
+
+int amp_sidx_add(amp_sidx_t *sx, const uint8_t id[32], uint64_t settle_index, int cancelled,
+                 int pending) {
+  if (sidx_probe(sx, id) >= 0) return AMP_ERR_EXISTS;
+  int rc;
+  pthread_rwlock_wrlock(&sx->lock);
+  if ((rc = sidx_reserve(sx)) != AMP_OK) goto out;
+  if (pending &&
+      (rc = grow((void **)&sx->pend, &sx->cap_pend, sx->n_pend + 1, sizeof sx->pend[0])) != AMP_OK)
+    goto out;
+  uint64_t i = sidx_hash(sx, id) & sx->mask;
+  while (sx->slot[i].v) i = (i + 1) & sx->mask;
+  memcpy(sx->slot[i].id, id, 32);
+  sx->slot[i].v = settle_index | (cancelled ? AMP_SIDX_CANCELLED : 0) |
+                  (pending ? AMP_SIDX_PENDING : 0) | (1ull << 60); /* never 0 */
+  sx->count++;
+  if (pending) memcpy(sx->pend[sx->n_pend++], id, 32);
+out:
+  pthread_rwlock_unlock(&sx->lock);
+  return rc;
+}
+
+int amp_sidx_check(amp_sidx_t *sx, const uint8_t id[32]) {
+  return sidx_probe(sx, id) >= 0 ? AMP_ERR_EXISTS : AMP_OK;
+}
+
+void amp_sidx_commit(amp_sidx_t *sx) {
+  if (!sx->n_pend) return;
+  pthread_rwlock_wrlock(&sx->lock);
+  for (uint32_t k = 0; k < sx->n_pend; k++) {
+    long i = sidx_probe(sx, sx->pend[k]);
+    if (i >= 0) sx->slot[i].v &= ~AMP_SIDX_PENDING;
+  }
+  sx->n_pend = 0;
+  pthread_rwlock_unlock(&sx->lock);
+}
+
+void amp_sidx_rollback(amp_sidx_t *sx) {
+  if (!sx->n_pend) return;
+  pthread_rwlock_wrlock(&sx->lock);
+  while (sx->n_pend) {
+    long pos = sidx_probe(sx, sx->pend[--sx->n_pend]);
+    if (pos < 0) continue;
+    uint64_t i = (uint64_t)pos, mask = sx->mask;
+    memset(&sx->slot[i], 0, sizeof sx->slot[i]);
+    for (uint64_t j = (i + 1) & mask; sx->slot[j].v; j = (j + 1) & mask) {
+      uint64_t home = sidx_hash(sx, sx->slot[j].id) & mask;
+      int in_range = (i <= j) ? (home > i && home <= j) : (home > i || home <= j);
+      if (!in_range) {
+        sx->slot[i] = sx->slot[j];
+        memset(&sx->slot[j], 0, sizeof sx->slot[j]);
+        i = j;
+      }
+    }
+    sx->count--;
+  }
+  pthread_rwlock_unlock(&sx->lock);
+}
+
+int amp_sidx_find(amp_sidx_t *sx, const uint8_t id[32], uint64_t *settle_index, int *cancelled) {
+  int rc = AMP_ERR_NOTFOUND;
+  pthread_rwlock_rdlock(&sx->lock);
+  long i = sidx_probe(sx, id);
+  if (i >= 0 && !(sx->slot[i].v & AMP_SIDX_PENDING)) {
+    *settle_index = AMP_SIDX_INDEX(sx->slot[i].v);
+    *cancelled = (sx->slot[i].v & AMP_SIDX_CANCELLED) != 0;
+    rc = AMP_OK;
+  }
+  pthread_rwlock_unlock(&sx->lock);
+  return rc;
+}

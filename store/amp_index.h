@@ -1,0 +1,201 @@
+/* amp_index.h: the store's in-memory indexes and filters. Internal to store/.
+ *
+ * The durable data lives in two append-only LMDB logs (see amp_store.h):
+ * settled/cancelled sets and failed HTLCs. These structures answer, from
+ * memory, the three questions asked of it by key:
+ *   - has HTLC (scid, htlc_id) been resolved, and where is its answer?
+ *   - has onion tag (cltv_expiry, tag) been used, and by which HTLC?
+ *   - has set_id been settled or cancelled, and at which settle index?
+ * They are rebuilt at open by walking the logs, so they are never the only
+ * copy of anything.
+ *
+ * Pieces:
+ *   amp_sip_*   SipHash-1-3 over 64-bit words with a per-store random key:
+ *               every key here is chosen, at least partly, by a remote peer,
+ *               so the tables' hashing must not be predictable.
+ *   amp_cbf_*   counting blocked Bloom filter: 4-bit counters, one 64-byte
+ *               block (128 counters) per key, 6 counters per key, 12 counters
+ *               per expected entry (~6 bytes/entry; ~0.5-1% false positives at
+ *               the sized load, measured in test_index). Counting, so prune
+ *               and rollback take keys out again: the filter never goes stale.
+ *               A counter that reaches 15 sticks (a false positive forever,
+ *               never a false negative). One writer; lock-free readers.
+ *   amp_hidx_*  the HTLC index: one entry per resolved HTLC, in two open-
+ *               addressing tables (by (scid, htlc_id) and by (cltv, tag)) and
+ *               in a bucket per cltv_expiry (for prune, which never scans
+ *               live entries). ~56 B per entry plus ~16 B of table slots.
+ *   amp_sidx_*  the set index: set_id -> settle_index (+ cancelled), inline
+ *               open addressing, ~57 B per set at 0.7 load. Kept for every
+ *               set ever settled or cancelled (a set_id never settles twice).
+ *
+ * Pending and rollback: the writer adds a group's entries before its commit
+ * marked pending (visible to the writer's own duplicate checks, invisible to
+ * readers' lookups, but already in the filters, so a filter never says "no"
+ * for a committed key), then either commits them (pending cleared) or rolls
+ * them all back (removed, filters decremented) when the LMDB commit fails.
+ *
+ * Threads: one writer calls every mutating function; any thread may call the
+ * lookups (they take a read lock) and the filter checks (lock-free, no lock,
+ * no syscall). The writer takes the write lock for a few microseconds per
+ * intent. Nothing here does I/O.
+ */
+#ifndef AMP_INDEX_H
+#define AMP_INDEX_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "amp_util.h"
+
+/* --- keyed hash ------------------------------------------------------- */
+
+typedef struct {
+  uint64_t k0, k1;
+} amp_sipkey_t;
+
+/* amp_sip_words hashes n 64-bit words under key k (SipHash-1-3 rounds over
+ * the words, then the word count as the final block). Cost ~5 ns + 3 ns/word. */
+uint64_t amp_sip_words(const amp_sipkey_t *k, const uint64_t *w, size_t n);
+
+/* --- counting blocked Bloom filter ------------------------------------ */
+
+typedef struct {
+  _Atomic uint64_t *w;   /* nblocks * 8 words, 64-byte aligned */
+  uint64_t nblocks;
+} amp_cbf_t;
+
+/* amp_cbf_init sizes f for `entries` keys (>= 1). Returns AMP_OK or
+ * AMP_ERR_NOMEM. Memory: ~6 bytes per entry, rounded to 64-byte blocks. */
+AMP_WARN_UNUSED int amp_cbf_init(amp_cbf_t *f, uint64_t entries);
+void amp_cbf_fini(amp_cbf_t *f);
+/* amp_cbf_add / amp_cbf_del count key hash h in or out. Writer only; del only
+ * for an h that was added and not yet deleted. */
+void amp_cbf_add(amp_cbf_t *f, uint64_t h);
+void amp_cbf_del(amp_cbf_t *f, uint64_t h);
+/* amp_cbf_maybe: 0 when h was certainly never added (or was deleted as often
+ * as added), 1 otherwise. Any thread, lock-free. */
+int amp_cbf_maybe(const amp_cbf_t *f, uint64_t h);
+
+/* --- HTLC index ------------------------------------------------------- */
+
+/* Where an HTLC's answer lives: bit 63 set: the fail log, key = bits 0..47;
+ * clear: the settle log, key = settle index (bits 0..47), HTLC position in the
+ * set = bits 48..62. */
+#define AMP_LOC_FAIL (1ull << 63)
+#define AMP_LOC_KEY(loc) ((loc) & ((1ull << 48) - 1))
+#define AMP_LOC_POS(loc) ((uint32_t)(((loc) >> 48) & 0x7fff))
+#define AMP_LOC_SETTLE(idx, pos) (((uint64_t)(pos) << 48) | (idx))
+#define AMP_LOC_MAX_POS 0x7fff
+
+typedef struct {
+  uint64_t scid, htlc_id;
+  uint64_t loc;
+  uint8_t tag[16];
+  uint32_t cltv;
+  uint32_t next;         /* next entry id in its cltv bucket, or free list */
+  uint8_t flags;         /* AMP_HENT_* */
+} amp_hent_t;
+
+typedef struct {
+  uint32_t cltv;
+  uint32_t head;         /* entry id (1-based), 0: none */
+  uint32_t count;
+  uint32_t rpl_done;     /* replay roles of this bucket already pruned */
+} amp_hbucket_t;
+
+typedef struct {
+  pthread_rwlock_t lock;
+  amp_sipkey_t key;
+  amp_hent_t *ent;       /* ent[id - 1] */
+  uint32_t n_ent, cap_ent, free_head, live;
+  uint32_t *res_slot, res_mask, res_count;
+  uint32_t *rpl_slot, rpl_mask, rpl_count;
+  amp_hbucket_t *bk;     /* sorted by cltv */
+  uint32_t n_bk, cap_bk;
+  uint32_t *pend;        /* ids added since the last commit/rollback */
+  uint32_t n_pend, cap_pend;
+  uint32_t res_floor, rpl_floor; /* roles below these cltv values are gone */
+  amp_cbf_t res_filter, rpl_filter;
+} amp_hidx_t;
+
+AMP_WARN_UNUSED int amp_hidx_init(amp_hidx_t *ix, const amp_sipkey_t *key, uint64_t filter_entries);
+void amp_hidx_fini(amp_hidx_t *ix);
+
+/* Hashes, exposed so a caller hashes once for filter and table. */
+uint64_t amp_hidx_res_hash(const amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id);
+uint64_t amp_hidx_rpl_hash(const amp_hidx_t *ix, uint32_t cltv, const uint8_t tag[16]);
+
+/* amp_hidx_check (writer) says whether (scid, htlc_id) already has a
+ * resolution, committed or pending: AMP_ERR_EXISTS, else AMP_OK. */
+AMP_WARN_UNUSED int amp_hidx_check(amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id);
+
+/* amp_hidx_add (writer) records a resolved HTLC at loc, pending if `pending`.
+ * tag may be NULL (no replay entry). The resolution role is kept if
+ * cltv >= res_floor, the replay role if tag and cltv >= rpl_floor and the tag
+ * is not already used (the first user of an onion stays its owner). Does not
+ * check for a duplicate resolution (call amp_hidx_check first). Returns AMP_OK
+ * or AMP_ERR_NOMEM (nothing changed). Takes the write lock. */
+AMP_WARN_UNUSED int amp_hidx_add(amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id, uint32_t cltv,
+                                 const uint8_t *tag, uint64_t loc, int pending);
+
+/* amp_hidx_commit / amp_hidx_rollback (writer): make every pending entry
+ * visible, or take every pending entry out again (newest first). */
+void amp_hidx_commit(amp_hidx_t *ix);
+void amp_hidx_rollback(amp_hidx_t *ix);
+
+/* amp_hidx_prune (writer; nothing pending): drop replay roles with
+ * cltv < rpl_floor and resolutions with cltv < res_floor (entries with no
+ * role left are freed). Floors only rise. Cost: O(entries dropped + buckets
+ * visited), never a scan of live entries. Returns the replay roles dropped. */
+uint64_t amp_hidx_prune(amp_hidx_t *ix, uint32_t rpl_floor, uint32_t res_floor);
+
+/* Lookups (any thread, read lock). Pending entries are not found.
+ * amp_hidx_find_res: AMP_OK with *loc, or AMP_ERR_NOTFOUND.
+ * amp_hidx_find_rpl: AMP_OK with the owner HTLC, or AMP_ERR_NOTFOUND. */
+AMP_WARN_UNUSED int amp_hidx_find_res(amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id, uint64_t *loc);
+AMP_WARN_UNUSED int amp_hidx_find_rpl(amp_hidx_t *ix, uint32_t cltv, const uint8_t tag[16],
+                                      uint64_t *scid, uint64_t *htlc_id);
+
+/* Filters (any thread, lock-free). */
+int amp_hidx_maybe_res(const amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id);
+int amp_hidx_maybe_rpl(const amp_hidx_t *ix, uint32_t cltv, const uint8_t tag[16]);
+
+/* --- set index ---------------------------------------------------------- */
+
+#define AMP_SIDX_CANCELLED (1ull << 62)
+#define AMP_SIDX_PENDING (1ull << 61)
+#define AMP_SIDX_INDEX(v) ((v) & ((1ull << 48) - 1))
+
+typedef struct {
+  uint8_t id[32];
+  uint64_t v;            /* 0: empty slot; else settle index | flags */
+} amp_sent_t;
+
+typedef struct {
+  pthread_rwlock_t lock;
+  amp_sipkey_t key;
+  amp_sent_t *slot;
+  uint64_t mask, count;
+  uint8_t (*pend)[32];
+  uint32_t n_pend, cap_pend;
+} amp_sidx_t;
+
+AMP_WARN_UNUSED int amp_sidx_init(amp_sidx_t *sx, const amp_sipkey_t *key);
+void amp_sidx_fini(amp_sidx_t *sx);
+/* amp_sidx_add (writer): AMP_OK, AMP_ERR_EXISTS (set_id known, committed or
+ * pending: nothing changed) or AMP_ERR_NOMEM. */
+AMP_WARN_UNUSED int amp_sidx_add(amp_sidx_t *sx, const uint8_t id[32], uint64_t settle_index,
+                                 int cancelled, int pending);
+/* amp_sidx_check (writer): AMP_ERR_EXISTS if id is known, committed or
+ * pending, else AMP_OK. */
+AMP_WARN_UNUSED int amp_sidx_check(amp_sidx_t *sx, const uint8_t id[32]);
+void amp_sidx_commit(amp_sidx_t *sx);
+void amp_sidx_rollback(amp_sidx_t *sx);
+/* amp_sidx_find (any thread): AMP_OK with the index and cancelled flag, or
+ * AMP_ERR_NOTFOUND (pending sets are not found). */
+AMP_WARN_UNUSED int amp_sidx_find(amp_sidx_t *sx, const uint8_t id[32], uint64_t *settle_index,
+                                  int *cancelled);
+
+#endif /* AMP_INDEX_H */
