@@ -223,6 +223,13 @@ static void print_summary(ampd_app_t *app, FILE *out) {
   if (st.bad_msg || st.unknown_msg || t.bad_tips)
     fprintf(out, "  ignored: %" PRIu64 " undecodable, %" PRIu64 " unknown-type messages, %" PRIu64
             " bad tips\n", st.bad_msg, st.unknown_msg, t.bad_tips);
+  for (unsigned pi = 0; pi < app->n_ports; pi++) {
+    struct rte_eth_stats es;
+    if (rte_eth_stats_get(app->ports[pi].port_id, &es) != 0) continue;
+    fprintf(out, "  port %u:  rx %" PRIu64 " (missed %" PRIu64 ", errors %" PRIu64 ", no mbuf %"
+            PRIu64 "), tx %" PRIu64 " (errors %" PRIu64 ")\n", app->ports[pi].port_id,
+            es.ipackets, es.imissed, es.ierrors, es.rx_nombuf, es.opackets, es.oerrors);
+  }
   if (app->store) {
     amp_store_stats_t ss;
     amp_store_stats(app->store, &ss);

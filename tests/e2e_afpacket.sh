@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# e2e_afpacket.sh: ampd on a kernel interface through net_af_packet. The test
+# makes its own network namespace with a veth pair (va, vb) and removes it at
+# the end; nothing outside the namespace is touched. ampd runs on va; the
+# generator's pcap goes in with tcpreplay from vb; a raw socket on vb records
+# the replies; ampd-check demands every expected answer.
+# Skips (77) only where namespaces cannot be made or a tool is missing.
+source "$(dirname "$0")/e2e_lib.sh"
+need "$AMPD" "$AMPD_PKTGEN" "$AMPD_CHECK"
+command -v ip >/dev/null || skip "iproute2 (ip) is not installed"
+command -v tcpreplay >/dev/null || skip "tcpreplay is not installed (./run setup installs it)"
+command -v python3 >/dev/null || skip "python3 is needed to capture the replies"
+
+NS="ampd-e2e-$$"
+ip netns add "$NS" 2>"$T/netns.err" \
+  || skip "cannot create a network namespace here: $(head -1 "$T/netns.err")"
+e2e_cleanup_extra() { ip netns del "$NS" 2>/dev/null; }
+# (a background job is started with ip netns exec directly, not through this
+# function, so that $! is the process itself)
+in_ns() { ip netns exec "$NS" "$@"; }
+in_ns sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 || true
+in_ns ip link set lo up
+in_ns ip link add va type veth peer name vb || fail "cannot make a veth pair in $NS"
+for i in va vb; do
+  in_ns ip link set "$i" mtu 9000 up || fail "cannot bring $i up"
+done
+in_ns ip link set vb promisc on
+
+new_node_key "$T/node.key"
+pktgen "$T/in.pcap" "$T/node.key" -n 500 --shards 1-4 --bad-mix 0.08
+
+# The capture: every frame that arrives at vb (not the ones tcpreplay sends),
+# into a pcap, until SIGTERM.
+cat >"$T/capture.py" <<'EOF'
+import signal, socket, struct, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+s.bind((sys.argv[1], 0))
+s.settimeout(0.2)
+out = open(sys.argv[2], 'wb')
+out.write(struct.pack('<IHHiIII', 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1))
+out.flush()
+stop = False
+def on_term(*_):
+    global stop
+    stop = True
+signal.signal(signal.SIGTERM, on_term)
+open(sys.argv[3], 'w').close()          # ready
+while not stop:
+    try:
+        data, addr = s.recvfrom(65535)
+    except socket.timeout:
+        continue
+    if addr[2] == socket.PACKET_OUTGOING:
+        continue
+    out.write(struct.pack('<IIII', 0, 0, len(data), len(data)) + data)
+out.close()
+EOF
+ip netns exec "$NS" python3 "$T/capture.py" vb "$T/replies.pcap" "$T/capture.ready" &
+cap=$!
+E2E_PIDS+=("$cap")
+wait_for '[ -e "$T/capture.ready" ]' 10 || fail "the capture did not start"
+
+ip netns exec "$NS" "$AMPD" $(eal_args afp) --vdev net_af_packet0,iface=va -- --data-dir "$T/data" \
+  --node-key-file "$T/node.key" "${AMPD_GW[@]}" --accept-amp --hold-timeout-ms 700 \
+  --exit-idle 2500 >"$T/ampd.summary" 2>"$T/ampd.log" &
+pid=$!
+E2E_PIDS+=("$pid")
+wait_for 'grep -qs "worker 0 on lcore" "$T/ampd.log"' 30 \
+  || { cat "$T/ampd.log"; fail "ampd did not start on va"; }
+grep "port 0" "$T/ampd.log" || true
+
+say "replaying $(grep -c '"expect"' "$T/in.pcap.expect") HTLCs with tcpreplay into vb"
+in_ns tcpreplay -q -i vb --pps 1500 "$T/in.pcap" >"$T/tcpreplay.log" 2>&1 \
+  || { cat "$T/tcpreplay.log"; fail "tcpreplay"; }
+rc=0
+wait "$pid" || rc=$?
+[ "$rc" -eq 0 ] || { cat "$T/ampd.log"; fail "ampd exit code $rc"; }
+cat "$T/ampd.summary"
+sleep 0.3
+kill -TERM "$cap"
+wait "$cap" || true
+
+"$AMPD_CHECK" --expect "$T/in.pcap.expect" "$T/replies.pcap" >"$T/check" 2>&1 \
+  || { cat "$T/check"; fail "ampd-check found mismatches"; }
+tail -4 "$T/check"
+say "PASS"
