@@ -149,7 +149,9 @@ struct ampd_app {
 uint64_t ampd_now_ns(void);
 
 /* ampd_log: a log line on stderr at a level (amp_config_log_t), if the
- * configured level lets it through. Never given secrets. */
+ * configured level lets it through; AMPD_LOG_NOTICE lines (start, stop,
+ * reload) always go out. Never given secrets. */
+#define AMPD_LOG_NOTICE 4
 void ampd_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 extern int ampd_log_level;
 

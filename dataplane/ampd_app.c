@@ -34,19 +34,84 @@
 int ampd_log_level = AMP_LOG_INFO;
 
 void ampd_log(int level, const char *fmt, ...) {
-  if (level > ampd_log_level) return;
-  static const char *const tag[] = {"error", "warn", "info", "debug"};
+  if (level > ampd_log_level && level != AMPD_LOG_NOTICE) return;
+  static const char *const tag[] = {"error", "warn", "info", "debug", "notice"};
   char line[1024];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(line, sizeof line, fmt, ap);
   va_end(ap);
-  fprintf(stderr, "ampd: %s: %s\n", tag[level < 0 ? 0 : level > 3 ? 3 : level], line);
+  fprintf(stderr, "ampd: %s: %s\n", tag[level < 0 ? 0 : level > 4 ? 4 : level], line);
 }
 
 static volatile sig_atomic_t got_signal;
+static volatile sig_atomic_t got_hup;
 
 static void on_signal(int sig) { got_signal = sig; }
+static void on_hup(int sig) { got_hup = sig; }
+
+/* ---- SIGHUP: reload what can change while running ----------------------- */
+
+/* The options as ampd_run was given them, for a reload. */
+static int opt_argc;
+static char **opt_argv;
+
+/* Writes the dump of cfg into a malloc'd string (NULL on failure). */
+static char *dump_str(const amp_config_t *cfg) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *m = open_memstream(&buf, &len);
+  if (!m) return NULL;
+  amp_config_dump(m, cfg);
+  fclose(m);
+  return buf;
+}
+
+/* Re-reads the config file and the same flags. Applies log-level,
+ * stats-interval and exit-idle at once; names every other option that changed
+ * (those take effect at the next start). A bad file changes nothing. */
+static void reload(ampd_app_t *app) {
+  static amp_config_t next;   /* large: not on the stack */
+  char err[AMP_CONFIG_ERR_MAX + AMP_CONFIG_PATH_MAX];
+  if (amp_config_parse(&next, opt_argc, opt_argv, err, sizeof err) != AMP_OK) {
+    ampd_log(AMPD_LOG_NOTICE, "SIGHUP: configuration not reloaded: %s", err);
+    amp_config_wipe(&next);
+    return;
+  }
+  amp_config_t *cur = &app->cfg;
+  cur->log_level = next.log_level;
+  ampd_log_level = next.log_level;
+  cur->stats_interval_ms = next.stats_interval_ms;
+  cur->exit_idle_ms = next.exit_idle_ms;
+  char *a = dump_str(cur), *b = dump_str(&next);
+  int keys_differ = 0;
+  for (unsigned i = 0; i < cur->n_gateways && i < next.n_gateways; i++)
+    keys_differ |= !amp_ct_eq(cur->gateways[i].key, next.gateways[i].key, 32);
+  char pending[512] = "";
+  size_t n = 0;
+  if (a && b) {
+    /* Line by line: "name = value"; a differing line names its option. */
+    char *sa = NULL, *sb = NULL;
+    char *la = strtok_r(a, "\n", &sa), *lb = strtok_r(b, "\n", &sb);
+    for (; la || lb; la = strtok_r(NULL, "\n", &sa), lb = strtok_r(NULL, "\n", &sb)) {
+      if (la && lb && !strcmp(la, lb)) continue;
+      const char *l = lb ? lb : la;
+      size_t k = strcspn(l, "=");
+      while (k && l[k - 1] == ' ') k--;
+      if (n < sizeof pending - 40)
+        n += (size_t)snprintf(pending + n, sizeof pending - n, "%s%.*s", n ? ", " : "", (int)k, l);
+    }
+  }
+  if (keys_differ && n < sizeof pending - 40)
+    n += (size_t)snprintf(pending + n, sizeof pending - n, "%sgateway keys", n ? ", " : "");
+  free(a);
+  free(b);
+  amp_config_wipe(&next);
+  ampd_log(AMPD_LOG_NOTICE, "SIGHUP: reloaded log-level (%s), stats-interval (%u ms), exit-idle"
+           " (%u ms)%s%s%s", amp_config_log_str(cur->log_level), cur->stats_interval_ms,
+           cur->exit_idle_ms, n ? "; changed but applied only at the next start: " : "",
+           pending, n ? "" : "; nothing else changed");
+}
 
 /* ---- The data directory: one ampd at a time ----------------------------- */
 
@@ -264,8 +329,12 @@ static void control_loop(ampd_app_t *app, const ampd_hooks_t *hooks) {
     usleep(2000);
     uint64_t now = ampd_now_ns();
     if (got_signal) {
-      ampd_log(AMP_LOG_INFO, "%s: stopping", got_signal == SIGINT ? "SIGINT" : "SIGTERM");
+      ampd_log(AMPD_LOG_NOTICE, "%s: stopping", got_signal == SIGINT ? "SIGINT" : "SIGTERM");
       break;
+    }
+    if (got_hup) {
+      got_hup = 0;
+      reload(app);
     }
     if (hooks && hooks->poll && hooks->poll(hooks->arg, app)) {
       ampd_log(AMP_LOG_INFO, "stop requested");
@@ -287,7 +356,7 @@ static void control_loop(ampd_app_t *app, const ampd_hooks_t *hooks) {
         amp_engine_stats_t st;
         amp_engine_stats(app->engine, &st);
         if (st.held_now == 0) {
-          ampd_log(AMP_LOG_INFO, "rx idle for %u ms and nothing in flight: stopping",
+          ampd_log(AMPD_LOG_NOTICE, "rx idle for %u ms and nothing in flight: stopping",
                    cfg->exit_idle_ms);
           break;
         }
@@ -297,6 +366,13 @@ static void control_loop(ampd_app_t *app, const ampd_hooks_t *hooks) {
 }
 
 /* ---- Start and stop ----------------------------------------------------- */
+
+/* Frees what ampd_run kept before EAL started; returns code. */
+static int early_exit(int code) {
+  free(opt_argv);
+  opt_argv = NULL;
+  return code;
+}
 
 /* Splits argv at "--": EAL's part before, ours after (argv[0] kept first). */
 static int split_args(int argc, char **argv, int *eal_argc, int *our_argc, char ***our_argv) {
@@ -336,12 +412,14 @@ int ampd_run(int argc, char **argv, const ampd_hooks_t *hooks) {
   /* From here a SIGTERM or SIGINT is an orderly stop, even during start. */
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
+  signal(SIGHUP, on_hup);
   if (split_args(argc, argv, &eal_argc, &our_argc, &our_argv)) return 1;
   int rc = amp_config_parse(&app->cfg, our_argc, our_argv, err, sizeof err);
-  free(our_argv);
+  opt_argc = our_argc;
+  opt_argv = our_argv;   /* kept for SIGHUP */
   if (rc != AMP_OK) {
     fprintf(stderr, "%s: %s\n", prog, err);
-    return 2;
+    return early_exit(2);
   }
   amp_config_t *cfg = &app->cfg;
   ampd_log_level = cfg->log_level;
@@ -351,12 +429,12 @@ int ampd_run(int argc, char **argv, const ampd_hooks_t *hooks) {
   int created = 0;
   if (amp_secp_init() != AMP_OK) {
     fprintf(stderr, "%s: cannot initialize secp256k1\n", prog);
-    return 1;
+    return early_exit(1);
   }
   if (amp_config_node_key(node_key, &created, cfg->node_key_file, 1, err, sizeof err)) {
     fprintf(stderr, "%s: %s\n", prog, err);
     amp_config_wipe(cfg);
-    return 2;
+    return early_exit(2);
   }
   if (created) ampd_log(AMP_LOG_INFO, "made a new node key in %s (mode 0600)", cfg->node_key_file);
   int lock_fd = lock_data_dir(cfg->data_dir, err, sizeof err);
@@ -364,7 +442,7 @@ int ampd_run(int argc, char **argv, const ampd_hooks_t *hooks) {
     fprintf(stderr, "%s: %s\n", prog, err);
     amp_wipe(node_key, sizeof node_key);
     amp_config_wipe(cfg);
-    return 1;
+    return early_exit(1);
   }
 
   /* EAL. */
@@ -373,7 +451,7 @@ int ampd_run(int argc, char **argv, const ampd_hooks_t *hooks) {
     fprintf(stderr, "%s: EAL init failed: %s\n", prog, rte_strerror(rte_errno));
     amp_wipe(node_key, sizeof node_key);
     amp_config_wipe(cfg);
-    return 1;
+    return early_exit(1);
   }
   int exit_code = 1;
   app->start_ns = ampd_now_ns();
@@ -489,5 +567,7 @@ out_eal:
   amp_config_wipe(cfg);
   rte_eal_cleanup();
   close(lock_fd);
+  free(opt_argv);
+  opt_argv = NULL;
   return exit_code;
 }

@@ -150,7 +150,7 @@ grep -q "exit-idle = 100" "$T/err" || fail "a flag did not win over the file"
 say "ok: good configuration, key file 0600, flags win, no key printed"
 
 # --- one ampd per data directory
-"$AMPD" $(eal_args first) --vdev net_ring0 -- --config "$T/good.conf" --exit-idle=4000 \
+"$AMPD" $(eal_args first) --vdev net_ring0 -- --config "$T/good.conf" --exit-idle=30000 \
   >"$T/first.out" 2>"$T/first.err" &
 first=$!
 E2E_PIDS+=("$first")
@@ -161,7 +161,22 @@ rc=0
 [ "$rc" -eq 1 ] || fail "a second ampd on the same data dir: exit code $rc"
 grep -q "data-dir $T/good is in use by another ampd (pid $first)" "$T/err" \
   || { cat "$T/err"; fail "a second ampd on the same data dir: wrong error"; }
+say "ok: a second ampd on the same data directory is refused"
+
+# --- SIGHUP: log-level, stats-interval, exit-idle at once; the rest named
+sed -i 's/^log-level = debug/log-level = warn/; s/^sync = none/sync = full/' "$T/good.conf"
+kill -HUP "$first"
+wait_for 'grep -q "SIGHUP: reloaded" "$T/first.err"' 20 || fail "SIGHUP: no reload"
+grep -q "reloaded log-level (warn)" "$T/first.err" || fail "SIGHUP: log-level not applied"
+grep -q "applied only at the next start: sync" "$T/first.err" \
+  || { grep SIGHUP "$T/first.err"; fail "SIGHUP: a changed option was not named"; }
+sed -i 's/^exit-idle = 200/exit-idle = soon/' "$T/good.conf"
+kill -HUP "$first"
+wait_for 'grep -q "configuration not reloaded" "$T/first.err"' 20 || fail "SIGHUP: bad file"
+grep -q "good.conf:4: exit-idle = 'soon': expected an integer" "$T/first.err" \
+  || { grep SIGHUP "$T/first.err"; fail "SIGHUP: the bad line is not named"; }
+kill -0 "$first" || fail "a bad file on SIGHUP stopped ampd"
+say "ok: SIGHUP reloads what it can, names the rest, survives a bad file"
 kill -TERM "$first"
 wait "$first" || fail "the first ampd did not stop cleanly on SIGTERM"
-say "ok: a second ampd on the same data directory is refused"
 say "PASS ($n bad-value cases)"
