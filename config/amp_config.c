@@ -829,7 +829,8 @@ void amp_config_usage(FILE *out, const char *prog) {
           "      this text.\n"
           "\n"
           "Signals: SIGTERM or SIGINT stop rx, finish the bursts in hand, commit, flush\n"
-          "tx and exit 0.\n");
+          "tx and exit 0. SIGHUP re-reads the config file and flags: log-level,\n"
+          "stats-interval and exit-idle change at once, other changes at the next start.\n");
 }
 
 static void dump_mac(FILE *out, const uint8_t m[6]) {
