@@ -125,14 +125,16 @@ uint64_t amp_hidx_rpl_hash(const amp_hidx_t *ix, uint32_t cltv, const uint8_t ta
   return amp_sip_words(&ix->key, w, 3);
 }
 
-#define HIDX_INIT_SLOTS 1024u
+#define HIDX_MIN_SLOTS 1024u
 
 int amp_hidx_init(amp_hidx_t *ix, const amp_sipkey_t *key, uint64_t filter_entries) {
   memset(ix, 0, sizeof *ix);
   ix->key = *key;
-  ix->res_slot = calloc(HIDX_INIT_SLOTS, sizeof(uint32_t));
-  ix->rpl_slot = calloc(HIDX_INIT_SLOTS, sizeof(uint32_t));
-  ix->res_mask = ix->rpl_mask = HIDX_INIT_SLOTS - 1;
+  uint64_t slots = HIDX_MIN_SLOTS;
+  while (slots < 2 * filter_entries && slots < (1ull << 31)) slots *= 2;
+  ix->res_slot = calloc(slots, sizeof(uint32_t));
+  ix->rpl_slot = calloc(slots, sizeof(uint32_t));
+  ix->res_mask = ix->rpl_mask = (uint32_t)(slots - 1);
   if (!ix->res_slot || !ix->rpl_slot) goto nomem;
   if (amp_cbf_init(&ix->res_filter, filter_entries) != AMP_OK) goto nomem;
   if (amp_cbf_init(&ix->rpl_filter, filter_entries) != AMP_OK) goto nomem;
@@ -188,9 +190,9 @@ static long rpl_probe(const amp_hidx_t *ix, uint64_t h, uint32_t cltv, const uin
   }
 }
 
-/* Table kind: 0 resolutions, 1 replay. */
+/* Table kind: 0 resolutions, 1 replay. The home slot from the stored hash. */
 static uint64_t tab_hash(const amp_hidx_t *ix, int kind, uint32_t id) {
-  return kind ? ent_rpl_hash(ix, hent(ix, id)) : ent_res_hash(ix, hent(ix, id));
+  return kind ? hent(ix, id)->hrpl : hent(ix, id)->hres;
 }
 
 static void tab_place(uint32_t *slot, uint32_t mask, uint64_t h, uint32_t id) {
@@ -238,7 +240,7 @@ static void tab_delete_at(amp_hidx_t *ix, int kind, uint32_t i) {
 
 static void ent_drop_res(amp_hidx_t *ix, uint32_t id) {
   amp_hent_t *e = hent(ix, id);
-  uint64_t h = ent_res_hash(ix, e);
+  uint64_t h = ent_res_hash(ix, e); /* full hash: the filter needs all 64 bits */
   long pos = res_probe(ix, h, e->scid, e->htlc_id);
   if (pos >= 0 && ix->res_slot[pos] == id) {
     tab_delete_at(ix, 0, (uint32_t)pos);
@@ -335,6 +337,8 @@ int amp_hidx_add(amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id, uint32_t cltv,
   if (tag) memcpy(e->tag, tag, 16);
   else memset(e->tag, 0, 16);
   e->cltv = cltv;
+  e->hres = (uint32_t)hres;
+  e->hrpl = (uint32_t)hrpl;
   e->flags = (uint8_t)((want_res ? HENT_RES : 0) | (want_rpl ? HENT_RPL : 0) |
                        (pending ? HENT_PEND : 0));
   if (want_res) {
@@ -514,10 +518,8 @@ static long sidx_probe(const amp_sidx_t *sx, const uint8_t id[32]) {
   }
 }
 
-static int sidx_reserve(amp_sidx_t *sx) {
+static int sidx_grow(amp_sidx_t *sx, uint64_t nsize) {
   uint64_t size = sx->mask + 1;
-  if ((sx->count + 1) * 10 <= size * 7) return AMP_OK;
-  uint64_t nsize = size * 2;
   amp_sent_t *ns = calloc(nsize, sizeof(amp_sent_t));
   if (!ns) return AMP_ERR_NOMEM;
   for (uint64_t i = 0; i < size; i++) {
@@ -525,11 +527,30 @@ static int sidx_reserve(amp_sidx_t *sx) {
     uint64_t j = sidx_hash(sx, sx->slot[i].id) & (nsize - 1);
     while (ns[j].v) j = (j + 1) & (nsize - 1);
     ns[j] = sx->slot[i];
+    if (ns[j].v & AMP_SIDX_PENDING) /* its journal entry follows it */
+      for (uint32_t k = 0; k < sx->n_pend; k++)
+        if (sx->pend[k].slot == i) sx->pend[k].slot = j;
   }
   free(sx->slot);
   sx->slot = ns;
   sx->mask = nsize - 1;
   return AMP_OK;
+}
+
+static int sidx_reserve(amp_sidx_t *sx) {
+  uint64_t size = sx->mask + 1;
+  if ((sx->count + 1) * 10 <= size * 7) return AMP_OK;
+  return sidx_grow(sx, size * 2);
+}
+
+int amp_sidx_reserve(amp_sidx_t *sx, uint64_t n) {
+  uint64_t size = sx->mask + 1, nsize = size;
+  while (n * 10 > nsize * 7) nsize *= 2;
+  if (nsize == size) return AMP_OK;
+  pthread_rwlock_wrlock(&sx->lock);
+  int rc = sidx_grow(sx, nsize);
+  pthread_rwlock_unlock(&sx->lock);
+  return rc;
 }
 
 int amp_sidx_add(amp_sidx_t *sx, const uint8_t id[32], uint64_t settle_index, int cancelled,
@@ -547,7 +568,10 @@ int amp_sidx_add(amp_sidx_t *sx, const uint8_t id[32], uint64_t settle_index, in
   sx->slot[i].v = settle_index | (cancelled ? AMP_SIDX_CANCELLED : 0) |
                   (pending ? AMP_SIDX_PENDING : 0) | (1ull << 60); /* never 0 */
   sx->count++;
-  if (pending) memcpy(sx->pend[sx->n_pend++], id, 32);
+  if (pending) {
+    memcpy(sx->pend[sx->n_pend].id, id, 32);
+    sx->pend[sx->n_pend++].slot = i;
+  }
 out:
   pthread_rwlock_unlock(&sx->lock);
   return rc;
@@ -560,10 +584,8 @@ int amp_sidx_check(amp_sidx_t *sx, const uint8_t id[32]) {
 void amp_sidx_commit(amp_sidx_t *sx) {
   if (!sx->n_pend) return;
   pthread_rwlock_wrlock(&sx->lock);
-  for (uint32_t k = 0; k < sx->n_pend; k++) {
-    long i = sidx_probe(sx, sx->pend[k]);
-    if (i >= 0) sx->slot[i].v &= ~AMP_SIDX_PENDING;
-  }
+  /* no deletion since the adds, so each one is where it was put */
+  for (uint32_t k = 0; k < sx->n_pend; k++) sx->slot[sx->pend[k].slot].v &= ~AMP_SIDX_PENDING;
   sx->n_pend = 0;
   pthread_rwlock_unlock(&sx->lock);
 }
@@ -572,7 +594,8 @@ void amp_sidx_rollback(amp_sidx_t *sx) {
   if (!sx->n_pend) return;
   pthread_rwlock_wrlock(&sx->lock);
   while (sx->n_pend) {
-    long pos = sidx_probe(sx, sx->pend[--sx->n_pend]);
+    /* a backward shift may have moved older pending ones: find by id */
+    long pos = sidx_probe(sx, sx->pend[--sx->n_pend].id);
     if (pos < 0) continue;
     uint64_t i = (uint64_t)pos, mask = sx->mask;
     memset(&sx->slot[i], 0, sizeof sx->slot[i]);

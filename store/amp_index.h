@@ -23,7 +23,10 @@
  *   amp_hidx_*  the HTLC index: one entry per resolved HTLC, in two open-
  *               addressing tables (by (scid, htlc_id) and by (cltv, tag)) and
  *               in a bucket per cltv_expiry (for prune, which never scans
- *               live entries). ~56 B per entry plus ~16 B of table slots.
+ *               live entries). 64 B per entry plus 8-16 B of table slots;
+ *               the tables start sized for filter_entries keys (load 1/2),
+ *               so a node within its sizing never rehashes (a rehash holds
+ *               the write lock for ~100 ns per entry).
  *   amp_sidx_*  the set index: set_id -> settle_index (+ cancelled), inline
  *               open addressing, ~57 B per set at 0.7 load. Kept for every
  *               set ever settled or cancelled (a set_id never settles twice).
@@ -95,8 +98,10 @@ typedef struct {
   uint8_t tag[16];
   uint32_t cltv;
   uint32_t next;         /* next entry id in its cltv bucket, or free list */
+  uint32_t hres, hrpl;   /* low bits of the keys' hashes: slot homes, so a
+                            rehash or a deletion hashes nothing */
   uint8_t flags;         /* AMP_HENT_* */
-} amp_hent_t;
+} amp_hent_t;            /* 64 bytes */
 
 typedef struct {
   uint32_t cltv;
@@ -178,7 +183,10 @@ typedef struct {
   amp_sipkey_t key;
   amp_sent_t *slot;
   uint64_t mask, count;
-  uint8_t (*pend)[32];
+  struct amp_spend {
+    uint8_t id[32];
+    uint64_t slot;       /* where it sits (kept right across a rehash) */
+  } *pend;
   uint32_t n_pend, cap_pend;
 } amp_sidx_t;
 
@@ -188,6 +196,9 @@ void amp_sidx_fini(amp_sidx_t *sx);
  * pending: nothing changed) or AMP_ERR_NOMEM. */
 AMP_WARN_UNUSED int amp_sidx_add(amp_sidx_t *sx, const uint8_t id[32], uint64_t settle_index,
                                  int cancelled, int pending);
+/* amp_sidx_reserve (writer) sizes the table for n sets (load 0.7) now, so
+ * that it does not rehash until then. AMP_OK or AMP_ERR_NOMEM. */
+AMP_WARN_UNUSED int amp_sidx_reserve(amp_sidx_t *sx, uint64_t n);
 /* amp_sidx_check (writer): AMP_ERR_EXISTS if id is known, committed or
  * pending, else AMP_OK. */
 AMP_WARN_UNUSED int amp_sidx_check(amp_sidx_t *sx, const uint8_t id[32]);

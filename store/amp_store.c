@@ -805,6 +805,9 @@ static int rebuild(amp_store_t *st) {
   if (rc) return log_mdb("read txn", st->dir, rc);
   (void)amp_hidx_prune(&st->hix, st->prune_height, res_floor_of(st->prune_height));
   MDB_val k, v;
+  MDB_stat ms;
+  if ((rc = mdb_stat(txn, st->db_set, &ms)) != 0) goto lmdb;
+  if (amp_sidx_reserve(&st->six, ms.ms_entries + st->cfg.filter_entries / 4) != AMP_OK) goto nomem;
   if ((rc = mdb_cursor_open(txn, st->db_set, &c)) != 0) goto lmdb;
   for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
     set_view_t sv;
