@@ -31,6 +31,7 @@ typedef enum {
   OT_PORTS,     /* "all" or a list of port ids */
   OT_GATEWAY,   /* flag only: --gateway NAME,id=..,key=.. */
   OT_CONFIG,    /* flag only: --config PATH */
+  OT_IPADDR,    /* an IPv4 or IPv6 literal (char[64]) */
 } opt_type_t;
 
 typedef struct {
@@ -105,6 +106,12 @@ static const opt_t OPTS[] = {
    " flight (0: never). For demos, tests and pcap replays."},
   {"stats-interval", OT_U32, OFF(stats_interval_ms), NO_HAS, 0, 86400000, NULL, "0",
    "MS", "log a counters line every MS milliseconds (0: only at exit)."},
+  {"admin-socket", OT_PATH, OFF(admin_socket), NO_HAS, 0, 0, NULL, "",
+   "PATH", "the admin socket (JSON-RPC for ampctl), mode 0600; none: no admin socket."},
+  {"metrics-port", OT_U16, OFF(metrics_port), NO_HAS, 0, 65535, NULL, "0",
+   "PORT", "serve Prometheus text on http://ADDR:PORT/metrics (0: off)."},
+  {"metrics-addr", OT_IPADDR, OFF(metrics_addr), NO_HAS, 0, 0, NULL, "127.0.0.1",
+   "ADDR", "address the metrics listener binds (an IPv4 or IPv6 literal)."},
   {"log-level", OT_ENUM, OFF(log_level), NO_HAS, 0, 0, LOG_NAMES, "info",
    "LEVEL", "error, warn, info or debug."},
   {"gateway", OT_GATEWAY, 0, NO_HAS, 0, 0, NULL, "",
@@ -203,6 +210,15 @@ static int parse_ipv4(uint8_t ip[4], const char *s) {
   return 0;
 }
 
+/* An IPv4 or IPv6 literal. */
+static int parse_ipaddr(char *out, const char *s) {
+  unsigned char buf[16];
+  if (strlen(s) >= 64) return -1;
+  if (inet_pton(AF_INET, s, buf) != 1 && inet_pton(AF_INET6, s, buf) != 1) return -1;
+  strcpy(out, s);
+  return 0;
+}
+
 static int parse_path(char *out, const char *s) {
   size_t n = strlen(s);
   if (n == 0 || n >= AMP_CONFIG_PATH_MAX) return -1;
@@ -256,6 +272,7 @@ static void expected(char *buf, size_t cap, const opt_t *o) {
   }
   case OT_MAC: snprintf(buf, cap, "a unicast MAC address like 02:00:00:00:00:01"); break;
   case OT_IPV4: snprintf(buf, cap, "a unicast IPv4 address like 10.0.0.1"); break;
+  case OT_IPADDR: snprintf(buf, cap, "an IPv4 or IPv6 address like 127.0.0.1 or ::1"); break;
   case OT_PORTS:
     snprintf(buf, cap, "all, or up to %d distinct port ids from 0 to %llu separated by commas",
              AMP_CONFIG_MAX_PORTS, (unsigned long long)o->max);
@@ -302,6 +319,7 @@ static int set_value(amp_config_t *cfg, const opt_t *o, const char *v) {
     *(uint8_t *)(base + o->has_off) = 1;
     return 0;
   case OT_PORTS: return parse_ports(cfg, v, o->max);
+  case OT_IPADDR: return parse_ipaddr(base + o->off, v);
   default: return -1;
   }
 }
@@ -663,6 +681,16 @@ int amp_config_finish(amp_config_t *cfg, char *err, size_t errlen) {
   } else if (expand_home(cfg->node_key_file, "node-key-file", err, errlen)) {
     return AMP_ERR_CONFIG;
   }
+  if (!cfg->admin_socket[0]) {
+    int n = snprintf(cfg->admin_socket, sizeof cfg->admin_socket, "%s/ampd.sock", cfg->data_dir);
+    if (n < 0 || (size_t)n >= sizeof cfg->admin_socket)
+      return fail(err, errlen, "data-dir: path too long for <data-dir>/ampd.sock");
+  } else if (expand_home(cfg->admin_socket, "admin-socket", err, errlen)) {
+    return AMP_ERR_CONFIG;
+  }
+  if (strcmp(cfg->admin_socket, "none") != 0 && strlen(cfg->admin_socket) > 107)
+    return fail(err, errlen, "admin-socket %s: expected a path of at most 107 bytes (a Unix"
+                " socket's limit); set --admin-socket, or none", cfg->admin_socket);
   if (cfg->max_held_per_gateway == 0) cfg->max_held_per_gateway = cfg->max_held;
   if (cfg->max_held_per_gateway > cfg->max_held)
     return fail(err, errlen, "max-held-per-gateway = %u: expected at most max-held (%u)",
@@ -816,6 +844,7 @@ void amp_config_usage(FILE *out, const char *prog) {
       expected(ex, sizeof ex, o);
       char line[320];
       const char *def = o->def;
+      if (!*def && !strcmp(o->name, "admin-socket")) def = "<data-dir>/ampd.sock";
       if (!*def) def = o->type == OT_PATH ? "<data-dir>/node.key"
                        : o->type == OT_MAC ? "the port's MAC" : "any";
       snprintf(line, sizeof line, "takes %s; default: %s", ex, def);
@@ -845,7 +874,7 @@ void amp_config_dump(FILE *out, const amp_config_t *cfg) {
     case OT_CONFIG:
       fprintf(out, "config = %s\n", cfg->config_file[0] ? cfg->config_file : "(none)");
       break;
-    case OT_PATH: fprintf(out, "%s = %s\n", o->name, base + o->off); break;
+    case OT_PATH: case OT_IPADDR: fprintf(out, "%s = %s\n", o->name, base + o->off); break;
     case OT_BOOL: fprintf(out, "%s = %s\n", o->name, base[o->off] ? "true" : "false"); break;
     case OT_U16: fprintf(out, "%s = %u\n", o->name, *(const uint16_t *)(base + o->off)); break;
     case OT_U32: fprintf(out, "%s = %u\n", o->name, *(const uint32_t *)(base + o->off)); break;

@@ -91,6 +91,9 @@ typedef struct {
   uint32_t exit_idle_ms;                   /* 0: never */
   uint8_t log_level;                       /* amp_config_log_t */
   uint32_t stats_interval_ms;              /* 0: no periodic line */
+  char admin_socket[AMP_CONFIG_PATH_MAX];  /* default <data-dir>/ampd.sock; "none": off */
+  uint16_t metrics_port;                   /* HTTP /metrics; 0: off */
+  char metrics_addr[64];                   /* an IPv4 or IPv6 literal; 127.0.0.1 */
   uint8_t help;                            /* --help was given */
   unsigned n_gateways;
   amp_config_gateway_t gateways[AMP_CONFIG_MAX_GATEWAYS];

@@ -107,6 +107,9 @@ static void test_defaults(void) {
   AMP_CHECK_EQ(cfg.gateways[0].udp_port, 9736);
   AMP_CHECK_EQ(cfg.gateways[0].key[0], 1);
   AMP_CHECK_EQ(cfg.help, 0);
+  AMP_CHECK(!strcmp(cfg.admin_socket, "/home/op/.ampd/ampd.sock"));
+  AMP_CHECK_EQ(cfg.metrics_port, 0);
+  AMP_CHECK(!strcmp(cfg.metrics_addr, "127.0.0.1"));
   /* --help stops there, whatever follows. */
   AMP_CHECK_EQ(parse("--bogus", "--help", NULL), AMP_OK);
   AMP_CHECK_EQ(cfg.help, 1);
@@ -202,6 +205,9 @@ static void test_bad_flags(void) {
   bad_flag("udp-port", "0", "from 1 to 65535");
   bad_flag("udp-port", "65536", "from 1 to 65535");
   bad_flag("exit-idle", "1.5", "an integer");
+  bad_flag("metrics-port", "65536", "from 0 to 65535");
+  bad_flag("metrics-addr", "localhost", "an IPv4 or IPv6 address");
+  bad_flag("metrics-addr", "1.2.3", "an IPv4 or IPv6 address");
   bad_flag("stats-interval", "-1", "an integer");
   /* Booleans and enums. */
   bad_flag("accept-amp", "maybe", "true or false");
@@ -296,6 +302,21 @@ static void test_bad_flags(void) {
   AMP_CHECK_EQ(parse("--gateway", NULL), AMP_ERR_CONFIG);
   AMP_CHECK(contains(err, "--gateway: expected NAME"));
   /* Whole-configuration checks. */
+  {
+    char sock[200];
+    memset(sock, 's', sizeof sock - 1);
+    sock[0] = '/';
+    sock[sizeof sock - 1] = 0;
+    char a[300];
+    snprintf(a, sizeof a, "--admin-socket=%s", sock);
+    AMP_CHECK_EQ(parse(GW1, a, NULL), AMP_ERR_CONFIG);
+    AMP_CHECK(contains(err, "expected a path of at most 107 bytes"));
+    AMP_CHECK_EQ(parse(GW1, "--admin-socket=none", "--metrics-port=9100", "--metrics-addr=::1",
+                       NULL), AMP_OK);
+    AMP_CHECK(!strcmp(cfg.admin_socket, "none"));
+    AMP_CHECK_EQ(cfg.metrics_port, 9100);
+    AMP_CHECK(!strcmp(cfg.metrics_addr, "::1"));
+  }
   AMP_CHECK_EQ(parse(NULL), AMP_ERR_CONFIG);
   AMP_CHECK(contains(err, "no gateway configured"));
   AMP_CHECK_EQ(parse(GW1, "--max-held=10", "--max-held-per-gateway=11", NULL), AMP_ERR_CONFIG);
@@ -535,7 +556,8 @@ static void test_usage(void) {
     "--max-htlcs-per-set", "--max-held ", "--max-held-per-gateway", "--group-commit-max",
     "--group-commit-usec", "--sync", "--workers", "--ports", "--rx-queues", "--rx-desc",
     "--tx-desc", "--mbufs", "--mac", "--ipv4", "--udp-port", "--exit-idle", "--log-level",
-    "--gateway", "--stats-interval", "--help"};
+    "--gateway", "--stats-interval", "--admin-socket", "--metrics-port", "--metrics-addr",
+    "--help"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
     if (!contains(buf, names[i])) {
       fprintf(stderr, "FAIL --help lacks %s\n", names[i]);

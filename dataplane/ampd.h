@@ -142,7 +142,10 @@ struct ampd_app {
   ampd_gateway_t *gateways;          /* n_gateways, rte_zmalloc'd */
   int16_t gw_slot[256];              /* open addressing: gateway id -> index */
   _Atomic int stop_rx;               /* control: stop reading, finish, exit */
+  _Atomic int stop_req;              /* admin `stop`: control begins the stop */
   uint64_t start_ns;
+  uint8_t node_id[33];               /* the node's public key (not the secret) */
+  struct amp_admin *admin;           /* the admin server, or NULL */
 };
 
 /* ampd_now_ns: CLOCK_MONOTONIC in ns (the clock the engine's timers use). */
@@ -166,6 +169,19 @@ static inline int ampd_gateway_find(const ampd_app_t *app, uint64_t id) {
   }
   return -1;
 }
+
+/* ampd_admin_start starts the admin socket server (dataplane/admin/) over the
+ * engine and the counters, unless admin-socket is "none". Returns 0, or -1
+ * after logging why (the socket path is in use, ...). ampd_admin_stop stops
+ * it; call before the engine goes. Both on the main lcore. Without the admin
+ * library they do nothing. */
+#ifdef AMPD_HAVE_ADMIN
+int ampd_admin_start(ampd_app_t *app);
+void ampd_admin_stop(ampd_app_t *app);
+#else
+static inline int ampd_admin_start(ampd_app_t *app) { (void)app; return 0; }
+static inline void ampd_admin_stop(ampd_app_t *app) { (void)app; }
+#endif
 
 /* ampd_worker_main: the worker lcore's loop (rte_eal_remote_launch). arg is
  * its ampd_worker_t. Returns 0. */

@@ -336,6 +336,10 @@ static void control_loop(ampd_app_t *app, const ampd_hooks_t *hooks) {
       got_hup = 0;
       reload(app);
     }
+    if (atomic_load(&app->stop_req)) {
+      ampd_log(AMPD_LOG_NOTICE, "admin: stop requested: stopping");
+      break;
+    }
     if (hooks && hooks->poll && hooks->poll(hooks->arg, app)) {
       ampd_log(AMP_LOG_INFO, "stop requested");
       break;
@@ -437,6 +441,14 @@ int ampd_run(int argc, char **argv, const ampd_hooks_t *hooks) {
     return early_exit(2);
   }
   if (created) ampd_log(AMP_LOG_INFO, "made a new node key in %s (mode 0600)", cfg->node_key_file);
+  amp_pubkey_t node_pub;
+  if (amp_secp_pubkey_create(&node_pub, node_key) != AMP_OK) {
+    fprintf(stderr, "%s: %s: not a valid node key\n", prog, cfg->node_key_file);
+    amp_wipe(node_key, sizeof node_key);
+    amp_config_wipe(cfg);
+    return early_exit(2);
+  }
+  amp_secp_pubkey_serialize(app->node_id, &node_pub);
   int lock_fd = lock_data_dir(cfg->data_dir, err, sizeof err);
   if (lock_fd < 0) {
     fprintf(stderr, "%s: %s\n", prog, err);
@@ -536,11 +548,17 @@ int ampd_run(int argc, char **argv, const ampd_hooks_t *hooks) {
       goto out_ports;
     }
   }
+  if (ampd_admin_start(app) != 0) {
+    atomic_store(&app->stop_rx, 1);
+    rte_eal_mp_wait_lcore();
+    goto out_ports;
+  }
   if (hooks && hooks->started && hooks->started(hooks->arg, app) != 0) {
     atomic_store(&app->stop_rx, 1);
   } else {
     control_loop(app, hooks);
   }
+  ampd_admin_stop(app);
 
   /* Stop: workers finish, commit, answer, flush. */
   atomic_store(&app->stop_rx, 1);

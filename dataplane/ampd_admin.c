@@ -1,0 +1,491 @@
+/* ampd_admin.c: the daemon's side of the admin socket (dataplane/admin/):
+ * amp_admin_ops_t over the engine, the workers' counters and the ports.
+ *
+ * Every op runs on the admin server's own thread (or DPDK's telemetry thread),
+ * one at a time; never on a worker. Engine admin calls take the engine's
+ * admin mutex and wait for their own commits; worker counters are read
+ * without locks (a scrape may miss the last few increments). Nothing here
+ * returns a secret: node id is the public key; invoices carry no preimage.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <rte_ethdev.h>
+
+#include "amp_admin.h"
+#include "ampd.h"
+#ifdef AMPD_HAVE_TELEMETRY
+#include "amp_telemetry.h"
+#endif
+
+#ifndef AMPD_VERSION
+#define AMPD_VERSION "unknown"
+#endif
+
+static uint64_t unix_now(void) { return (uint64_t)time(NULL); }
+
+/* ---- views -------------------------------------------------------------- */
+
+static void invoice_view(amp_admin_invoice_t *v, const amp_store_invoice_t *in) {
+  memset(v, 0, sizeof *v);
+  v->amp = in->type == AMP_INVOICE_AMP;
+  v->placeholder = in->placeholder;
+  if (in->state == AMP_INVOICE_SETTLED) v->state = AMP_ADMIN_INV_SETTLED;
+  else if (in->state == AMP_INVOICE_CANCELED) v->state = AMP_ADMIN_INV_CANCELLED;
+  else if (in->expiry && unix_now() > in->created + in->expiry) v->state = AMP_ADMIN_INV_EXPIRED;
+  else v->state = AMP_ADMIN_INV_OPEN;
+  memcpy(v->payment_addr, in->payment_addr, 32);
+  if (!v->amp) memcpy(v->payment_hash, in->payment_hash, 32);
+  v->value_msat = in->value_msat;
+  v->amt_paid_msat = in->amt_paid_msat;
+  v->created = in->created;
+  v->expiry = (uint32_t)(in->expiry > UINT32_MAX ? UINT32_MAX : in->expiry);
+  v->cltv_delta = in->cltv_delta;
+  v->memo = in->memo[0] ? in->memo : NULL;
+  v->add_index = in->add_index;
+}
+
+static void set_view(amp_admin_set_t *v, const amp_set_info_t *in) {
+  memset(v, 0, sizeof *v);
+  v->amp = in->is_amp;
+  if (in->is_amp) memcpy(v->set_id, in->set_id, 32);
+  else memcpy(v->payment_hash, in->set_id, 32);
+  memcpy(v->payment_addr, in->payment_addr, 32);
+  switch (in->state) {
+  case AMP_SET_SETTLING: v->state = AMP_ADMIN_SET_SETTLING; break;
+  case AMP_SET_SETTLED: v->state = AMP_ADMIN_SET_SETTLED; break;
+  case AMP_SET_CANCELLED: v->state = AMP_ADMIN_SET_CANCELLED; break;
+  default: v->state = AMP_ADMIN_SET_HELD; break;
+  }
+  v->index = in->settle_index;
+  if (in->state == AMP_SET_SETTLED) v->settle_index = in->settle_index;
+  v->total_msat = in->total_msat;
+  v->amt_msat = in->amount_msat;
+}
+
+/* ---- ops ---------------------------------------------------------------- */
+
+static int op_getinfo(void *ctx, amp_admin_info_t *out, amp_admin_reply_t *r) {
+  ampd_app_t *app = ctx;
+  (void)r;
+  snprintf(out->version, sizeof out->version, "%s", AMPD_VERSION);
+  out->has_node_id = 1;
+  memcpy(out->node_id, app->node_id, 33);
+  out->block_height = amp_engine_height(app->engine);
+  out->uptime_s = (ampd_now_ns() - app->start_ns) / 1000000000ULL;
+  out->workers = app->n_workers;
+  out->n_ports = app->n_ports > AMP_ADMIN_MAX_PORTS ? AMP_ADMIN_MAX_PORTS : app->n_ports;
+  for (unsigned i = 0; i < out->n_ports; i++) {
+    amp_admin_port_t *p = &out->ports[i];
+    const ampd_port_t *ap = &app->ports[i];
+    p->port_id = ap->port_id;
+    if (rte_eth_dev_get_name_by_port(ap->port_id, p->name) != 0) p->name[0] = 0;
+    memcpy(p->mac, ap->mac, 6);
+    p->rx_queues = ap->n_rxq;
+    p->tx_queues = ap->n_txq;
+    struct rte_eth_link link;
+    p->link_up = rte_eth_link_get_nowait(ap->port_id, &link) == 0 && link.link_status;
+  }
+  snprintf(out->data_dir, sizeof out->data_dir, "%s", app->cfg.data_dir);
+  return AMP_OK;
+}
+
+/* Counter names of the frame drop reasons, as Prometheus label values. */
+static const char *const DROP_LABEL[AMP_FRAME_DROP_COUNT_] = {
+  "ok",
+#define AMPD_DROP_LABEL_(n, s) #n,
+  AMP_FRAME_DROP_LIST(AMPD_DROP_LABEL_)
+#undef AMPD_DROP_LABEL_
+};
+
+static int op_stats(void *ctx, amp_admin_reply_t *r) {
+  ampd_app_t *app = ctx;
+  unsigned nw = app->n_workers;
+  enum { N_DP = 0
+#define AMPD_CNT_ONE_(n, d) + 1
+    AMPD_COUNTERS(AMPD_CNT_ONE_)
+#undef AMPD_CNT_ONE_
+  };
+  size_t n_eng = 0;
+  while (amp_engine_counter_name(n_eng, NULL)) n_eng++;
+  size_t max = N_DP + AMP_FRAME_DROP_COUNT_ + n_eng + 8;
+  amp_metrics_counter_t *c = calloc(max, sizeof *c);
+  uint64_t *pw = calloc((N_DP + AMP_FRAME_DROP_COUNT_) * (size_t)nw, sizeof *pw);
+  char(*labels)[48] = calloc(AMP_FRAME_DROP_COUNT_, sizeof *labels);
+  if (!c || !pw || !labels) {
+    free(c);
+    free(pw);
+    free(labels);
+    return AMP_ERR_NOMEM;
+  }
+  size_t n = 0;
+  /* The dataplane's own counters, per worker. */
+  size_t k = 0;
+#define AMPD_CNT_VIEW_(name_, desc_)                                           \
+  do {                                                                         \
+    uint64_t *v = pw + k * nw, t = 0;                                          \
+    for (unsigned w = 0; w < nw; w++) t += v[w] = app->workers[w].cnt.name_;   \
+    c[n++] = (amp_metrics_counter_t){"dp_" #name_, desc_, NULL, NULL, v, t};   \
+    k++;                                                                       \
+  } while (0);
+  AMPD_COUNTERS(AMPD_CNT_VIEW_)
+#undef AMPD_CNT_VIEW_
+  for (int d = 1; d < AMP_FRAME_DROP_COUNT_; d++, k++) {
+    uint64_t *v = pw + k * nw, t = 0;
+    for (unsigned w = 0; w < nw; w++) t += v[w] = app->workers[w].cnt.drop[d];
+    size_t L = 0;
+    for (const char *s = DROP_LABEL[d]; *s && L < 47; s++)
+      labels[d][L++] = (char)(*s >= 'A' && *s <= 'Z' ? *s - 'A' + 'a' : *s);
+    labels[d][L] = 0;
+    c[n++] = (amp_metrics_counter_t){"frames_dropped", "fabric frames dropped, by reason",
+                                     "reason", labels[d], v, t};
+  }
+  /* The engine's counters (summed over its workers). */
+  amp_engine_stats_t es;
+  amp_engine_stats(app->engine, &es);
+  const uint64_t *ev = (const uint64_t *)&es;
+  for (size_t i = 0; i < n_eng; i++) {
+    const char *desc = NULL;
+    const char *name = amp_engine_counter_name(i, &desc);
+    if (!strcmp(name, "held")) continue;   /* a gauge below would share the name */
+    c[n++] = (amp_metrics_counter_t){name, desc, NULL, NULL, NULL, ev[i]};
+  }
+  amp_store_stats_t ss;
+  amp_store_stats(app->store, &ss);
+  c[n++] = (amp_metrics_counter_t){"store_commits", "LMDB commits", NULL, NULL, NULL, ss.commits};
+  c[n++] = (amp_metrics_counter_t){"store_intents", "intents committed", NULL, NULL, NULL,
+                                   ss.intents};
+  c[n++] = (amp_metrics_counter_t){"store_commit_errors", "failed commits", NULL, NULL, NULL,
+                                   ss.commit_errors};
+  amp_metrics_gauge_t g[] = {
+    {"held_htlcs", "HTLCs held now, waiting for their set", NULL, NULL, (double)es.held_now},
+    {"block_height", "block height in use", NULL, NULL, (double)es.height},
+    {"workers", "worker lcores", NULL, NULL, (double)nw},
+  };
+  amp_metrics_stats_t st = {nw, c, n, g, sizeof g / sizeof g[0], NULL, 0};
+  int rc = amp_admin_reply_stats(r, &st);
+  free(c);
+  free(pw);
+  free(labels);
+  return rc;
+}
+
+static int op_addinvoice(void *ctx, const amp_admin_addinvoice_t *in,
+                         amp_admin_addinvoice_res_t *out, amp_admin_reply_t *r) {
+  ampd_app_t *app = ctx;
+  amp_store_invoice_t probe;
+  if (strlen(in->memo) >= sizeof probe.memo) {
+    amp_admin_reply_errorf(r, "memo: ampd keeps at most %zu bytes", sizeof probe.memo - 1);
+    return AMP_ERR_RANGE;
+  }
+  amp_invoice_add_t req;
+  memset(&req, 0, sizeof req);
+  req.amp = in->amp;
+  req.value_msat = in->amt_msat;
+  req.expiry_s = in->expiry;
+  req.cltv_delta = in->cltv_delta;
+  req.preimage = in->has_preimage ? in->preimage : NULL;
+  req.memo = in->memo;
+  amp_store_invoice_t inv;
+  int rc = amp_engine_invoice_add(app->engine, &req, &inv);
+  if (rc == AMP_OK) {
+    memcpy(out->payment_addr, inv.payment_addr, 32);
+    if (!in->amp) memcpy(out->payment_hash, inv.payment_hash, 32);
+    out->add_index = inv.add_index;
+    out->created = inv.created;
+    out->expiry = (uint32_t)inv.expiry;
+    out->state = AMP_ADMIN_INV_OPEN;
+  }
+  amp_wipe(&inv, sizeof inv);
+  return rc;
+}
+
+static int lookup(ampd_app_t *app, const amp_admin_invoice_ref_t *ref, amp_store_invoice_t *inv) {
+  return ref->by_hash ? amp_engine_invoice_lookup_hash(app->engine, ref->key, inv)
+                      : amp_engine_invoice_lookup_addr(app->engine, ref->key, inv);
+}
+
+static int op_lookupinvoice(void *ctx, const amp_admin_invoice_ref_t *ref, amp_admin_reply_t *r) {
+  ampd_app_t *app = ctx;
+  amp_store_invoice_t inv;
+  int rc = lookup(app, ref, &inv);
+  if (rc == AMP_OK) {
+    amp_admin_invoice_t v;
+    invoice_view(&v, &inv);
+    rc = amp_admin_reply_invoice(r, &v);
+  }
+  amp_wipe(&inv, sizeof inv);
+  return rc;
+}
+
+static int op_listinvoices(void *ctx, const amp_admin_list_invoices_t *q, amp_admin_reply_t *r) {
+  ampd_app_t *app = ctx;
+  enum { PAGE = 256 };
+  amp_store_invoice_t *page = malloc(PAGE * sizeof *page);
+  if (!page) return AMP_ERR_NOMEM;
+  /* Reversed: the newest below index_offset. The engine lists upwards, so
+   * find the add_index range first: keep the last q->max matching. */
+  uint64_t lo = 0, hi = UINT64_MAX;
+  if (!q->reversed) lo = q->index_offset;
+  else if (q->index_offset) hi = q->index_offset;
+  uint64_t *keep = NULL;
+  size_t n_keep = 0;
+  if (q->reversed) {
+    keep = calloc(q->max, sizeof *keep);
+    if (!keep) {
+      free(page);
+      return AMP_ERR_NOMEM;
+    }
+  }
+  int rc = AMP_OK;
+  uint64_t off = lo;
+  for (;;) {
+    size_t got = amp_engine_invoice_list(app->engine, off, page, PAGE);
+    for (size_t i = 0; i < got && rc == AMP_OK; i++) {
+      const amp_store_invoice_t *inv = &page[i];
+      off = inv->add_index;
+      if (inv->add_index >= hi) continue;
+      if (q->pending_only && inv->state != AMP_INVOICE_OPEN) continue;
+      if (q->reversed) {
+        keep[n_keep++ % q->max] = inv->add_index;
+        continue;
+      }
+      amp_admin_invoice_t v;
+      invoice_view(&v, inv);
+      rc = amp_admin_reply_invoice(r, &v);
+    }
+    if (got < PAGE || rc != AMP_OK || off >= hi) break;
+  }
+  if (rc == AMP_ERR_FULL) rc = AMP_OK;
+  if (q->reversed && rc == AMP_OK) {
+    /* Emit the kept ones (the server sorts them). */
+    size_t cnt = n_keep < q->max ? n_keep : q->max;
+    for (size_t i = 0; i < cnt && rc == AMP_OK; i++) {
+      size_t got = amp_engine_invoice_list(app->engine, keep[i] - 1, page, 1);
+      if (got != 1) continue;
+      amp_admin_invoice_t v;
+      invoice_view(&v, &page[0]);
+      rc = amp_admin_reply_invoice(r, &v);
+    }
+    if (rc == AMP_ERR_FULL) rc = AMP_OK;
+  }
+  amp_wipe(page, PAGE * sizeof *page);
+  free(page);
+  free(keep);
+  return rc;
+}
+
+static int op_cancelinvoice(void *ctx, const amp_admin_invoice_ref_t *ref, amp_admin_reply_t *r) {
+  ampd_app_t *app = ctx;
+  (void)r;
+  amp_store_invoice_t inv;
+  int rc = lookup(app, ref, &inv);
+  if (rc == AMP_OK) rc = amp_engine_invoice_cancel(app->engine, inv.payment_addr);
+  amp_wipe(&inv, sizeof inv);
+  return rc;
+}
+
+static int op_lookupset(void *ctx, const uint8_t set_id[32], amp_admin_reply_t *r) {
+  ampd_app_t *app = ctx;
+  amp_set_info_t info;
+  int rc = amp_engine_set_lookup(app->engine, set_id, &info);
+  if (rc != AMP_OK) return rc;
+  amp_admin_set_t v;
+  set_view(&v, &info);
+  return amp_admin_reply_set(r, &v);
+}
+
+static int op_listsets(void *ctx, const amp_admin_list_sets_t *q, amp_admin_reply_t *r) {
+  ampd_app_t *app = ctx;
+  enum { PAGE = 512 };
+  amp_set_info_t *page = malloc(PAGE * sizeof *page);
+  if (!page) return AMP_ERR_NOMEM;
+  int rc = AMP_OK;
+  for (size_t skip = 0; rc == AMP_OK;) {
+    size_t got = amp_engine_set_list(app->engine, skip, page, PAGE);
+    for (size_t i = 0; i < got && rc == AMP_OK; i++) {
+      const amp_set_info_t *s = &page[i];
+      if (s->state != AMP_SET_SETTLED && s->state != AMP_SET_CANCELLED) continue;
+      if (q->state == AMP_ADMIN_SET_SETTLED && s->state != AMP_SET_SETTLED) continue;
+      if (q->state == AMP_ADMIN_SET_CANCELLED && s->state != AMP_SET_CANCELLED) continue;
+      if (!q->reversed && s->settle_index <= q->index_offset) continue;
+      if (q->reversed && q->index_offset && s->settle_index >= q->index_offset) continue;
+      amp_admin_set_t v;
+      set_view(&v, s);
+      rc = amp_admin_reply_set(r, &v);
+    }
+    if (got < PAGE) break;
+    skip += got;
+  }
+  free(page);
+  /* The server keeps the max entries it sorts best; FULL just ends early. */
+  return rc == AMP_ERR_FULL ? AMP_OK : rc;
+}
+
+static int op_listheld(void *ctx, amp_admin_reply_t *r) {
+  ampd_app_t *app = ctx;
+  enum { PAGE = 4096 };
+  amp_held_info_t *h = malloc(PAGE * sizeof *h);
+  amp_admin_htlc_t *x = malloc(PAGE * sizeof *x);
+  if (!h || !x) {
+    free(h);
+    free(x);
+    return AMP_ERR_NOMEM;
+  }
+  size_t n = amp_engine_held_list(app->engine, 0, h, PAGE);
+  uint64_t now_ms = ampd_now_ns() / 1000000ULL;
+  uint64_t hold = app->cfg.hold_timeout_ms;
+  int rc = AMP_OK;
+  /* Group by set_id: each set once, with its HTLCs. */
+  uint8_t *done = calloc(n ? n : 1, 1);
+  if (!done) rc = AMP_ERR_NOMEM;
+  for (size_t i = 0; i < n && rc == AMP_OK; i++) {
+    if (done[i]) continue;
+    size_t m = 0;
+    uint64_t amt = 0;
+    for (size_t j = i; j < n; j++) {
+      if (done[j] || memcmp(h[j].set_id, h[i].set_id, 32) != 0) continue;
+      done[j] = 1;
+      uint64_t left = h[j].deadline_ms > now_ms ? h[j].deadline_ms - now_ms : 0;
+      x[m] = (amp_admin_htlc_t){h[j].scid, h[j].htlc_id, h[j].amount_msat, 0, h[j].cltv_expiry,
+                                hold > left ? hold - left : 0, left};
+      amt += h[j].amount_msat;
+      m++;
+    }
+    amp_set_info_t info;
+    amp_admin_set_t v;
+    if (amp_engine_set_lookup(app->engine, h[i].set_id, &info) == AMP_OK) {
+      set_view(&v, &info);
+    } else {
+      memset(&v, 0, sizeof v);
+      v.amp = 1;
+      memcpy(v.set_id, h[i].set_id, 32);
+    }
+    v.state = AMP_ADMIN_SET_HELD;
+    v.amt_msat = amt;
+    v.htlcs = x;
+    v.n_htlcs = m;
+    rc = amp_admin_reply_set(r, &v);
+  }
+  free(done);
+  free(h);
+  free(x);
+  return rc == AMP_ERR_FULL ? AMP_OK : rc;
+}
+
+static int op_settip(void *ctx, uint32_t height, amp_admin_reply_t *r) {
+  ampd_app_t *app = ctx;
+  (void)r;
+  amp_engine_set_height(app->engine, height);
+  ampd_log(AMPD_LOG_NOTICE, "admin: block height set to %u", height);
+  return AMP_OK;
+}
+
+static int op_setloglevel(void *ctx, int level, amp_admin_reply_t *r) {
+  ampd_app_t *app = ctx;
+  (void)r;
+  int ours = level <= AMP_ADMIN_LOG_ERR ? AMP_LOG_ERROR
+           : level == AMP_ADMIN_LOG_WARNING ? AMP_LOG_WARN
+           : level <= AMP_ADMIN_LOG_INFO ? AMP_LOG_INFO : AMP_LOG_DEBUG;
+  app->cfg.log_level = (uint8_t)ours;
+  ampd_log_level = ours;
+  ampd_log(AMPD_LOG_NOTICE, "admin: log level %s", amp_config_log_str(ours));
+  return AMP_OK;
+}
+
+static int op_getconfig(void *ctx, amp_admin_reply_t *r) {
+  ampd_app_t *app = ctx;
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *m = open_memstream(&buf, &len);
+  if (!m) return AMP_ERR_NOMEM;
+  amp_config_dump(m, &app->cfg);   /* keys show as "(set)" */
+  fclose(m);
+  int rc = AMP_OK;
+  char *save = NULL;
+  for (char *l = strtok_r(buf, "\n", &save); l && rc == AMP_OK; l = strtok_r(NULL, "\n", &save)) {
+    char *eq = strstr(l, " = ");
+    if (!eq) continue;
+    *eq = 0;
+    char key[96];
+    if (!strncmp(l, "[gateway ", 9)) {   /* "[gateway NAME] id = ..." */
+      snprintf(key, sizeof key, "gateway.%.*s", (int)strcspn(l + 9, "]"), l + 9);
+      rc = amp_admin_reply_config_str(r, key, l + strcspn(l, "]") + 2);
+      continue;
+    }
+    rc = amp_admin_reply_config_str(r, l, eq + 3);
+  }
+  free(buf);
+  return rc;
+}
+
+static int op_stop(void *ctx, amp_admin_reply_t *r) {
+  ampd_app_t *app = ctx;
+  (void)r;
+  atomic_store(&app->stop_req, 1);
+  return AMP_OK;
+}
+
+static const amp_admin_ops_t OPS = {
+  .getinfo = op_getinfo,
+  .stats = op_stats,
+  .addinvoice = op_addinvoice,
+  .lookupinvoice = op_lookupinvoice,
+  .listinvoices = op_listinvoices,
+  .cancelinvoice = op_cancelinvoice,
+  .lookupset = op_lookupset,
+  .listsets = op_listsets,
+  .listheld = op_listheld,
+  .settip = op_settip,
+  .setloglevel = op_setloglevel,
+  .getconfig = op_getconfig,
+  .stop = op_stop,
+};
+
+static void admin_log(void *ctx, int level, const char *msg) {
+  (void)ctx;
+  ampd_log(level <= AMP_ADMIN_LOG_ERR ? AMP_LOG_ERROR
+           : level == AMP_ADMIN_LOG_WARNING ? AMP_LOG_WARN : AMP_LOG_INFO, "admin: %s", msg);
+}
+
+int ampd_admin_start(ampd_app_t *app) {
+  const amp_config_t *cfg = &app->cfg;
+  if (!strcmp(cfg->admin_socket, "none")) {
+    if (cfg->metrics_port)
+      ampd_log(AMP_LOG_WARN, "metrics-port is served by the admin server: off with"
+               " admin-socket = none");
+    return 0;
+  }
+  amp_admin_cfg_t ac;
+  memset(&ac, 0, sizeof ac);
+  ac.data_dir = cfg->data_dir;
+  ac.socket_path = cfg->admin_socket;
+  ac.metrics_port = cfg->metrics_port;
+  ac.metrics_addr = cfg->metrics_addr;
+  ac.log = admin_log;
+  amp_admin_t *a = amp_admin_new(&ac, &OPS, app);
+  if (!a) {
+    ampd_log(AMP_LOG_ERROR, "admin socket: %s", amp_admin_error());
+    return -1;
+  }
+  app->admin = a;
+#ifdef AMPD_HAVE_TELEMETRY
+  if (amp_admin_telemetry_register(a) != 0)
+    ampd_log(AMP_LOG_WARN, "DPDK telemetry: the /ampd commands could not be registered");
+#endif
+  ampd_log(AMP_LOG_INFO, "admin socket %s%s", amp_admin_socket_path(a),
+           cfg->metrics_port ? ", metrics over HTTP" : "");
+  return 0;
+}
+
+void ampd_admin_stop(ampd_app_t *app) {
+  if (!app->admin) return;
+#ifdef AMPD_HAVE_TELEMETRY
+  amp_admin_telemetry_unregister();
+#endif
+  amp_admin_delete(app->admin);
+  app->admin = NULL;
+}
