@@ -270,7 +270,7 @@ static void ent_free(amp_hidx_t *ix, uint32_t id) {
   ix->live--;
 }
 
-/* Bucket of cltv: its position, or where it would go (*found = 0). */
+/* Bucket of keep height cltv: its position, or where it would go (*found = 0). */
 static uint32_t bk_search(const amp_hidx_t *ix, uint32_t cltv, int *found) {
   uint32_t lo = 0, hi = ix->n_bk;
   while (lo < hi) {
@@ -300,18 +300,19 @@ int amp_hidx_check(amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id) {
   return res_probe(ix, h, scid, htlc_id) >= 0 ? AMP_ERR_EXISTS : AMP_OK;
 }
 
-int amp_hidx_add(amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id, uint32_t cltv,
+int amp_hidx_add(amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id, uint32_t cltv, uint32_t keep,
                  const uint8_t *tag, uint64_t loc, int pending) {
+  if (keep > cltv) keep = cltv;
   uint64_t hres = amp_hidx_res_hash(ix, scid, htlc_id);
   uint64_t hrpl = tag ? amp_hidx_rpl_hash(ix, cltv, tag) : 0;
-  int want_res = cltv >= ix->res_floor && res_probe(ix, hres, scid, htlc_id) < 0;
-  int want_rpl = tag && cltv >= ix->rpl_floor && rpl_probe(ix, hrpl, cltv, tag) < 0;
+  int want_res = keep >= ix->res_floor && res_probe(ix, hres, scid, htlc_id) < 0;
+  int want_rpl = tag && keep >= ix->rpl_floor && rpl_probe(ix, hrpl, cltv, tag) < 0;
   if (!want_res && !want_rpl) return AMP_OK;
 
   int rc = AMP_OK;
   pthread_rwlock_wrlock(&ix->lock);
   int found;
-  uint32_t b = bk_search(ix, cltv, &found);
+  uint32_t b = bk_search(ix, keep, &found);
   if ((!ix->free_head && (rc = grow((void **)&ix->ent, &ix->cap_ent, ix->n_ent + 1,
                                     sizeof(amp_hent_t))) != AMP_OK) ||
       (want_res && (rc = tab_reserve(ix, 0)) != AMP_OK) ||
@@ -337,6 +338,7 @@ int amp_hidx_add(amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id, uint32_t cltv,
   if (tag) memcpy(e->tag, tag, 16);
   else memset(e->tag, 0, 16);
   e->cltv = cltv;
+  e->keep = keep;
   e->hres = (uint32_t)hres;
   e->hrpl = (uint32_t)hrpl;
   e->flags = (uint8_t)((want_res ? HENT_RES : 0) | (want_rpl ? HENT_RPL : 0) |
@@ -353,7 +355,7 @@ int amp_hidx_add(amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id, uint32_t cltv,
   }
   if (!found) {
     memmove(&ix->bk[b + 1], &ix->bk[b], (ix->n_bk - b) * sizeof(amp_hbucket_t));
-    ix->bk[b] = (amp_hbucket_t){.cltv = cltv, .head = 0, .count = 0, .rpl_done = 0};
+    ix->bk[b] = (amp_hbucket_t){.cltv = keep, .head = 0, .count = 0, .rpl_done = 0};
     ix->n_bk++;
   }
   e->next = ix->bk[b].head;
@@ -382,7 +384,7 @@ void amp_hidx_rollback(amp_hidx_t *ix) {
     if (e->flags & HENT_RES) ent_drop_res(ix, id);
     if (e->flags & HENT_RPL) ent_drop_rpl(ix, id);
     int found;
-    uint32_t b = bk_search(ix, e->cltv, &found);
+    uint32_t b = bk_search(ix, e->keep, &found);
     /* Newest first: a pending entry is the head of its bucket. */
     if (found && ix->bk[b].head == id) {
       ix->bk[b].head = e->next;

@@ -96,15 +96,16 @@ typedef struct {
   uint64_t scid, htlc_id;
   uint64_t loc;
   uint8_t tag[16];
-  uint32_t cltv;
-  uint32_t next;         /* next entry id in its cltv bucket, or free list */
+  uint32_t cltv;         /* the HTLC's cltv_expiry (part of the replay key) */
+  uint32_t keep;         /* retention height: cltv, capped by the caller */
+  uint32_t next;         /* next entry id in its bucket, or free list */
   uint32_t hres, hrpl;   /* low bits of the keys' hashes: slot homes, so a
                             rehash or a deletion hashes nothing */
   uint8_t flags;         /* AMP_HENT_* */
-} amp_hent_t;            /* 64 bytes */
+} amp_hent_t;            /* 72 bytes */
 
 typedef struct {
-  uint32_t cltv;
+  uint32_t cltv;         /* the entries' keep height */
   uint32_t head;         /* entry id (1-based), 0: none */
   uint32_t count;
   uint32_t rpl_done;     /* replay roles of this bucket already pruned */
@@ -137,13 +138,15 @@ uint64_t amp_hidx_rpl_hash(const amp_hidx_t *ix, uint32_t cltv, const uint8_t ta
 AMP_WARN_UNUSED int amp_hidx_check(amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id);
 
 /* amp_hidx_add (writer) records a resolved HTLC at loc, pending if `pending`.
- * tag may be NULL (no replay entry). The resolution role is kept if
- * cltv >= res_floor, the replay role if tag and cltv >= rpl_floor and the tag
- * is not already used (the first user of an onion stays its owner). Does not
- * check for a duplicate resolution (call amp_hidx_check first). Returns AMP_OK
- * or AMP_ERR_NOMEM (nothing changed). Takes the write lock. */
+ * tag may be NULL (no replay entry). keep (<= cltv) is the height by which
+ * the entry's roles expire: normally cltv itself, lower for an absurd cltv
+ * (see amp_store.c). The resolution role is kept if keep >= res_floor, the
+ * replay role if tag and keep >= rpl_floor and the (cltv, tag) key is not
+ * already used (the first user of an onion stays its owner). A duplicate
+ * resolution is not added (call amp_hidx_check first to refuse it). Returns
+ * AMP_OK or AMP_ERR_NOMEM (nothing changed). Takes the write lock. */
 AMP_WARN_UNUSED int amp_hidx_add(amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id, uint32_t cltv,
-                                 const uint8_t *tag, uint64_t loc, int pending);
+                                 uint32_t keep, const uint8_t *tag, uint64_t loc, int pending);
 
 /* amp_hidx_commit / amp_hidx_rollback (writer): make every pending entry
  * visible, or take every pending entry out again (newest first). */
@@ -151,7 +154,7 @@ void amp_hidx_commit(amp_hidx_t *ix);
 void amp_hidx_rollback(amp_hidx_t *ix);
 
 /* amp_hidx_prune (writer; nothing pending): drop replay roles with
- * cltv < rpl_floor and resolutions with cltv < res_floor (entries with no
+ * keep < rpl_floor and resolutions with keep < res_floor (entries with no
  * role left are freed). Floors only rise. Cost: O(entries dropped + buckets
  * visited), never a scan of live entries. Returns the replay roles dropped. */
 uint64_t amp_hidx_prune(amp_hidx_t *ix, uint32_t rpl_floor, uint32_t res_floor);

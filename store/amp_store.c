@@ -39,11 +39,12 @@
  * set (settles):  0 u8 format 1 | 1 u8 flags (1: cancelled) | 2 u16 fail_code
  *   | 4 u32 n_htlcs | 8 u64 time_ns | 16 set_id[32] | 48 payment_addr[32]
  *   | 80 u64 amount_msat | 88 u8 fail_malformed | 89 u8 fail_msg_len
- *   | 90 u16 0 | 92 fail_msg[len] | n x htlc (80 bytes: scid, htlc_id,
- *   amount u64; cltv, child_index u32; preimage[32]; onion_tag[16])
+ *   | 90 u16 0 | 92 u32 base | 96 fail_msg[len] | n x htlc (80 bytes: scid,
+ *   htlc_id, amount u64; cltv, child_index u32; preimage[32]; onion_tag[16])
  * fail (fails):   0 u8 format 1 | 1 u8 flags (1: has tag, 2: malformed)
  *   | 2 u16 fail_code | 4 u32 cltv | 8 u64 scid | 16 u64 htlc_id
- *   | 24 tag[16] | 40 u8 msg_len | 41 msg[len]
+ *   | 24 tag[16] | 40 u8 msg_len | 41 u32 base | 45 msg[len]
+ * base: the prune height when the record was written, for keep_of().
  * invoice:        0 u8 format 1 | 1 type | 2 state | 3 placeholder
  *   | 4 u32 cltv_delta | 8 u32 sets_settled | 12 u32 0 | 16 u64 value
  *   | 24 u64 amt_paid | 32 u64 created | 40 u64 expiry | 48 u64 add_index
@@ -51,17 +52,28 @@
  *   | 152 u8 memo_len | 153 memo[len]
  */
 #define REC_FORMAT 1
-#define SET_HDR 92
+#define SET_HDR 96
 #define SET_HTLC 80
-#define FAIL_HDR 41
+#define FAIL_HDR 45
 #define INV_HDR 153
+
+/* How long an HTLC's resolution and replay entry are kept: until its
+ * cltv_expiry, but at most AMP_STORE_CLTV_MAX_AHEAD blocks past the prune
+ * height at the time it was written (base; 0: unknown, no cap). cltv_expiry
+ * comes from a peer: without the cap an absurd one would pin its entry in
+ * memory and stop the fail log's prefix delete forever. */
+static uint32_t keep_of(uint32_t cltv, uint32_t base) {
+  if (base && cltv > base && cltv - base > AMP_STORE_CLTV_MAX_AHEAD)
+    return base + AMP_STORE_CLTV_MAX_AHEAD;
+  return cltv;
+}
 
 static size_t set_rec_len(uint32_t n, unsigned msg_len) {
   return SET_HDR + msg_len + (size_t)n * SET_HTLC;
 }
 
 static void set_rec_encode(uint8_t *p, const amp_store_intent_t *in, int cancelled,
-                           uint64_t time_ns) {
+                           uint64_t time_ns, uint32_t base) {
   unsigned ml = cancelled ? in->fail_msg_len : 0;
   p[0] = REC_FORMAT;
   p[1] = cancelled ? 1 : 0;
@@ -74,6 +86,7 @@ static void set_rec_encode(uint8_t *p, const amp_store_intent_t *in, int cancell
   p[88] = cancelled ? in->fail_malformed : 0;
   p[89] = (uint8_t)ml;
   amp_put_be16(p + 90, 0);
+  amp_put_be32(p + 92, base);
   memcpy(p + SET_HDR, in->fail_msg, ml);
   uint8_t *h = p + SET_HDR + ml;
   for (uint32_t i = 0; i < in->n_htlcs; i++, h += SET_HTLC) {
@@ -93,7 +106,7 @@ static void set_rec_encode(uint8_t *p, const amp_store_intent_t *in, int cancell
 typedef struct {
   uint8_t cancelled, fail_malformed, fail_msg_len;
   uint16_t fail_code;
-  uint32_t n;
+  uint32_t n, base;
   uint64_t time_ns, amount;
   const uint8_t *set_id, *payment_addr, *fail_msg, *hp;
 } set_view_t;
@@ -109,6 +122,7 @@ static int set_rec_view(set_view_t *v, const uint8_t *p, size_t len) {
   v->amount = amp_be64(p + 80);
   v->fail_malformed = p[88];
   v->fail_msg_len = p[89];
+  v->base = amp_be32(p + 92);
   if (v->fail_msg_len > 64 || set_rec_len(v->n, v->fail_msg_len) != len) return AMP_ERR_IO;
   v->fail_msg = p + SET_HDR;
   v->hp = p + SET_HDR + v->fail_msg_len;
@@ -125,7 +139,7 @@ static void set_htlc_decode(amp_store_htlc_t *x, const uint8_t *h) {
   memcpy(x->onion_tag, h + 64, 16);
 }
 
-static void fail_rec_encode(uint8_t *p, const amp_store_intent_t *in) {
+static void fail_rec_encode(uint8_t *p, const amp_store_intent_t *in, uint32_t base) {
   p[0] = REC_FORMAT;
   p[1] = (uint8_t)((in->has_onion_tag ? 1 : 0) | (in->fail_malformed ? 2 : 0));
   amp_put_be16(p + 2, in->fail_code);
@@ -135,13 +149,14 @@ static void fail_rec_encode(uint8_t *p, const amp_store_intent_t *in) {
   if (in->has_onion_tag) memcpy(p + 24, in->onion_tag, 16);
   else memset(p + 24, 0, 16);
   p[40] = (uint8_t)in->fail_msg_len;
+  amp_put_be32(p + 41, base);
   memcpy(p + FAIL_HDR, in->fail_msg, in->fail_msg_len);
 }
 
 typedef struct {
   uint8_t has_tag, malformed, msg_len;
   uint16_t code;
-  uint32_t cltv;
+  uint32_t cltv, base;
   uint64_t scid, htlc_id;
   const uint8_t *tag, *msg;
 } fail_view_t;
@@ -156,6 +171,7 @@ static int fail_rec_view(fail_view_t *v, const uint8_t *p, size_t len) {
   v->htlc_id = amp_be64(p + 16);
   v->tag = p + 24;
   v->msg_len = p[40];
+  v->base = amp_be32(p + 41);
   v->msg = p + FAIL_HDR;
   if (v->msg_len > 64 || (size_t)FAIL_HDR + v->msg_len != len) return AMP_ERR_IO;
   return AMP_OK;
@@ -213,7 +229,7 @@ static int inv_decode(amp_store_invoice_t *inv, const uint8_t *p, size_t len) {
 enum {
   C_COMMITS, C_INTENTS, C_COMMIT_ERRORS, C_GROUP_MAX, C_SYNC_NS, C_REPLAY, C_RES, C_SETTLES,
   C_CANCELS, C_FAILS, C_INVPUTS, C_PRUNES, C_REFUSED, C_PUTS, C_RPL_PRUNED, C_HB_WAITS,
-  C_HB_DROPPED, C_COMMIT_MAX, C_LAST_SETTLE, C_NCOUNTERS
+  C_HB_DROPPED, C_COMMIT_MAX, C_LAST_SETTLE, C_RES_LIVE, C_RPL_LIVE, C_SETS_KNOWN, C_NCOUNTERS
 };
 
 #define LAT_BUCKETS 512
@@ -400,8 +416,9 @@ static int apply_set(amp_store_t *st, MDB_txn *txn, amp_store_intent_t *in, int 
   for (uint32_t i = 0; i < in->n_htlcs; i++) {
     const amp_store_htlc_t *x = &in->htlcs[i];
     const uint8_t *tag = is_zero16(x->onion_tag) ? NULL : x->onion_tag;
-    if (amp_hidx_add(&st->hix, x->scid, x->htlc_id, x->cltv_expiry, tag,
-                     AMP_LOC_SETTLE(idx, i), 1) != AMP_OK)
+    if (amp_hidx_add(&st->hix, x->scid, x->htlc_id, x->cltv_expiry,
+                     keep_of(x->cltv_expiry, st->prune_height), tag, AMP_LOC_SETTLE(idx, i),
+                     1) != AMP_OK)
       goto nomem;
     if (tag) t->rpl++;
   }
@@ -411,7 +428,7 @@ static int apply_set(amp_store_t *st, MDB_txn *txn, amp_store_intent_t *in, int 
   MDB_val sk = {8, kb}, sv = {set_rec_len(in->n_htlcs, cancel ? in->fail_msg_len : 0), NULL};
   int mrc = mdb_put(txn, st->db_set, &sk, &sv, MDB_APPEND | MDB_RESERVE);
   if (mrc) goto lmdb;
-  set_rec_encode(sv.mv_data, in, cancel, time_ns);
+  set_rec_encode(sv.mv_data, in, cancel, time_ns, st->prune_height);
   t->puts++;
   if (!cancel) {
     inv.amt_paid_msat += in->amount_msat;
@@ -449,6 +466,7 @@ static int apply_fail(amp_store_t *st, MDB_txn *txn, amp_store_intent_t *in, tal
   if (amp_hidx_check(&st->hix, in->scid, in->htlc_id) != AMP_OK) return AMP_ERR_EXISTS;
   uint64_t seq = st->last_fail + 1;
   if (amp_hidx_add(&st->hix, in->scid, in->htlc_id, in->cltv_expiry,
+                   keep_of(in->cltv_expiry, st->prune_height),
                    in->has_onion_tag ? in->onion_tag : NULL, AMP_LOC_FAIL | seq, 1) != AMP_OK) {
     *fatal = -1;
     return AMP_ERR_NOMEM;
@@ -461,7 +479,7 @@ static int apply_fail(amp_store_t *st, MDB_txn *txn, amp_store_intent_t *in, tal
     *fatal = mrc;
     return map_mdb(mrc);
   }
-  fail_rec_encode(v.mv_data, in);
+  fail_rec_encode(v.mv_data, in, st->prune_height);
   st->last_fail = seq;
   t->puts++;
   t->fails++;
@@ -540,7 +558,7 @@ static int apply_prune(amp_store_t *st, MDB_txn *txn, amp_store_intent_t *in, ta
        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
     fail_view_t fv;
     if (fail_rec_view(&fv, v.mv_data, v.mv_size) != AMP_OK) break; /* leave it */
-    if (fv.cltv >= floor) break;
+    if (keep_of(fv.cltv, fv.base) >= floor) break;
     if ((mrc = mdb_cursor_del(c, 0)) != 0) break;
   }
   mdb_cursor_close(c);
@@ -563,6 +581,14 @@ static void log_commit_failure(amp_store_t *st, unsigned n, int mrc) {
             "it is handed back failed; further failures are only counted until a commit "
             "works again\n",
             n, mrc == -1 ? "out of memory" : mdb_strerror(mrc), mrc);
+}
+
+/* Gauges of the writer-owned indexes, published for amp_store_stats. */
+static void publish_gauges(amp_store_t *st) {
+  cset(st, C_LAST_SETTLE, st->last_settle);
+  cset(st, C_RES_LIVE, st->hix.res_count);
+  cset(st, C_RPL_LIVE, st->hix.rpl_count);
+  cset(st, C_SETS_KNOWN, st->six.count);
 }
 
 static void commit_group(amp_store_t *st, unsigned n) {
@@ -641,7 +667,7 @@ static void commit_group(amp_store_t *st, unsigned n) {
   cadd(st, C_RES, t.res);
   cadd(st, C_REPLAY, t.rpl);
   cadd(st, C_REFUSED, t.refused);
-  cset(st, C_LAST_SETTLE, st->last_settle);
+  publish_gauges(st);
   if (n > cget(st, C_GROUP_MAX)) cset(st, C_GROUP_MAX, n);
   if (dur > cget(st, C_COMMIT_MAX)) cset(st, C_COMMIT_MAX, dur);
   atomic_fetch_add_explicit(&st->lat[lat_bucket(dur)], 1, memory_order_relaxed);
@@ -818,7 +844,8 @@ static int rebuild(amp_store_t *st) {
     for (uint32_t i = 0; i < sv.n && i <= AMP_LOC_MAX_POS; i++) {
       const uint8_t *h = sv.hp + (size_t)i * SET_HTLC;
       const uint8_t *tag = is_zero16(h + 64) ? NULL : h + 64;
-      if (amp_hidx_add(&st->hix, amp_be64(h), amp_be64(h + 8), amp_be32(h + 24), tag,
+      uint32_t cltv = amp_be32(h + 24);
+      if (amp_hidx_add(&st->hix, amp_be64(h), amp_be64(h + 8), cltv, keep_of(cltv, sv.base), tag,
                        AMP_LOC_SETTLE(idx, i), 0) != AMP_OK)
         goto nomem;
     }
@@ -831,15 +858,15 @@ static int rebuild(amp_store_t *st) {
     fail_view_t fv;
     if (k.mv_size != 8 || fail_rec_view(&fv, v.mv_data, v.mv_size) != AMP_OK) goto corrupt;
     uint64_t seq = amp_be64(k.mv_data);
-    if (amp_hidx_add(&st->hix, fv.scid, fv.htlc_id, fv.cltv, fv.has_tag ? fv.tag : NULL,
-                     AMP_LOC_FAIL | seq, 0) != AMP_OK)
+    if (amp_hidx_add(&st->hix, fv.scid, fv.htlc_id, fv.cltv, keep_of(fv.cltv, fv.base),
+                     fv.has_tag ? fv.tag : NULL, AMP_LOC_FAIL | seq, 0) != AMP_OK)
       goto nomem;
     st->last_fail = seq;
   }
   if (rc != MDB_NOTFOUND) goto lmdb;
   mdb_cursor_close(c);
   mdb_txn_abort(txn);
-  cset(st, C_LAST_SETTLE, st->last_settle);
+  publish_gauges(st);
   return AMP_OK;
 corrupt:
   fprintf(stderr, "ampd store: %s: undecodable record in the logs\n", st->dir);
@@ -858,7 +885,11 @@ lmdb:
 
 static int mkdir_p(const char *dir) {
   struct stat sb;
-  if (stat(dir, &sb) == 0) return S_ISDIR(sb.st_mode) ? 0 : -1;
+  if (stat(dir, &sb) == 0) {
+    if (S_ISDIR(sb.st_mode)) return 0;
+    errno = ENOTDIR;
+    return -1;
+  }
   if (mkdir(dir, 0700) == 0 || errno == EEXIST) return 0;
   return -1;
 }
@@ -1260,8 +1291,7 @@ void amp_store_stats(const amp_store_t *st, amp_store_stats_t *o) {
       }
     }
   }
-  /* Gauges of the indexes: racy reads of writer-owned counts, fine for stats. */
-  o->resolutions_live = __atomic_load_n(&st->hix.res_count, __ATOMIC_RELAXED);
-  o->replay_live = __atomic_load_n(&st->hix.rpl_count, __ATOMIC_RELAXED);
-  o->sets_known = __atomic_load_n(&st->six.count, __ATOMIC_RELAXED);
+  o->resolutions_live = cget(st, C_RES_LIVE);
+  o->replay_live = cget(st, C_RPL_LIVE);
+  o->sets_known = cget(st, C_SETS_KNOWN);
 }

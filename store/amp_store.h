@@ -34,7 +34,10 @@
  * (such an HTLC fails rule 7 anyway) and resolutions with cltv_expiry <
  * height - AMP_STORE_RESOLUTION_KEEP (an HTLC that far past its expiry is
  * resolved on chain; a redelivery of it is no longer answered from the
- * store). The settle log is history and is never deleted; the fail log loses
+ * store); a cltv_expiry further than AMP_STORE_CLTV_MAX_AHEAD blocks past the
+ * prune height counts as that height. The filters are counting Bloom filters:
+ * what is forgotten leaves them too, they never go stale. The settle log is
+ * history and is never deleted; the fail log loses
  * its expired prefix by a cursor range delete from its start; prune_height is
  * durable so a reopened store forgets the same entries.
  *
@@ -85,6 +88,10 @@
 
 /* Resolutions are kept this many blocks past their HTLC's cltv_expiry. */
 #define AMP_STORE_RESOLUTION_KEEP 2016
+/* An HTLC whose cltv_expiry lies more than this many blocks past the prune
+ * height when it is resolved is kept as if it expired there (a peer chooses
+ * cltv_expiry; an absurd one must not pin memory or the fail log forever). */
+#define AMP_STORE_CLTV_MAX_AHEAD 4032
 /* Most HTLCs in one settled or cancelled set. */
 #define AMP_STORE_MAX_HTLCS 4096
 /* Most producers. */

@@ -83,8 +83,9 @@ static void test_hidx(void) {
     fill(r[i].tag, 16);
     r[i].loc = AMP_LOC_SETTLE((uint64_t)i + 1, (uint32_t)(i % 5));
     AMP_CHECK_EQ(amp_hidx_check(&ix, r[i].scid, r[i].htlc_id), AMP_OK);
-    AMP_CHECK_EQ(amp_hidx_add(&ix, r[i].scid, r[i].htlc_id, r[i].cltv,
-                              r[i].has_tag ? r[i].tag : NULL, r[i].loc, i % 2), AMP_OK);
+    AMP_CHECK_EQ(amp_hidx_add(&ix, r[i].scid, r[i].htlc_id, r[i].cltv, r[i].cltv,
+                              r[i].has_tag ? r[i].tag : NULL, r[i].loc, i % 2),
+                 AMP_OK);
     if (i % 2 && i % 1000 == 999) amp_hidx_commit(&ix);
     r[i].res = 1;
     r[i].rpl = r[i].has_tag;
@@ -108,7 +109,7 @@ static void test_hidx(void) {
   AMP_CHECK_EQ(amp_hidx_find_res(&ix, 5, 5, &loc), AMP_ERR_NOTFOUND);
 
   /* a second user of a tag does not take it over */
-  AMP_CHECK_EQ(amp_hidx_add(&ix, 77, 1, r[1].cltv, r[1].tag, AMP_LOC_FAIL | 9, 0), AMP_OK);
+  AMP_CHECK_EQ(amp_hidx_add(&ix, 77, 1, r[1].cltv, r[1].cltv, r[1].tag, AMP_LOC_FAIL | 9, 0), AMP_OK);
   uint64_t s, h;
   AMP_CHECK_EQ(amp_hidx_find_rpl(&ix, r[1].cltv, r[1].tag, &s, &h), AMP_OK);
   AMP_CHECK_EQ(s, r[1].scid);
@@ -118,8 +119,8 @@ static void test_hidx(void) {
   /* pending entries: checked by the writer, invisible to readers, rolled back */
   uint8_t ptag[16];
   fill(ptag, 16);
-  AMP_CHECK_EQ(amp_hidx_add(&ix, 88, 1, 500050, ptag, AMP_LOC_FAIL | 10, 1), AMP_OK);
-  AMP_CHECK_EQ(amp_hidx_add(&ix, 88, 2, 499000, NULL, AMP_LOC_FAIL | 11, 1), AMP_OK);
+  AMP_CHECK_EQ(amp_hidx_add(&ix, 88, 1, 500050, 500050, ptag, AMP_LOC_FAIL | 10, 1), AMP_OK);
+  AMP_CHECK_EQ(amp_hidx_add(&ix, 88, 2, 499000, 499000, NULL, AMP_LOC_FAIL | 11, 1), AMP_OK);
   AMP_CHECK_EQ(amp_hidx_check(&ix, 88, 1), AMP_ERR_EXISTS);
   AMP_CHECK_EQ(amp_hidx_find_res(&ix, 88, 1, &loc), AMP_ERR_NOTFOUND);
   AMP_CHECK_EQ(amp_hidx_find_rpl(&ix, 500050, ptag, &s, &h), AMP_ERR_NOTFOUND);
@@ -162,11 +163,23 @@ static void test_hidx(void) {
   /* below the floors nothing is added any more */
   uint8_t t2[16];
   fill(t2, 16);
-  AMP_CHECK_EQ(amp_hidx_add(&ix, 99, 1, 500000, t2, AMP_LOC_FAIL | 12, 0), AMP_OK);
+  AMP_CHECK_EQ(amp_hidx_add(&ix, 99, 1, 500000, 500000, t2, AMP_LOC_FAIL | 12, 0), AMP_OK);
   AMP_CHECK_EQ(amp_hidx_check(&ix, 99, 1), AMP_OK);
-  AMP_CHECK_EQ(amp_hidx_add(&ix, 99, 2, 500060, t2, AMP_LOC_FAIL | 13, 0), AMP_OK);
+  AMP_CHECK_EQ(amp_hidx_add(&ix, 99, 2, 500060, 500060, t2, AMP_LOC_FAIL | 13, 0), AMP_OK);
   AMP_CHECK_EQ(amp_hidx_check(&ix, 99, 2), AMP_ERR_EXISTS);
   AMP_CHECK_EQ(amp_hidx_find_rpl(&ix, 500060, t2, &s, &h), AMP_ERR_NOTFOUND);
+  /* an entry kept below its cltv (capped): found by its real cltv, pruned by
+   * its keep height */
+  uint8_t t3[16];
+  fill(t3, 16);
+  AMP_CHECK_EQ(amp_hidx_add(&ix, 98, 1, 4000000000u, 500200, t3, AMP_LOC_FAIL | 14, 0), AMP_OK);
+  AMP_CHECK_EQ(amp_hidx_find_rpl(&ix, 4000000000u, t3, &s, &h), AMP_OK);
+  AMP_CHECK_EQ(amp_hidx_find_res(&ix, 98, 1, &loc), AMP_OK);
+  amp_hidx_prune(&ix, 500201, 500050);
+  AMP_CHECK_EQ(amp_hidx_find_rpl(&ix, 4000000000u, t3, &s, &h), AMP_ERR_NOTFOUND);
+  AMP_CHECK_EQ(amp_hidx_find_res(&ix, 98, 1, &loc), AMP_OK);
+  amp_hidx_prune(&ix, 500201, 500201);
+  AMP_CHECK_EQ(amp_hidx_find_res(&ix, 98, 1, &loc), AMP_ERR_NOTFOUND);
   /* prune everything: no entries left, free list reused */
   amp_hidx_prune(&ix, 600000, 600000);
   AMP_CHECK_EQ(ix.live, 0);
@@ -174,7 +187,7 @@ static void test_hidx(void) {
   AMP_CHECK_EQ(ix.rpl_count, 0);
   AMP_CHECK_EQ(ix.n_bk, 0);
   uint32_t n_ent = ix.n_ent;
-  AMP_CHECK_EQ(amp_hidx_add(&ix, 1, 1, 600001, t2, 1, 0), AMP_OK);
+  AMP_CHECK_EQ(amp_hidx_add(&ix, 1, 1, 600001, 600001, t2, 1, 0), AMP_OK);
   AMP_CHECK_EQ(ix.n_ent, n_ent);
   amp_hidx_fini(&ix);
   free(r);

@@ -651,8 +651,39 @@ static void test_prune(void) {
   p.height = 5;
   AMP_CHECK_EQ(run1(st, &p), AMP_OK);
   uint8_t hv[4];
+  uint32_t h0 = 1050 + AMP_STORE_RESOLUTION_KEEP;
   AMP_CHECK_EQ(amp_store_meta_get(st, "prune_height", hv, 4), 4);
-  AMP_CHECK_EQ(amp_be32(hv), 1050 + AMP_STORE_RESOLUTION_KEEP);
+  AMP_CHECK_EQ(amp_be32(hv), h0);
+
+  /* an absurd cltv_expiry (a peer's choice) is kept only CLTV_MAX_AHEAD
+   * blocks past the prune height: it neither pins memory nor stops the fail
+   * log's prefix delete */
+  amp_store_intent_t far;
+  mk_fail(&far, 950, 1, 0xfffffff0u, 1, 0x400f);
+  AMP_CHECK_EQ(run1(st, &far), AMP_OK);
+  uint64_t a, b;
+  amp_store_resolution_t r;
+  AMP_CHECK_EQ(amp_store_replay_get(st, far.cltv_expiry, far.onion_tag, &a, &b), AMP_OK);
+  uint32_t keep = h0 + AMP_STORE_CLTV_MAX_AHEAD;
+  for (int round = 0; round < 2; round++) {
+    p.height = round ? keep + AMP_STORE_RESOLUTION_KEEP + 1 : keep + 1;
+    AMP_CHECK_EQ(run1(st, &p), AMP_OK);
+    AMP_CHECK_EQ(amp_store_replay_get(st, far.cltv_expiry, far.onion_tag, &a, &b),
+                 AMP_ERR_NOTFOUND);
+    AMP_CHECK_EQ(amp_store_resolution_get(st, 950, 1, &r), round ? AMP_ERR_NOTFOUND : AMP_OK);
+    amp_store_close(st);
+    st = open_or_die(&c);
+    AMP_CHECK_EQ(amp_store_replay_get(st, far.cltv_expiry, far.onion_tag, &a, &b),
+                 AMP_ERR_NOTFOUND);
+    AMP_CHECK_EQ(amp_store_resolution_get(st, 950, 1, &r), round ? AMP_ERR_NOTFOUND : AMP_OK);
+  }
+  amp_store_close(st);
+  AMP_CHECK_EQ(raw_count(dir, "fails"), 0);
+  AMP_CHECK_EQ(raw_count(dir, "settles"), NS);
+  st = open_or_die(&c);
+  amp_store_stats_t sx;
+  amp_store_stats(st, &sx);
+  AMP_CHECK_EQ(sx.resolutions_live, 0);
   amp_store_close(st);
   rm_rf(dir);
   free(dir);
@@ -1116,6 +1147,7 @@ static void test_crash(void) {
     AMP_CHECK_EQ(amp_store_set_foreach(st, 1, crash_walk, &w), AMP_OK);
     gaps += w.bad_gap;
     bad_pre += w.bad_pre;
+    if (!w.seen) w.seen = malloc(sizeof *w.seen); /* qsort/bsearch want a base */
     qsort(w.seen, w.n_seen, sizeof *w.seen, cmp_rel);
     for (size_t i = 1; i < w.n_seen; i++) dup += w.seen[i].seq == w.seen[i - 1].seq;
     for (size_t i = before; i < n_rel; i++) {
