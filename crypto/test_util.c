@@ -31,7 +31,7 @@ static void check_strerror(void) {
 }
 
 static void check_ct(uint64_t *rng) {
-  uint8_t a[100], b[100];
+  uint8_t a[100] = {0}, b[100] = {0};
   AMP_CHECK(amp_ct_eq(a, b, 0) == 1);
   AMP_CHECK(amp_ct_is_zero(a, 0) == 1);
   for (size_t n = 1; n <= sizeof a; n++) {
