@@ -852,6 +852,31 @@ static void test_idle_and_stop(void) {
   uint64_t t0 = mono_ns();
   AMP_CHECK_EQ(run1(st, &inv), AMP_OK);
   fprintf(stderr, "idle: first intent after sleep back in %.0f us\n", (mono_ns() - t0) / 1e3);
+  /* light load: one intent every 2 ms; the writer sleeps between them and
+   * while a group fills, so the process stays far from a core */
+  {
+    amp_store_cfg_t cl = c;
+    cl.sync = AMP_STORE_SYNC_NONE;
+    char sub[512];
+    snprintf(sub, sizeof sub, "%s/light", dir);
+    cl.dir = sub;
+    amp_store_t *sl = open_or_die(&cl);
+    static amp_store_intent_t li[150];
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
+    uint64_t w0 = mono_ns();
+    for (unsigned i = 0; i < 150; i++) {
+      mk_fail(&li[i], 77, i, 900000, 1, 0x400f);
+      AMP_CHECK_EQ(run1(sl, &li[i]), AMP_OK);
+      usleep(2000);
+    }
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
+    double wall_ms = (double)(mono_ns() - w0) / 1e6;
+    cpu_ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
+    fprintf(stderr, "light load: %.1f ms of CPU in %.0f ms for 150 single-intent commits\n",
+            cpu_ms, wall_ms);
+    AMP_CHECK(cpu_ms < 0.25 * wall_ms);
+    amp_store_close(sl);
+  }
   /* stop: idempotent, refuses new intents, reads still work */
   amp_store_stop(st);
   amp_store_stop(st);
