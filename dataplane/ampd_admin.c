@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include <rte_ethdev.h>
+#include <rte_log.h>
 
 #include "amp_admin.h"
 #include "ampd.h"
@@ -66,11 +67,65 @@ static void set_view(amp_admin_set_t *v, const amp_set_info_t *in) {
   v->amt_msat = in->amount_msat;
 }
 
+/* A resolved set as its settle-log record has it: time and HTLCs (amount,
+ * child index, cltv; never the preimage). */
+typedef struct {
+  uint64_t want;                 /* settle index */
+  int found;
+  uint64_t time;                 /* unix seconds */
+  uint64_t total;                /* sum of the HTLCs */
+  amp_admin_htlc_t *htlcs;       /* malloc'd (NULL when there are none) */
+  size_t n;
+  int with_htlcs;
+  int err;
+} logset_t;
+
+static int logset_cb(void *ctx, const amp_store_set_t *st) {
+  logset_t *l = ctx;
+  if (st->settle_index != l->want) return 1;
+  l->found = 1;
+  l->time = st->time_ns / 1000000000ULL;
+  for (uint32_t i = 0; i < st->n_htlcs; i++) l->total += st->htlcs[i].amount_msat;
+  if (!l->with_htlcs || !st->n_htlcs) return 1;
+  l->htlcs = calloc(st->n_htlcs, sizeof *l->htlcs);
+  if (!l->htlcs) {
+    l->err = AMP_ERR_NOMEM;
+    return 1;
+  }
+  for (uint32_t i = 0; i < st->n_htlcs; i++) {
+    const amp_store_htlc_t *h = &st->htlcs[i];
+    l->htlcs[i] = (amp_admin_htlc_t){h->scid, h->htlc_id, h->amount_msat, h->child_index,
+                                     h->cltv_expiry, 0, 0};
+  }
+  l->n = st->n_htlcs;
+  return 1;
+}
+
+/* Completes v (a settled or cancelled set) from the store's settle log:
+ * its time and, with_htlcs, its HTLCs (v->htlcs then points into *l; free
+ * l->htlcs after use). */
+static int logset_fill(ampd_app_t *app, amp_admin_set_t *v, logset_t *l, int with_htlcs) {
+  memset(l, 0, sizeof *l);
+  if (!v->index) return AMP_OK;
+  l->want = v->index;
+  l->with_htlcs = with_htlcs;
+  int rc = amp_store_set_foreach(app->store, v->index, logset_cb, l);
+  if (rc == AMP_OK) rc = l->err;
+  if (rc != AMP_OK || !l->found) return rc;
+  v->time = l->time;
+  v->htlcs = l->htlcs;
+  v->n_htlcs = l->n;
+  if (!v->amt_msat) v->amt_msat = l->total;
+  if (!v->total_msat && v->state == AMP_ADMIN_SET_SETTLED) v->total_msat = l->total;
+  return AMP_OK;
+}
+
 /* ---- ops ---------------------------------------------------------------- */
 
 static int op_getinfo(void *ctx, amp_admin_info_t *out, amp_admin_reply_t *r) {
   ampd_app_t *app = ctx;
   (void)r;
+  ampd_log(AMP_LOG_DEBUG, "admin: getinfo");
   snprintf(out->version, sizeof out->version, "%s", AMPD_VERSION);
   out->has_node_id = 1;
   memcpy(out->node_id, app->node_id, 33);
@@ -103,6 +158,7 @@ static const char *const DROP_LABEL[AMP_FRAME_DROP_COUNT_] = {
 
 static int op_stats(void *ctx, amp_admin_reply_t *r) {
   ampd_app_t *app = ctx;
+  ampd_log(AMP_LOG_DEBUG, "admin: stats");
   unsigned nw = app->n_workers;
   enum { N_DP = 0
 #define AMPD_CNT_ONE_(n, d) + 1
@@ -113,12 +169,14 @@ static int op_stats(void *ctx, amp_admin_reply_t *r) {
   while (amp_engine_counter_name(n_eng, NULL)) n_eng++;
   size_t max = N_DP + AMP_FRAME_DROP_COUNT_ + n_eng + 8;
   amp_metrics_counter_t *c = calloc(max, sizeof *c);
-  uint64_t *pw = calloc((N_DP + AMP_FRAME_DROP_COUNT_) * (size_t)nw, sizeof *pw);
+  uint64_t *pw = calloc((N_DP + AMP_FRAME_DROP_COUNT_ + n_eng) * (size_t)nw, sizeof *pw);
+  amp_engine_stats_t *ew = calloc(nw + 1, sizeof *ew);
   char(*labels)[48] = calloc(AMP_FRAME_DROP_COUNT_, sizeof *labels);
-  if (!c || !pw || !labels) {
+  if (!c || !pw || !labels || !ew) {
     free(c);
     free(pw);
     free(labels);
+    free(ew);
     return AMP_ERR_NOMEM;
   }
   size_t n = 0;
@@ -143,15 +201,19 @@ static int op_stats(void *ctx, amp_admin_reply_t *r) {
     c[n++] = (amp_metrics_counter_t){"frames_dropped", "fabric frames dropped, by reason",
                                      "reason", labels[d], v, t};
   }
-  /* The engine's counters (summed over its workers). */
-  amp_engine_stats_t es;
-  amp_engine_stats(app->engine, &es);
-  const uint64_t *ev = (const uint64_t *)&es;
-  for (size_t i = 0; i < n_eng; i++) {
+  /* The engine's counters, per worker; the admin path's own (none count
+   * today) go into the total, and then no per-worker series is shown. */
+  for (unsigned w = 0; w <= nw; w++)
+    if (amp_engine_worker_stats(app->engine, w, &ew[w]) != AMP_OK) memset(&ew[w], 0, sizeof ew[w]);
+  amp_engine_stats_t es = ew[0];
+  for (size_t i = 0; i < n_eng; i++, k++) {
     const char *desc = NULL;
     const char *name = amp_engine_counter_name(i, &desc);
+    uint64_t *v = pw + k * nw, t = 0;
+    for (unsigned w = 0; w < nw; w++) t += v[w] = ((const uint64_t *)(const void *)&ew[w])[i];
+    uint64_t adm = ((const uint64_t *)(const void *)&ew[nw])[i];
     if (!strcmp(name, "held")) continue;   /* a gauge below would share the name */
-    c[n++] = (amp_metrics_counter_t){name, desc, NULL, NULL, NULL, ev[i]};
+    c[n++] = (amp_metrics_counter_t){name, desc, NULL, NULL, adm ? NULL : v, t + adm};
   }
   amp_store_stats_t ss;
   amp_store_stats(app->store, &ss);
@@ -170,6 +232,7 @@ static int op_stats(void *ctx, amp_admin_reply_t *r) {
   free(c);
   free(pw);
   free(labels);
+  free(ew);
   return rc;
 }
 
@@ -198,6 +261,8 @@ static int op_addinvoice(void *ctx, const amp_admin_addinvoice_t *in,
     out->created = inv.created;
     out->expiry = (uint32_t)inv.expiry;
     out->state = AMP_ADMIN_INV_OPEN;
+    ampd_log(AMP_LOG_INFO, "admin: %s invoice added (add_index %" PRIu64 ")", in->amp ? "AMP" : "MPP",
+             inv.add_index);
   }
   amp_wipe(&inv, sizeof inv);
   return rc;
@@ -212,11 +277,33 @@ static int op_lookupinvoice(void *ctx, const amp_admin_invoice_ref_t *ref, amp_a
   ampd_app_t *app = ctx;
   amp_store_invoice_t inv;
   int rc = lookup(app, ref, &inv);
+  if (rc != AMP_OK) return rc;
+  amp_admin_invoice_t v;
+  invoice_view(&v, &inv);
+  /* Its sets: settled and cancelled ones with index, amount, time and
+   * HTLCs (from the settle log), live ones with what they hold. */
+  enum { MAX_SETS = 1024 };
+  amp_set_info_t *si = malloc(MAX_SETS * sizeof *si);
+  amp_admin_set_t *sv = calloc(MAX_SETS, sizeof *sv);
+  logset_t *ls = calloc(MAX_SETS, sizeof *ls);
+  size_t n = 0;
+  if (!si || !sv || !ls) rc = AMP_ERR_NOMEM;
+  else n = amp_engine_invoice_sets(app->engine, inv.payment_addr, si, MAX_SETS);
+  for (size_t i = 0; i < n && rc == AMP_OK; i++) {
+    set_view(&sv[i], &si[i]);
+    rc = logset_fill(app, &sv[i], &ls[i], 1);
+    if (inv.type == AMP_INVOICE_MPP && sv[i].state == AMP_ADMIN_SET_SETTLED)
+      v.settle_index = sv[i].settle_index;
+  }
   if (rc == AMP_OK) {
-    amp_admin_invoice_t v;
-    invoice_view(&v, &inv);
+    v.sets = sv;
+    v.n_sets = n;
     rc = amp_admin_reply_invoice(r, &v);
   }
+  for (size_t i = 0; ls && i < n; i++) free(ls[i].htlcs);
+  free(si);
+  free(sv);
+  free(ls);
   amp_wipe(&inv, sizeof inv);
   return rc;
 }
@@ -284,6 +371,8 @@ static int op_cancelinvoice(void *ctx, const amp_admin_invoice_ref_t *ref, amp_a
   amp_store_invoice_t inv;
   int rc = lookup(app, ref, &inv);
   if (rc == AMP_OK) rc = amp_engine_invoice_cancel(app->engine, inv.payment_addr);
+  if (rc == AMP_OK)
+    ampd_log(AMP_LOG_INFO, "admin: invoice cancelled (add_index %" PRIu64 ")", inv.add_index);
   amp_wipe(&inv, sizeof inv);
   return rc;
 }
@@ -295,7 +384,33 @@ static int op_lookupset(void *ctx, const uint8_t set_id[32], amp_admin_reply_t *
   if (rc != AMP_OK) return rc;
   amp_admin_set_t v;
   set_view(&v, &info);
-  return amp_admin_reply_set(r, &v);
+  logset_t l;
+  memset(&l, 0, sizeof l);
+  amp_admin_htlc_t *x = NULL;
+  if (v.index) {
+    rc = logset_fill(app, &v, &l, 1);
+  } else {
+    /* held: its HTLCs from the held list */
+    enum { PAGE = 4096 };
+    amp_held_info_t *h = malloc(PAGE * sizeof *h);
+    x = malloc(PAGE * sizeof *x);
+    if (!h || !x) rc = AMP_ERR_NOMEM;
+    size_t n = rc == AMP_OK ? amp_engine_held_list(app->engine, 0, h, PAGE) : 0;
+    uint64_t now_ms = ampd_now_ns() / 1000000ULL, hold = app->cfg.hold_timeout_ms, m = 0;
+    for (size_t j = 0; j < n; j++) {
+      if (memcmp(h[j].set_id, set_id, 32) != 0) continue;
+      uint64_t left = h[j].deadline_ms > now_ms ? h[j].deadline_ms - now_ms : 0;
+      x[m++] = (amp_admin_htlc_t){h[j].scid, h[j].htlc_id, h[j].amount_msat, h[j].child_index,
+                                  h[j].cltv_expiry, hold > left ? hold - left : 0, left};
+    }
+    v.htlcs = x;
+    v.n_htlcs = m;
+    free(h);
+  }
+  if (rc == AMP_OK) rc = amp_admin_reply_set(r, &v);
+  free(l.htlcs);
+  free(x);
+  return rc;
 }
 
 static int op_listsets(void *ctx, const amp_admin_list_sets_t *q, amp_admin_reply_t *r) {
@@ -315,7 +430,9 @@ static int op_listsets(void *ctx, const amp_admin_list_sets_t *q, amp_admin_repl
       if (q->reversed && q->index_offset && s->settle_index >= q->index_offset) continue;
       amp_admin_set_t v;
       set_view(&v, s);
-      rc = amp_admin_reply_set(r, &v);
+      logset_t l;
+      rc = logset_fill(app, &v, &l, 0);   /* its time */
+      if (rc == AMP_OK) rc = amp_admin_reply_set(r, &v);
     }
     if (got < PAGE) break;
     skip += got;
@@ -350,8 +467,8 @@ static int op_listheld(void *ctx, amp_admin_reply_t *r) {
       if (done[j] || memcmp(h[j].set_id, h[i].set_id, 32) != 0) continue;
       done[j] = 1;
       uint64_t left = h[j].deadline_ms > now_ms ? h[j].deadline_ms - now_ms : 0;
-      x[m] = (amp_admin_htlc_t){h[j].scid, h[j].htlc_id, h[j].amount_msat, 0, h[j].cltv_expiry,
-                                hold > left ? hold - left : 0, left};
+      x[m] = (amp_admin_htlc_t){h[j].scid, h[j].htlc_id, h[j].amount_msat, h[j].child_index,
+                                h[j].cltv_expiry, hold > left ? hold - left : 0, left};
       amt += h[j].amount_msat;
       m++;
     }
@@ -386,13 +503,19 @@ static int op_settip(void *ctx, uint32_t height, amp_admin_reply_t *r) {
 
 static int op_setloglevel(void *ctx, int level, amp_admin_reply_t *r) {
   ampd_app_t *app = ctx;
-  (void)r;
   int ours = level <= AMP_ADMIN_LOG_ERR ? AMP_LOG_ERROR
            : level == AMP_ADMIN_LOG_WARNING ? AMP_LOG_WARN
            : level <= AMP_ADMIN_LOG_INFO ? AMP_LOG_INFO : AMP_LOG_DEBUG;
+  /* The ampd log type takes the exact level (notice, crit... too); the
+   * config keeps the nearest of its own four. */
+  int type = rte_log_register("ampd");   /* the existing type */
+  if (type < 0 || rte_log_set_level((uint32_t)type, (uint32_t)level) != 0) {
+    amp_admin_reply_errorf(r, "level: DPDK refused log level %d for the ampd log type", level);
+    return AMP_ERR_STATE;
+  }
   app->cfg.log_level = (uint8_t)ours;
   ampd_log_level = ours;
-  ampd_log(AMPD_LOG_NOTICE, "admin: log level %s", amp_config_log_str(ours));
+  ampd_log(AMPD_LOG_NOTICE, "admin: log level %s", amp_admin_log_level_str(level));
   return AMP_OK;
 }
 

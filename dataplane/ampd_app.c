@@ -23,8 +23,11 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
+#include <rte_cycles.h>
 #include <rte_eal.h>
+#include <rte_ethdev.h>
 #include <rte_lcore.h>
+#include <rte_log.h>
 #include <rte_malloc.h>
 
 #include "amp_secp.h"
@@ -33,15 +36,42 @@
 
 int ampd_log_level = AMP_LOG_INFO;
 
+/* DPDK's rte_log with a log type of ampd's own, "ampd" (EAL's
+ * --log-level=ampd:debug works; the admin's setloglevel changes it at run
+ * time). Lines go where EAL sends its log (stderr). */
+RTE_LOG_REGISTER(ampd_logtype, ampd, INFO);
+
+static uint32_t rte_level_of(int level) {
+  return level == AMP_LOG_ERROR ? RTE_LOG_ERR
+       : level == AMP_LOG_WARN ? RTE_LOG_WARNING
+       : level == AMP_LOG_DEBUG ? RTE_LOG_DEBUG
+       : level == AMPD_LOG_NOTICE ? RTE_LOG_NOTICE : RTE_LOG_INFO;
+}
+
+/* The configured level (amp_config_log_t) onto the log type. */
+static void log_level_apply(int level) {
+  ampd_log_level = level;
+  rte_log_set_level(ampd_logtype, rte_level_of(level));
+}
+
 void ampd_log(int level, const char *fmt, ...) {
-  if (level > ampd_log_level && level != AMPD_LOG_NOTICE) return;
+  uint32_t rl = rte_level_of(level);
+  int pass = rte_log_can_log(ampd_logtype, rl);
+  if (!pass && level != AMPD_LOG_NOTICE) return;
   static const char *const tag[] = {"error", "warn", "info", "debug", "notice"};
   char line[1024];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(line, sizeof line, fmt, ap);
   va_end(ap);
-  fprintf(stderr, "ampd: %s: %s\n", tag[level < 0 ? 0 : level > 4 ? 4 : level], line);
+  const char *t = tag[level < 0 ? 0 : level > 4 ? 4 : level];
+  if (pass) {
+    rte_log(rl, ampd_logtype, "ampd: %s: %s\n", t, line);
+  } else {   /* start, stop, reload: always, whatever the level */
+    FILE *f = rte_log_get_stream();
+    fprintf(f ? f : stderr, "ampd: %s: %s\n", t, line);
+    fflush(f ? f : stderr);
+  }
 }
 
 static volatile sig_atomic_t got_signal;
@@ -80,7 +110,7 @@ static void reload(ampd_app_t *app) {
   }
   amp_config_t *cur = &app->cfg;
   cur->log_level = next.log_level;
-  ampd_log_level = next.log_level;
+  log_level_apply(next.log_level);
   cur->stats_interval_ms = next.stats_interval_ms;
   cur->exit_idle_ms = next.exit_idle_ms;
   char *a = dump_str(cur), *b = dump_str(&next);
@@ -426,7 +456,7 @@ int ampd_run(int argc, char **argv, const ampd_hooks_t *hooks) {
     return early_exit(2);
   }
   amp_config_t *cfg = &app->cfg;
-  ampd_log_level = cfg->log_level;
+  log_level_apply(cfg->log_level);
 
   /* The node key, before anything touches the store. */
   uint8_t node_key[32];

@@ -2201,7 +2201,37 @@ size_t amp_engine_held_list(amp_engine_t *e, size_t skip, amp_held_info_t *out, 
     set_t *s = h->set;
     if (s) memcpy(o->set_id, s->k.key, 32);
     o->deadline_ms = h->timer.deadline_ms;
+    o->child_index = h->child_index;
   }
   admin_end_(e, reg);
   return got;
+}
+
+size_t amp_engine_invoice_sets(amp_engine_t *e, const uint8_t addr[32], amp_set_info_t *out,
+                               size_t max) {
+  int reg = admin_begin_(e);
+  size_t got = 0;
+  struct cds_lfht_iter it;
+  struct cds_lfht_node *nd;
+  cds_lfht_for_each(e->t_set, &it, nd) {
+    if (got >= max) break;
+    const skey_t *sk = container_of_(nd, skey_t, node);
+    const uint8_t *pa = sk->live ? ((const set_t *)sk)->inv->rec.payment_addr
+                                 : ((const dset_t *)sk)->payment_addr;
+    if (memcmp(pa, addr, 32) == 0) set_info_(&out[got++], sk);
+  }
+  admin_end_(e, reg);
+  return got;
+}
+
+int amp_engine_worker_stats(const amp_engine_t *e, unsigned idx, amp_engine_stats_t *out) {
+  if (idx > e->cfg.workers) return AMP_ERR_RANGE;
+  memset(out, 0, sizeof *out);
+  uint64_t *o = (uint64_t *)(void *)out;
+  const uint64_t *c = idx < e->cfg.workers ? (const uint64_t *)(const void *)&e->w[idx]->c
+                                           : (const uint64_t *)(const void *)&e->ac;
+  for (size_t k = 0; k < N_CNT; k++) o[k] = __atomic_load_n(&c[k], __ATOMIC_RELAXED);
+  out->held_now = atomic_load(&((amp_engine_t *)e)->held);
+  out->height = amp_engine_height(e);
+  return AMP_OK;
 }

@@ -329,10 +329,23 @@ typedef struct {
   uint32_t cltv_expiry;
   uint8_t set_id[32];
   uint64_t deadline_ms;          /* CLOCK_MONOTONIC ms of its hold timeout */
+  uint32_t child_index;          /* AMP child index (0 for MPP) */
 } amp_held_info_t;
 
 /* amp_engine_held_list writes up to max held HTLCs (skipping `skip`).
  * Returns the count. */
 size_t amp_engine_held_list(amp_engine_t *e, size_t skip, amp_held_info_t *out, size_t max);
+
+/* amp_engine_invoice_sets writes up to max sets of the invoice with that
+ * payment_addr (live and done, table order). Returns the count (the total
+ * may be larger). Cost: O(sets in memory). */
+size_t amp_engine_invoice_sets(amp_engine_t *e, const uint8_t addr[32], amp_set_info_t *out,
+                               size_t max);
+
+/* amp_engine_worker_stats copies the counters of worker idx (0 .. workers-1),
+ * or with idx == workers those of the admin path, into out (gauges: the
+ * engine's). AMP_ERR_RANGE past that. Racy like amp_engine_stats. Any thread. */
+AMP_WARN_UNUSED int amp_engine_worker_stats(const amp_engine_t *e, unsigned idx,
+                                            amp_engine_stats_t *out);
 
 #endif /* AMP_ENGINE_H */

@@ -59,7 +59,8 @@
 #define AMP_ADMIN_METRICS_ANY_PORT (-1)           /* metrics_port: an ephemeral port */
 
 #define AMP_ADMIN_MEMO_MAX 639            /* BOLT #11 description, bytes */
-#define AMP_ADMIN_EXPIRY_DEFAULT 86400    /* seconds */
+#define AMP_ADMIN_EXPIRY_DEFAULT 2592000  /* seconds: 30 days, the engine's default
+                                          * (amp_invoice_add_t); LND's is 1 day */
 #define AMP_ADMIN_EXPIRY_MAX 31536000     /* one year, as LND */
 #define AMP_ADMIN_LIST_DEFAULT 100        /* listinvoices / listsets page */
 #define AMP_ADMIN_LIST_MAX 10000
@@ -204,7 +205,7 @@ typedef struct {
                                 * a daemon that keeps fewer bytes refuses a longer
                                 * one (AMP_ERR_RANGE + errorf), never cuts it */
   uint32_t expiry;             /* seconds, 1..AMP_ADMIN_EXPIRY_MAX (the server applies
-                                * the default, AMP_ADMIN_EXPIRY_DEFAULT, as LND) */
+                                * the default, AMP_ADMIN_EXPIRY_DEFAULT: 30 days) */
   uint32_t cltv_delta;         /* 0: the daemon's default */
   int has_preimage;            /* MPP only: the caller's preimage; else draw one */
   uint8_t preimage[32];        /* wiped by the server after the op returns */

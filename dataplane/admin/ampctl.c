@@ -45,10 +45,10 @@ typedef struct {
 
 static const opt_t o_addinvoice[] = {
   {"amp", "amp", T_FLAG, "an AMP invoice (reusable; the amount is optional)"},
-  {"amt", "amt_msat", T_SAT, "amount in satoshis (as lncli)"},
-  {"amt_msat", "amt_msat", T_U64, "amount in millisatoshis"},
-  {"memo", "memo", T_STR, "description, up to 639 bytes"},
-  {"expiry", "expiry", T_U64, "seconds until it expires (default 86400)"},
+  {"amt", "amt_msat", T_SAT, "amount in SATOSHIS, as lncli (--amt 1000 = 1000000 msat)"},
+  {"amt_msat", "amt_msat", T_U64, "amount in millisatoshis (--amt_msat 1000 = 1 sat)"},
+  {"memo", "memo", T_STR, "description; ampd keeps up to 127 bytes and refuses a longer one"},
+  {"expiry", "expiry", T_U64, "seconds until it expires, 1 to 31536000 (default 2592000: 30 days)"},
   {"cltv_delta", "cltv_delta", T_U64, "min final CLTV delta in blocks"},
   {"preimage", "preimage", T_HEX, "MPP only: 32-byte preimage in hex (random if absent, never shown)"},
   {0},
