@@ -946,10 +946,22 @@ static void receive_(amp_worker_t *w, htlc_t *h, const arrival_t *a, const amp_p
   int is_amp = (pl->present & AMP_PAYLOAD_AMP) != 0;
   int has_mpp = (pl->present & AMP_PAYLOAD_MPP) != 0;
   inv_t *inv;
+  /* the set first (one keyed hash and one lookup per HTLC, reused below):
+   * a shard of a live AMP set takes that set's invoice when the payment_addr
+   * matches, which is what the addr index would return (invoices never leave
+   * it), and skips the index: ~300 instructions for every shard but the
+   * first of a set */
+  uint8_t kind = is_amp ? K_AMP : K_MPP;
+  const uint8_t *sid = is_amp ? pl->amp_set_id : a->payment_hash;
+  unsigned long shv = hash_set_(e, kind, sid);
+  skey_t *sk = set_find_h_(e, kind, sid, shv);
 
   /* rule 2 */
   if (is_amp) {
-    inv = inv_by_addr_(e, pl->payment_addr);
+    inv = NULL;
+    if (sk && sk->live && memcmp(((set_t *)sk)->inv->rec.payment_addr, pl->payment_addr, 32) == 0)
+      inv = ((set_t *)sk)->inv;
+    if (!inv) inv = inv_by_addr_(e, pl->payment_addr);
     if (!inv) {
       if (!e->cfg.accept_amp || !(inv = placeholder_(w, pl))) {
         CNT(w, fail_no_invoice);
@@ -991,10 +1003,6 @@ static void receive_(amp_worker_t *w, htlc_t *h, const arrival_t *a, const amp_p
     CNT(w, fail_total_msat);
     goto fail;
   }
-  uint8_t kind = is_amp ? K_AMP : K_MPP;
-  const uint8_t *sid = is_amp ? pl->amp_set_id : a->payment_hash;
-  unsigned long shv = hash_set_(e, kind, sid); /* once per HTLC */
-  skey_t *sk = set_find_h_(e, kind, sid, shv);
   /* rule 6 */
   if (sk && sk->live) {
     set_t *s = (set_t *)sk;
