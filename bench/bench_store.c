@@ -5,7 +5,8 @@
  * producer count (1, 2): a fresh store with 1024 AMP invoices; producer
  * threads keep their ring full of SETTLE intents (distinct set_ids, HTLCs on
  * 256 channels with increasing htlc ids, one of the invoices each) for
- * --seconds; each figure is the median of --runs runs. Reported per row:
+ * --seconds; each figure is the median of --runs rounds (each round runs
+ * every configuration once, so load from elsewhere hits all rows alike). Reported per row:
  * sets/s (the first 20% of each run is warm-up, not counted), LMDB puts per
  * settlement, mean commit group, commit (write + sync) p50/p99, and the
  * latency from submit to handback p50/p99.
@@ -221,7 +222,7 @@ static void *prod_main(void *arg) {
 
 typedef struct {
   double sets_per_s, puts_per_set, group_mean, commit_p50_us, commit_p99_us, lat_p50_us,
-      lat_p99_us, commit_share;
+      lat_p99_us, commit_share, open_ms;
   uint64_t errors;
 } run_t;
 
@@ -292,10 +293,12 @@ static run_t run_store(amp_store_sync_t sync, unsigned nh, unsigned np, uint64_t
   amp_store_cfg_t c = {.dir = dir, .producers = np, .sync = sync, .map_size = 8ull << 30,
                        .ring_size = POOL, .filter_entries = preload_n ? 2u << 20 : 0};
   amp_store_t *st;
+  uint64_t to = amp_bench_now_ns();
   if (amp_store_open(&st, &c) != AMP_OK) {
     fprintf(stderr, "cannot open the store in %s\n", dir);
     exit(1);
   }
+  double open_ms = (double)(amp_bench_now_ns() - to) / 1e6;
   if (!preload_n) make_invoices(st, inv, &rng);
   settle_disk();
   amp_store_stats_t s0, s1;
@@ -319,7 +322,7 @@ static run_t run_store(amp_store_sync_t sync, unsigned nh, unsigned np, uint64_t
   while (amp_bench_now_ns() < end) usleep(1000);
   amp_store_stats(st, &s1);
   atomic_store(&stop, 1);
-  run_t r = {0};
+  run_t r = {.open_ms = open_ms};
   hist_t lat = {0};
   uint64_t done = 0;
   for (unsigned p = 0; p < np; p++) {
@@ -354,14 +357,6 @@ static int cmp_run(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-/* median run by sets/s (its other figures go with it) */
-static run_t median_store(amp_store_sync_t sync, unsigned nh, unsigned np, uint64_t preload_n) {
-  run_t r[9];
-  int n = g_runs > 9 ? 9 : g_runs;
-  for (int i = 0; i < n; i++) r[i] = run_store(sync, nh, np, preload_n);
-  qsort(r, (size_t)n, sizeof *r, cmp_run);
-  return r[n / 2];
-}
 
 /* --- raw LMDB baselines --------------------------------------------------------------- */
 
@@ -488,17 +483,7 @@ static double base_schema_v0(uint64_t preload_n) {
   return (double)sets / ((double)(t - t0) / 1e9);
 }
 
-static double median_of(double (*fn)(uint64_t), uint64_t arg) {
-  double v[9];
-  int n = g_runs > 9 ? 9 : g_runs;
-  for (int i = 0; i < n; i++) v[i] = fn(arg);
-  return amp_bench_median(v, (size_t)n);
-}
 
-static double single_put_wrap(uint64_t unused) {
-  (void)unused;
-  return base_single_put();
-}
 
 static double loadavg(void) {
   double l = -1;
@@ -536,34 +521,59 @@ int main(int argc, char **argv) {
           g_seconds, g_runs, g_base, load0);
 
   static const unsigned sizes[3] = {1, 3, 16};
+  /* Rounds: every configuration once per round, so a burst of load from
+   * elsewhere on the machine hits all rows alike; medians over rounds. */
+  enum { MAXR = 9 };
+  int nr = g_runs > MAXR ? MAXR : g_runs;
+  static run_t all[MAXR][3][3][2], pre_all[MAXR];
+  double single_all[MAXR], v0f_all[MAXR], v0p_all[MAXR];
+  int sel[3][3][2];
+  for (int s = 0; s < 3; s++)
+    for (int z = 0; z < 3; z++)
+      for (unsigned np = 1; np <= 2; np++) {
+        char tag[64];
+        snprintf(tag, sizeof tag, "%s:%u:%u", sync_name[s], sizes[z], np);
+        sel[s][z][np - 1] = !g_only || !strcmp(g_only, tag);
+      }
+  for (int r = 0; r < nr; r++) {
+    fprintf(stderr, "round %d of %d (loadavg %.2f)\n", r + 1, nr, loadavg());
+    for (int s = 0; s < 3; s++)
+      for (int z = 0; z < 3; z++)
+        for (unsigned np = 1; np <= 2; np++)
+          if (sel[s][z][np - 1]) all[r][s][z][np - 1] = run_store((amp_store_sync_t)s, sizes[z], np, 0);
+    if (g_only) continue;
+    pre_all[r] = run_store(AMP_STORE_SYNC_FULL, 1, 1, 1000000);
+    single_all[r] = base_single_put();
+    v0f_all[r] = base_schema_v0(0);
+    v0p_all[r] = base_schema_v0(1000000);
+  }
   run_t res[3][3][2];
   printf("%-5s %6s %5s %12s %10s %8s %10s %10s %10s %10s %7s\n", "sync", "htlcs", "prod",
          "sets/s", "puts/set", "group", "commit50", "commit99", "lat50", "lat99", "in-sync");
   for (int s = 0; s < 3; s++)
     for (int z = 0; z < 3; z++)
       for (unsigned np = 1; np <= 2; np++) {
-        char tag[64];
-        snprintf(tag, sizeof tag, "%s:%u:%u", sync_name[s], sizes[z], np);
-        if (g_only && strcmp(g_only, tag)) {
-          memset(&res[s][z][np - 1], 0, sizeof(run_t));
-          continue;
-        }
-        run_t r = median_store((amp_store_sync_t)s, sizes[z], np, 0);
-        res[s][z][np - 1] = r;
+        run_t v[MAXR];
+        for (int r = 0; r < nr; r++) v[r] = all[r][s][z][np - 1];
+        qsort(v, (size_t)nr, sizeof *v, cmp_run);
+        run_t m = v[nr / 2];
+        res[s][z][np - 1] = m;
+        if (!sel[s][z][np - 1]) continue;
         printf("%-5s %6u %5u %12.0f %10.2f %8.1f %8.0fus %8.0fus %8.0fus %8.0fus %6.0f%%%s\n",
-               sync_name[s], sizes[z], np, r.sets_per_s, r.puts_per_set, r.group_mean,
-               r.commit_p50_us, r.commit_p99_us, r.lat_p50_us, r.lat_p99_us,
-               100 * r.commit_share, r.errors ? "  ERRORS" : "");
-        fflush(stdout);
+               sync_name[s], sizes[z], np, m.sets_per_s, m.puts_per_set, m.group_mean,
+               m.commit_p50_us, m.commit_p99_us, m.lat_p50_us, m.lat_p99_us,
+               100 * m.commit_share, m.errors ? "  ERRORS" : "");
       }
   if (g_only) return 0;
-  run_t pre = median_store(AMP_STORE_SYNC_FULL, 1, 1, 1000000);
-  printf("%-5s %6u %5u %12.0f %10.2f %8.1f %8.0fus %8.0fus %8.0fus %8.0fus  (1M sets preloaded)\n",
+  qsort(pre_all, (size_t)nr, sizeof *pre_all, cmp_run);
+  run_t pre = pre_all[nr / 2];
+  printf("%-5s %6u %5u %12.0f %10.2f %8.1f %8.0fus %8.0fus %8.0fus %8.0fus  (1M sets "
+         "preloaded; open took %.0f ms)\n",
          "full", 1, 1, pre.sets_per_s, pre.puts_per_set, pre.group_mean, pre.commit_p50_us,
-         pre.commit_p99_us, pre.lat_p50_us, pre.lat_p99_us);
-  double single = median_of(single_put_wrap, 0);
-  double v0_fresh = median_of(base_schema_v0, 0);
-  double v0_pre = median_of(base_schema_v0, 1000000);
+         pre.commit_p99_us, pre.lat_p50_us, pre.lat_p99_us, pre.open_ms);
+  double single = amp_bench_median(single_all, (size_t)nr);
+  double v0_fresh = amp_bench_median(v0f_all, (size_t)nr);
+  double v0_pre = amp_bench_median(v0p_all, (size_t)nr);
   printf("\nbaselines (raw LMDB, full sync):\n");
   printf("  single put per txn:                  %10.0f commits/s\n", single);
   printf("  schema v0 (4 puts/set), empty db:    %10.0f sets/s\n", v0_fresh);
@@ -603,9 +613,9 @@ int main(int argc, char **argv) {
   fprintf(f,
           "  \"preloaded_1M\": {\"sync\": \"full\", \"htlcs\": 1, \"producers\": 1, \"sets_per_s\": "
           "%.0f, \"puts_per_set\": %.2f, \"group_mean\": %.1f, \"commit_us\": {\"p50\": %.0f, "
-          "\"p99\": %.0f}, \"latency_us\": {\"p50\": %.0f, \"p99\": %.0f}},\n",
+          "\"p99\": %.0f}, \"latency_us\": {\"p50\": %.0f, \"p99\": %.0f}, \"open_ms\": %.0f},\n",
           pre.sets_per_s, pre.puts_per_set, pre.group_mean, pre.commit_p50_us, pre.commit_p99_us,
-          pre.lat_p50_us, pre.lat_p99_us);
+          pre.lat_p50_us, pre.lat_p99_us, pre.open_ms);
   fprintf(f,
           "  \"baseline\": {\"single_put_commits_per_s\": %.0f, \"schema_v0_sets_per_s\": %.0f, "
           "\"schema_v0_sets_per_s_preloaded_1M\": %.0f, \"schema_v0_puts_per_set\": 4},\n",

@@ -127,6 +127,28 @@ uint64_t amp_hidx_rpl_hash(const amp_hidx_t *ix, uint32_t cltv, const uint8_t ta
 
 #define HIDX_MIN_SLOTS 1024u
 
+static amp_cbf_t *cbf_new(uint64_t entries) {
+  amp_cbf_t *f = malloc(sizeof *f);
+  if (f && amp_cbf_init(f, entries) != AMP_OK) {
+    free(f);
+    f = NULL;
+  }
+  return f;
+}
+
+static void cbf_free(amp_cbf_t *f) {
+  if (!f) return;
+  amp_cbf_fini(f);
+  free(f);
+}
+
+static inline amp_cbf_t *res_filter(const amp_hidx_t *ix) {
+  return atomic_load_explicit(&((amp_hidx_t *)ix)->res_f, memory_order_acquire);
+}
+static inline amp_cbf_t *rpl_filter(const amp_hidx_t *ix) {
+  return atomic_load_explicit(&((amp_hidx_t *)ix)->rpl_f, memory_order_acquire);
+}
+
 int amp_hidx_init(amp_hidx_t *ix, const amp_sipkey_t *key, uint64_t filter_entries) {
   memset(ix, 0, sizeof *ix);
   ix->key = *key;
@@ -136,15 +158,20 @@ int amp_hidx_init(amp_hidx_t *ix, const amp_sipkey_t *key, uint64_t filter_entri
   ix->rpl_slot = calloc(slots, sizeof(uint32_t));
   ix->res_mask = ix->rpl_mask = (uint32_t)(slots - 1);
   if (!ix->res_slot || !ix->rpl_slot) goto nomem;
-  if (amp_cbf_init(&ix->res_filter, filter_entries) != AMP_OK) goto nomem;
-  if (amp_cbf_init(&ix->rpl_filter, filter_entries) != AMP_OK) goto nomem;
+  amp_cbf_t *rf = cbf_new(filter_entries), *pf = cbf_new(filter_entries);
+  if (!rf || !pf) {
+    cbf_free(rf);
+    cbf_free(pf);
+    goto nomem;
+  }
+  atomic_init(&ix->res_f, rf);
+  atomic_init(&ix->rpl_f, pf);
+  ix->res_cap = ix->rpl_cap = filter_entries < 1 ? 1 : filter_entries;
   rwlock_init_writer_pref(&ix->lock);
   return AMP_OK;
 nomem:
   free(ix->res_slot);
   free(ix->rpl_slot);
-  amp_cbf_fini(&ix->res_filter);
-  amp_cbf_fini(&ix->rpl_filter);
   memset(ix, 0, sizeof *ix);
   return AMP_ERR_NOMEM;
 }
@@ -157,12 +184,15 @@ void amp_hidx_fini(amp_hidx_t *ix) {
   free(ix->rpl_slot);
   free(ix->bk);
   free(ix->pend);
-  amp_cbf_fini(&ix->res_filter);
-  amp_cbf_fini(&ix->rpl_filter);
+  cbf_free(atomic_load(&ix->res_f));
+  cbf_free(atomic_load(&ix->rpl_f));
+  for (uint32_t i = 0; i < ix->n_retired; i++) cbf_free(ix->retired[i]);
+  free(ix->retired);
   memset(ix, 0, sizeof *ix);
 }
 
 static inline amp_hent_t *hent(const amp_hidx_t *ix, uint32_t id) { return &ix->ent[id - 1]; }
+static void filter_grow(amp_hidx_t *ix, int kind);
 
 static inline uint64_t ent_res_hash(const amp_hidx_t *ix, const amp_hent_t *e) {
   return amp_hidx_res_hash(ix, e->scid, e->htlc_id);
@@ -246,7 +276,7 @@ static void ent_drop_res(amp_hidx_t *ix, uint32_t id) {
     tab_delete_at(ix, 0, (uint32_t)pos);
     ix->res_count--;
   }
-  amp_cbf_del(&ix->res_filter, h);
+  amp_cbf_del(res_filter(ix), h);
   e->flags &= (uint8_t)~HENT_RES;
 }
 
@@ -258,7 +288,7 @@ static void ent_drop_rpl(amp_hidx_t *ix, uint32_t id) {
     tab_delete_at(ix, 1, (uint32_t)pos);
     ix->rpl_count--;
   }
-  amp_cbf_del(&ix->rpl_filter, h);
+  amp_cbf_del(rpl_filter(ix), h);
   e->flags &= (uint8_t)~HENT_RPL;
 }
 
@@ -346,12 +376,12 @@ int amp_hidx_add(amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id, uint32_t cltv,
   if (want_res) {
     tab_place(ix->res_slot, ix->res_mask, hres, id);
     ix->res_count++;
-    amp_cbf_add(&ix->res_filter, hres);
+    amp_cbf_add(res_filter(ix), hres);
   }
   if (want_rpl) {
     tab_place(ix->rpl_slot, ix->rpl_mask, hrpl, id);
     ix->rpl_count++;
-    amp_cbf_add(&ix->rpl_filter, hrpl);
+    amp_cbf_add(rpl_filter(ix), hrpl);
   }
   if (!found) {
     memmove(&ix->bk[b + 1], &ix->bk[b], (ix->n_bk - b) * sizeof(amp_hbucket_t));
@@ -362,6 +392,8 @@ int amp_hidx_add(amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id, uint32_t cltv,
   ix->bk[b].head = id;
   ix->bk[b].count++;
   if (pending) ix->pend[ix->n_pend++] = id;
+  if (2 * (uint64_t)ix->res_count > 3 * ix->res_cap) filter_grow(ix, 0);
+  if (2 * (uint64_t)ix->rpl_count > 3 * ix->rpl_cap) filter_grow(ix, 1);
 out:
   pthread_rwlock_unlock(&ix->lock);
   return rc;
@@ -478,12 +510,46 @@ int amp_hidx_find_rpl(amp_hidx_t *ix, uint32_t cltv, const uint8_t tag[16], uint
   return rc;
 }
 
+/* A "no" is only final if the filter was not replaced meanwhile. */
+static int maybe_in(_Atomic(amp_cbf_t *) *fp, uint64_t h) {
+  for (;;) {
+    amp_cbf_t *f = atomic_load_explicit(fp, memory_order_seq_cst);
+    if (amp_cbf_maybe(f, h)) return 1;
+    if (atomic_load_explicit(fp, memory_order_seq_cst) == f) return 0;
+  }
+}
+
 int amp_hidx_maybe_res(const amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id) {
-  return amp_cbf_maybe(&ix->res_filter, amp_hidx_res_hash(ix, scid, htlc_id));
+  return maybe_in(&((amp_hidx_t *)ix)->res_f, amp_hidx_res_hash(ix, scid, htlc_id));
 }
 
 int amp_hidx_maybe_rpl(const amp_hidx_t *ix, uint32_t cltv, const uint8_t tag[16]) {
-  return amp_cbf_maybe(&ix->rpl_filter, amp_hidx_rpl_hash(ix, cltv, tag));
+  return maybe_in(&((amp_hidx_t *)ix)->rpl_f, amp_hidx_rpl_hash(ix, cltv, tag));
+}
+
+/* Writer, write lock held: replace a filter by one 4x the live keys, built
+ * from every entry that has the role (pending ones included). On no memory
+ * the old one stays: only the false-positive rate suffers. */
+static void filter_grow(amp_hidx_t *ix, int kind) {
+  uint64_t live = kind ? ix->rpl_count : ix->res_count;
+  amp_cbf_t *nf = cbf_new(4 * live);
+  if (!nf) return;
+  if (grow((void **)&ix->retired, &ix->cap_retired, ix->n_retired + 1, sizeof *ix->retired) !=
+      AMP_OK) {
+    cbf_free(nf);
+    return;
+  }
+  uint8_t role = kind ? HENT_RPL : HENT_RES;
+  for (uint32_t id = 1; id <= ix->n_ent; id++) {
+    amp_hent_t *e = hent(ix, id);
+    if (e->flags & role) amp_cbf_add(nf, kind ? ent_rpl_hash(ix, e) : ent_res_hash(ix, e));
+  }
+  _Atomic(amp_cbf_t *) *fp = kind ? &ix->rpl_f : &ix->res_f;
+  ix->retired[ix->n_retired++] = atomic_load(fp);
+  atomic_store_explicit(fp, nf, memory_order_seq_cst);
+  if (kind) ix->rpl_cap = 4 * live;
+  else ix->res_cap = 4 * live;
+  ix->filter_grows++;
 }
 
 /* --- set index --------------------------------------------------------------- */

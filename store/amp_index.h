@@ -18,6 +18,9 @@
  *               per expected entry (~6 bytes/entry; ~0.5-1% false positives at
  *               the sized load, measured in test_index). Counting, so prune
  *               and rollback take keys out again: the filter never goes stale.
+ *               Past 1.5x its sizing it is rebuilt 4x larger (see
+ *               amp_hidx_t), so a busier node than configured degrades by one
+ *               pause, not by a filter that always says "maybe".
  *               A counter that reaches 15 sticks (a false positive forever,
  *               never a false negative). One writer; lock-free readers.
  *   amp_hidx_*  the HTLC index: one entry per resolved HTLC, in two open-
@@ -123,7 +126,17 @@ typedef struct {
   uint32_t *pend;        /* ids added since the last commit/rollback */
   uint32_t n_pend, cap_pend;
   uint32_t res_floor, rpl_floor; /* roles below these cltv values are gone */
-  amp_cbf_t res_filter, rpl_filter;
+  /* Filters, by pointer: when the live keys of one pass 1.5x what it was
+   * sized for, the writer builds one 4x larger from the table and publishes
+   * it; the old one is kept (stale but valid memory) until fini, so a reader
+   * that loaded it never touches freed memory. A reader whose answer is "no"
+   * checks the pointer again and retries if it changed: a key the writer
+   * adds after the swap is only in the new filter. */
+  _Atomic(amp_cbf_t *) res_f, rpl_f;
+  uint64_t res_cap, rpl_cap;     /* keys each was sized for */
+  amp_cbf_t **retired;
+  uint32_t n_retired, cap_retired;
+  uint32_t filter_grows;
 } amp_hidx_t;
 
 AMP_WARN_UNUSED int amp_hidx_init(amp_hidx_t *ix, const amp_sipkey_t *key, uint64_t filter_entries);

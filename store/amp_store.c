@@ -230,7 +230,7 @@ static int inv_decode(amp_store_invoice_t *inv, const uint8_t *p, size_t len) {
 enum {
   C_COMMITS, C_INTENTS, C_COMMIT_ERRORS, C_GROUP_MAX, C_SYNC_NS, C_REPLAY, C_RES, C_SETTLES,
   C_CANCELS, C_FAILS, C_INVPUTS, C_PRUNES, C_REFUSED, C_PUTS, C_RPL_PRUNED, C_HB_WAITS,
-  C_HB_DROPPED, C_COMMIT_MAX, C_LAST_SETTLE, C_RES_LIVE, C_RPL_LIVE, C_SETS_KNOWN, C_NCOUNTERS
+  C_HB_DROPPED, C_COMMIT_MAX, C_LAST_SETTLE, C_RES_LIVE, C_RPL_LIVE, C_SETS_KNOWN, C_FILTER_GROWS, C_NCOUNTERS
 };
 
 #define LAT_BUCKETS 512
@@ -590,6 +590,7 @@ static void publish_gauges(amp_store_t *st) {
   cset(st, C_RES_LIVE, st->hix.res_count);
   cset(st, C_RPL_LIVE, st->hix.rpl_count);
   cset(st, C_SETS_KNOWN, st->six.count);
+  cset(st, C_FILTER_GROWS, st->hix.filter_grows);
 }
 
 static void commit_group(amp_store_t *st, unsigned n) {
@@ -1296,4 +1297,5 @@ void amp_store_stats(const amp_store_t *st, amp_store_stats_t *o) {
   o->resolutions_live = cget(st, C_RES_LIVE);
   o->replay_live = cget(st, C_RPL_LIVE);
   o->sets_known = cget(st, C_SETS_KNOWN);
+  o->filter_grows = cget(st, C_FILTER_GROWS);
 }

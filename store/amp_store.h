@@ -115,8 +115,10 @@ typedef struct {
   unsigned ring_size;       /* slots per ring, a power of two; default 8192 */
   uint64_t filter_entries;  /* live HTLCs each in-memory filter is sized for
                                (~1% false positives at that load, ~6 B each);
-                               default 1 << 20. More entries only raise the
-                               false-positive rate. */
+                               default 1 << 20. Past 1.5x that, a filter is
+                               rebuilt 4x larger (a pause of ~50 ns per live
+                               HTLC in the writer); the index tables start
+                               sized for it too. */
 } amp_store_cfg_t;
 
 /* Invoice as stored. AMP invoices have no preimage and stay open after a
@@ -348,6 +350,8 @@ typedef struct {
   uint64_t resolutions_live;   /* gauge: HTLCs in the in-memory index */
   uint64_t replay_live;        /* gauge: live replay entries */
   uint64_t sets_known;         /* gauge: settled + cancelled sets */
+  uint64_t filter_grows;       /* filters rebuilt larger: live HTLCs went past
+                                  1.5x cfg.filter_entries (or the last size) */
 } amp_store_stats_t;
 void amp_store_stats(const amp_store_t *st, amp_store_stats_t *out);
 

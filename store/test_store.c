@@ -15,9 +15,14 @@
  *   mapfull     a tiny map until commits fail: failed intents are nowhere,
  *               earlier ones intact after a reopen, small ones still commit
  *   crash       invariants 1 and 3: a child settling a stream of sets is
- *               SIGKILLed at random moments (AMP_CRASH_KILLS, default 200);
- *               after each kill every settlement it released is in the store
- *               with its preimages, no set_id twice, indexes contiguous
+ *               SIGKILLed at random moments (AMP_CRASH_KILLS, default 200;
+ *               four kills in five in the middle of its commits); after each
+ *               kill every settlement it released is in the store with its
+ *               preimages, no set_id twice, indexes contiguous. Two kills in
+ *               three use SYNC_FULL, one SYNC_NONE: a killed process leaves
+ *               its writes in the page cache, so both must pass; only an OS
+ *               crash or power loss would tell them apart (not tested here).
+ * Usage: test_store [NAME] runs one part (schema, kinds, prune, group, ...).
  * Temporary stores live under /tmp and are removed at the end.
  */
 #include <errno.h>
@@ -27,6 +32,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -701,6 +707,7 @@ typedef struct {
   uint32_t *back;       /* times each intent came back */
   uint64_t *idx;        /* settle index per intent */
   unsigned long order_bad, stray, not_ok;
+  _Atomic unsigned done_cnt; /* intents 0..done_cnt-1 are back (FIFO) */
 } gp_t;
 
 static void *gp_main(void *arg) {
@@ -724,7 +731,45 @@ static void *gp_main(void *arg) {
       last_idx = d[i]->settle_index;
     }
     got += m;
+    atomic_store_explicit(&g->done_cnt, got, memory_order_release);
     if (!m) usleep(50);
+  }
+  return NULL;
+}
+
+/* A reader racing the writer: every settlement already handed back must be
+ * visible through the filters and the indexes, while the tables grow. */
+typedef struct {
+  gp_t *g;
+  _Atomic int stop;
+  unsigned long checked, bad;
+} rd_t;
+
+static void *rd_main(void *arg) {
+  rd_t *r = arg;
+  uint64_t s = 0x1234567 | 1;
+  while (!atomic_load(&r->stop)) {
+    gp_t *g = &r->g[amp_test_rand(&s) % GP_PRODUCERS];
+    unsigned n = atomic_load_explicit(&g->done_cnt, memory_order_acquire);
+    if (!n) {
+      usleep(100);
+      continue;
+    }
+    settle_t *x = &g->s[amp_test_rand(&s) % n];
+    for (unsigned i = 0; i < x->in.n_htlcs; i++) {
+      amp_store_resolution_t res;
+      uint64_t a, b;
+      r->bad += !amp_store_maybe_resolved(g->st, x->h[i].scid, x->h[i].htlc_id);
+      r->bad += !amp_store_maybe_replayed(g->st, x->h[i].cltv_expiry, x->h[i].onion_tag);
+      r->bad += amp_store_resolution_get(g->st, x->h[i].scid, x->h[i].htlc_id, &res) != AMP_OK ||
+                !res.settled || memcmp(res.preimage, x->h[i].preimage, 32) != 0;
+      r->bad += amp_store_replay_get(g->st, x->h[i].cltv_expiry, x->h[i].onion_tag, &a, &b) !=
+                    AMP_OK || a != x->h[i].scid || b != x->h[i].htlc_id;
+    }
+    uint64_t idx;
+    int canc;
+    r->bad += amp_store_set_find(g->st, x->in.set_id, &idx, &canc) != AMP_OK;
+    r->checked++;
   }
   return NULL;
 }
@@ -747,15 +792,18 @@ static void check_filters(amp_store_t *st, gp_t *g) {
   AMP_CHECK_EQ(fn, 0);
   uint64_t fp = 0, probes = 200000;
   for (uint64_t i = 0; i < probes; i++) fp += amp_store_maybe_resolved(st, 1u << 30, i);
-  fprintf(stderr, "filters: no false negatives; %.3f%% false positives on absent keys\n",
+  /* (configured for 2000 keys, holding ~32000: the filters grew; test_index
+   * measures the rate at the sized load) */
+  fprintf(stderr, "filters: no false negatives; %.2f%% false positives on absent keys\n",
           100.0 * (double)fp / (double)probes);
-  AMP_CHECK(fp < probes / 50);
+  AMP_CHECK(fp < probes / 20);
 }
 
 static void test_group(void) {
   char *dir = mktmp();
   amp_store_cfg_t c = cfg_for(dir, AMP_STORE_SYNC_FULL, GP_PRODUCERS);
   c.ring_size = 512;
+  c.filter_entries = 2000; /* small: the tables grow under the reader */
   amp_store_t *st = open_or_die(&c);
   uint8_t addr[32];
   det_bytes(addr, 32, 5, 5);
@@ -778,9 +826,18 @@ static void test_group(void) {
     }
   }
   uint64_t t0 = mono_ns();
+  rd_t rd = {.g = g};
+  pthread_t rth;
+  pthread_create(&rth, NULL, rd_main, &rd);
   for (unsigned p = 0; p < GP_PRODUCERS; p++) pthread_create(&th[p], NULL, gp_main, &g[p]);
   for (unsigned p = 0; p < GP_PRODUCERS; p++) pthread_join(th[p], NULL);
   uint64_t dt = mono_ns() - t0;
+  atomic_store(&rd.stop, 1);
+  pthread_join(rth, NULL);
+  fprintf(stderr, "group: a concurrent reader checked %lu handed-back sets, %lu misses\n",
+          rd.checked, rd.bad);
+  AMP_CHECK(rd.checked > 0);
+  AMP_CHECK_EQ(rd.bad, 0);
 
   uint64_t *all = malloc(GP_PRODUCERS * GP_PER * sizeof *all);
   unsigned long once_bad = 0, stray = 0, not_ok = 0, order_bad = 0;
@@ -811,6 +868,7 @@ static void test_group(void) {
           (double)sx.intents / (double)sx.commits, (unsigned long long)sx.group_max_seen,
           sx.commit_p50_ns / 1e3, sx.commit_p99_ns / 1e3);
   AMP_CHECK(sx.group_max_seen > 1);
+  AMP_CHECK(sx.filter_grows >= 2); /* both filters grew under the reader */
   AMP_CHECK_EQ(sx.settles, GP_PRODUCERS * GP_PER);
   AMP_CHECK_EQ(sx.puts, 2 * GP_PRODUCERS * GP_PER + 2);
   check_filters(st, g);
@@ -1087,11 +1145,14 @@ static void test_crash(void) {
   unsigned long lost = 0, dup = 0, gaps = 0, bad_pre = 0, child_errors = 0, opens_failed = 0;
   unsigned long released_total = 0, mid_run_kills = 0;
   uint64_t t0 = mono_ns();
-  uint64_t max_run_ns = 60ull * 1000000000ull;
+  /* ~30 s for 200 kills on the idle 2-core VM (~45 s under ASan); the
+   * budget is only a guard against a machine so loaded that it would hit
+   * meson's timeout */
+  uint64_t max_run_ns = 300ull * 1000000000ull;
   if (e) max_run_ns *= 1000;
   unsigned k;
   for (k = 0; k < kills; k++) {
-    if (k % 40 == 0) { /* a fresh store now and then keeps each reopen short */
+    if (k % 20 == 0) { /* a fresh store now and then keeps each reopen short */
       if (dir) {
         rm_rf(dir);
         free(dir);
