@@ -125,8 +125,10 @@ typedef struct {
   uint64_t first_rx_ns;              /* for the summary's rate */
   /* Published for control (relaxed atomics). */
   _Atomic uint64_t last_rx_ns __rte_cache_aligned;
+  _Atomic uint64_t last_poll_ns;     /* the worker's clock at its latest rx poll */
   _Atomic int busy;                  /* something in flight in the engine */
   _Atomic int done;                  /* the worker has left its loop */
+  unsigned test_stall_ms;            /* test only: AMPD_TEST_STALL_MS, see worker.c */
 } __rte_cache_aligned ampd_worker_t;
 
 struct ampd_app {

@@ -379,14 +379,20 @@ static void control_loop(ampd_app_t *app, const ampd_hooks_t *hooks) {
       last_stats = now;
     }
     if (cfg->exit_idle_ms) {
-      uint64_t last_rx = app->start_ns;
+      /* Idle on the workers' own clocks: every worker has polled rx and found
+       * nothing for exit-idle ms after the last frame any of them took.
+       * Control's clock would count a worker that is not running as idle. */
+      uint64_t last_rx = app->start_ns, polled = UINT64_MAX;
       int busy = 0;
       for (unsigned i = 0; i < app->n_workers; i++) {
         uint64_t l = atomic_load_explicit(&app->workers[i].last_rx_ns, memory_order_relaxed);
+        uint64_t p = atomic_load_explicit(&app->workers[i].last_poll_ns, memory_order_relaxed);
         if (l > last_rx) last_rx = l;
+        if (p < polled) polled = p;
         busy |= atomic_load_explicit(&app->workers[i].busy, memory_order_relaxed);
       }
-      if (now - last_rx >= (uint64_t)cfg->exit_idle_ms * 1000000 && !busy) {
+      if (polled != UINT64_MAX && polled > last_rx &&
+          polled - last_rx >= (uint64_t)cfg->exit_idle_ms * 1000000 && !busy) {
         amp_engine_stats_t st;
         amp_engine_stats(app->engine, &st);
         if (st.held_now == 0) {
@@ -570,6 +576,7 @@ int ampd_run(int argc, char **argv, const ampd_hooks_t *hooks) {
 
   for (unsigned i = 0; i < n; i++) {
     atomic_store(&app->workers[i].last_rx_ns, app->start_ns);
+    atomic_store(&app->workers[i].last_poll_ns, app->start_ns);
     rc = rte_eal_remote_launch(ampd_worker_main, &app->workers[i], app->workers[i].lcore);
     if (rc) {
       ampd_log(AMP_LOG_ERROR, "cannot launch worker %u: %s", i, rte_strerror(-rc));

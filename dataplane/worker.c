@@ -14,6 +14,7 @@
  * Cost per frame before the engine: parse ~50 ns, HMAC ~1.5 us for 1.5 kB,
  * window ~20 ns under an uncontended lock.
  */
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -306,6 +307,8 @@ int ampd_worker_main(void *arg) {
 
   w->sink.emit = sink_emit;
   w->sink.ctx = w;
+  const char *stall = getenv("AMPD_TEST_STALL_MS");
+  w->test_stall_ms = stall ? (unsigned)strtoul(stall, NULL, 10) : 0;
   amp_worker_attach(w->ew);
   ampd_log(AMP_LOG_INFO, "worker %u on lcore %u: %u rx queue(s)", w->idx, w->lcore, w->n_rxq);
   for (;;) {
@@ -327,12 +330,22 @@ int ampd_worker_main(void *arg) {
         rx_burst(w, pkts, nb, rq->port, now);
         got = 1;
       }
+      /* exit-idle compares this with last_rx_ns: both on this worker\'s clock,
+       * so a worker that is not running (descheduled, blocked in a write)
+       * never looks idle to control. */
+      atomic_store_explicit(&w->last_poll_ns, now, memory_order_relaxed);
     }
     /* A burst takes a while (an ECDH per HTLC): read the clock again then. */
     amp_worker_poll(w->ew, got ? ampd_now_ns() : now, &w->sink);
     frames_close_all(w);
     int idle = amp_worker_idle(w->ew);
     atomic_store_explicit(&w->busy, !idle, memory_order_relaxed);
+    if (unlikely(w->test_stall_ms) && idle && w->first_rx_ns && !stopping) {
+      /* Test only (AMPD_TEST_STALL_MS): the worker stops running once, with
+       * nothing in flight and frames still unread, as on a loaded machine. */
+      rte_delay_us_sleep(w->test_stall_ms * 1000u);
+      w->test_stall_ms = 0;
+    }
     if (unlikely(stopping)) {
       /* Stop: no more rx; let the store commit and hand back what is in
        * flight, answer it, then leave. */
