@@ -65,7 +65,7 @@ static const opt_t OPTS[] = {
   {"hold-timeout-ms", OT_U32, OFF(hold_timeout_ms), NO_HAS, 1, 86400000, NULL, "120000",
    "MS", "how long each held HTLC waits for its set to complete before it fails"
    " with mpp_timeout (per HTLC, from its own arrival)."},
-  {"max-htlcs-per-set", OT_U32, OFF(max_htlcs_per_set), NO_HAS, 1, 65535, NULL, "128",
+  {"max-htlcs-per-set", OT_U32, OFF(max_htlcs_per_set), NO_HAS, 1, 65535, NULL, "512",
    "N", "HTLCs one AMP set may have; one more fails at once."},
   {"max-held", OT_U32, OFF(max_held), NO_HAS, 1, 16777216, NULL, "100000",
    "N", "HTLCs held (waiting for their set) in total; one more fails at once."},

@@ -86,7 +86,7 @@ static void test_defaults(void) {
   AMP_CHECK(!strcmp(cfg.node_key_file, "/home/op/.ampd/node.key"));
   AMP_CHECK_EQ(cfg.accept_amp, 0);
   AMP_CHECK_EQ(cfg.hold_timeout_ms, 120000);
-  AMP_CHECK_EQ(cfg.max_htlcs_per_set, 128);
+  AMP_CHECK_EQ(cfg.max_htlcs_per_set, 512);
   AMP_CHECK_EQ(cfg.max_held, 100000);
   AMP_CHECK_EQ(cfg.max_held_per_gateway, 100000);
   AMP_CHECK_EQ(cfg.group_commit_max, 512);
