@@ -8,8 +8,9 @@
  * --seconds; each figure is the median of --runs rounds (each round runs
  * every configuration once, so load from elsewhere hits all rows alike). Reported per row:
  * sets/s (the first 20% of each run is warm-up, not counted), LMDB puts per
- * settlement, mean commit group, commit (write + sync) p50/p99, and the
- * latency from submit to handback p50/p99.
+ * settlement, mean commit group, commit (write + sync) p50/p99, the
+ * latency from submit to handback p50/p99, the writer's share of time in
+ * commits and its CPU time per settlement (load-independent).
  *
  * Baselines in the same run, raw LMDB, fully synced:
  *   single_put_commits_per_s  one 170-byte append per transaction
@@ -222,7 +223,7 @@ static void *prod_main(void *arg) {
 
 typedef struct {
   double sets_per_s, puts_per_set, group_mean, commit_p50_us, commit_p99_us, lat_p50_us,
-      lat_p99_us, commit_share, open_ms;
+      lat_p99_us, commit_share, open_ms, cpu_us_per_set;
   uint64_t errors;
 } run_t;
 
@@ -342,6 +343,7 @@ static run_t run_store(amp_store_sync_t sync, unsigned nh, unsigned np, uint64_t
   r.puts_per_set = settles ? (double)(s1.puts - s0.puts) / (double)settles : 0;
   r.group_mean = commits ? (double)(s1.intents - s0.intents) / (double)commits : 0;
   r.commit_share = (double)(s1.sync_ns_total - s0.sync_ns_total) / 1e9 / secs;
+  r.cpu_us_per_set = settles ? (double)(s1.writer_cpu_ns - s0.writer_cpu_ns) / 1e3 / (double)settles : 0;
   r.commit_p50_us = (double)sf.commit_p50_ns / 1e3;
   r.commit_p99_us = (double)sf.commit_p99_ns / 1e3;
   r.lat_p50_us = h_pct(&lat, 50) / 1e3;
@@ -548,8 +550,9 @@ int main(int argc, char **argv) {
     v0p_all[r] = base_schema_v0(1000000);
   }
   run_t res[3][3][2];
-  printf("%-5s %6s %5s %12s %10s %8s %10s %10s %10s %10s %7s\n", "sync", "htlcs", "prod",
-         "sets/s", "puts/set", "group", "commit50", "commit99", "lat50", "lat99", "in-sync");
+  printf("%-5s %6s %5s %12s %10s %8s %10s %10s %10s %10s %7s %9s\n", "sync", "htlcs", "prod",
+         "sets/s", "puts/set", "group", "commit50", "commit99", "lat50", "lat99", "in-sync",
+         "cpu/set");
   for (int s = 0; s < 3; s++)
     for (int z = 0; z < 3; z++)
       for (unsigned np = 1; np <= 2; np++) {
@@ -559,10 +562,10 @@ int main(int argc, char **argv) {
         run_t m = v[nr / 2];
         res[s][z][np - 1] = m;
         if (!sel[s][z][np - 1]) continue;
-        printf("%-5s %6u %5u %12.0f %10.2f %8.1f %8.0fus %8.0fus %8.0fus %8.0fus %6.0f%%%s\n",
+        printf("%-5s %6u %5u %12.0f %10.2f %8.1f %8.0fus %8.0fus %8.0fus %8.0fus %6.0f%% %7.2fus%s\n",
                sync_name[s], sizes[z], np, m.sets_per_s, m.puts_per_set, m.group_mean,
                m.commit_p50_us, m.commit_p99_us, m.lat_p50_us, m.lat_p99_us,
-               100 * m.commit_share, m.errors ? "  ERRORS" : "");
+               100 * m.commit_share, m.cpu_us_per_set, m.errors ? "  ERRORS" : "");
       }
   if (g_only) return 0;
   qsort(pre_all, (size_t)nr, sizeof *pre_all, cmp_run);
@@ -603,10 +606,11 @@ int main(int argc, char **argv) {
                 "%s    {\"sync\": \"%s\", \"htlcs\": %u, \"producers\": %u, \"sets_per_s\": %.0f, "
                 "\"puts_per_set\": %.2f, \"group_mean\": %.1f, \"commit_us\": {\"p50\": %.0f, "
                 "\"p99\": %.0f}, \"latency_us\": {\"p50\": %.0f, \"p99\": %.0f}, "
-                "\"writer_share_in_commit\": %.2f, \"errors\": %llu}",
+                "\"writer_share_in_commit\": %.2f, \"writer_cpu_us_per_set\": %.2f, "
+                "\"errors\": %llu}",
                 first ? "" : ",\n", sync_name[s], sizes[z], np, r->sets_per_s, r->puts_per_set,
                 r->group_mean, r->commit_p50_us, r->commit_p99_us, r->lat_p50_us, r->lat_p99_us,
-                r->commit_share, (unsigned long long)r->errors);
+                r->commit_share, r->cpu_us_per_set, (unsigned long long)r->errors);
         first = 0;
       }
   fprintf(f, "\n  ],\n");

@@ -230,7 +230,8 @@ static int inv_decode(amp_store_invoice_t *inv, const uint8_t *p, size_t len) {
 enum {
   C_COMMITS, C_INTENTS, C_COMMIT_ERRORS, C_GROUP_MAX, C_SYNC_NS, C_REPLAY, C_RES, C_SETTLES,
   C_CANCELS, C_FAILS, C_INVPUTS, C_PRUNES, C_REFUSED, C_PUTS, C_RPL_PRUNED, C_HB_WAITS,
-  C_HB_DROPPED, C_COMMIT_MAX, C_LAST_SETTLE, C_RES_LIVE, C_RPL_LIVE, C_SETS_KNOWN, C_FILTER_GROWS, C_NCOUNTERS
+  C_HB_DROPPED, C_COMMIT_MAX, C_LAST_SETTLE, C_RES_LIVE, C_RPL_LIVE, C_SETS_KNOWN, C_FILTER_GROWS, C_WRITER_CPU,
+  C_NCOUNTERS
 };
 
 #define LAT_BUCKETS 512
@@ -757,6 +758,7 @@ static void *writer_main(void *arg) {
     }
     commit_group(st, n);
     handback(st, n);
+    cset(st, C_WRITER_CPU, now_ns(CLOCK_THREAD_CPUTIME_ID));
   }
   return NULL;
 }
@@ -1298,4 +1300,5 @@ void amp_store_stats(const amp_store_t *st, amp_store_stats_t *o) {
   o->replay_live = cget(st, C_RPL_LIVE);
   o->sets_known = cget(st, C_SETS_KNOWN);
   o->filter_grows = cget(st, C_FILTER_GROWS);
+  o->writer_cpu_ns = cget(st, C_WRITER_CPU);
 }

@@ -352,6 +352,9 @@ typedef struct {
   uint64_t sets_known;         /* gauge: settled + cancelled sets */
   uint64_t filter_grows;       /* filters rebuilt larger: live HTLCs went past
                                   1.5x cfg.filter_entries (or the last size) */
+  uint64_t writer_cpu_ns;      /* CPU time of the writer thread (as of its
+                                  last group): CPU per intent, whatever the
+                                  machine's load */
 } amp_store_stats_t;
 void amp_store_stats(const amp_store_t *st, amp_store_stats_t *out);
 
