@@ -413,32 +413,56 @@ static int op_lookupset(void *ctx, const uint8_t set_id[32], amp_admin_reply_t *
   return rc;
 }
 
+static int cmp_index_up(const void *a, const void *b) {
+  const amp_set_info_t *x = a, *y = b;
+  return x->settle_index < y->settle_index ? -1 : x->settle_index > y->settle_index;
+}
+static int cmp_index_down(const void *a, const void *b) { return cmp_index_up(b, a); }
+
+/* The engine lists sets in table order and the server takes the first max it
+ * is given, so the op keeps the max best by index itself (a buffer of 2 max,
+ * sorted and cut whenever it fills: O(sets log max)) and emits them in order. */
 static int op_listsets(void *ctx, const amp_admin_list_sets_t *q, amp_admin_reply_t *r) {
   ampd_app_t *app = ctx;
   enum { PAGE = 512 };
+  size_t keep = q->max ? q->max : 1, cap = 2 * keep, n = 0;
   amp_set_info_t *page = malloc(PAGE * sizeof *page);
-  if (!page) return AMP_ERR_NOMEM;
-  int rc = AMP_OK;
-  for (size_t skip = 0; rc == AMP_OK;) {
+  amp_set_info_t *best = malloc(cap * sizeof *best);
+  if (!page || !best) {
+    free(page);
+    free(best);
+    return AMP_ERR_NOMEM;
+  }
+  int (*cmp)(const void *, const void *) = q->reversed ? cmp_index_down : cmp_index_up;
+  for (size_t skip = 0;;) {
     size_t got = amp_engine_set_list(app->engine, skip, page, PAGE);
-    for (size_t i = 0; i < got && rc == AMP_OK; i++) {
+    for (size_t i = 0; i < got; i++) {
       const amp_set_info_t *s = &page[i];
       if (s->state != AMP_SET_SETTLED && s->state != AMP_SET_CANCELLED) continue;
       if (q->state == AMP_ADMIN_SET_SETTLED && s->state != AMP_SET_SETTLED) continue;
       if (q->state == AMP_ADMIN_SET_CANCELLED && s->state != AMP_SET_CANCELLED) continue;
       if (!q->reversed && s->settle_index <= q->index_offset) continue;
       if (q->reversed && q->index_offset && s->settle_index >= q->index_offset) continue;
-      amp_admin_set_t v;
-      set_view(&v, s);
-      logset_t l;
-      rc = logset_fill(app, &v, &l, 0);   /* its time */
-      if (rc == AMP_OK) rc = amp_admin_reply_set(r, &v);
+      if (n == cap) {
+        qsort(best, n, sizeof *best, cmp);
+        n = keep;
+      }
+      best[n++] = *s;
     }
     if (got < PAGE) break;
     skip += got;
   }
+  qsort(best, n, sizeof *best, cmp);
+  int rc = AMP_OK;
+  for (size_t i = 0; i < n && i < keep && rc == AMP_OK; i++) {
+    amp_admin_set_t v;
+    set_view(&v, &best[i]);
+    logset_t l;
+    rc = logset_fill(app, &v, &l, 0);   /* its time */
+    if (rc == AMP_OK) rc = amp_admin_reply_set(r, &v);
+  }
   free(page);
-  /* The server keeps the max entries it sorts best; FULL just ends early. */
+  free(best);
   return rc == AMP_ERR_FULL ? AMP_OK : rc;
 }
 

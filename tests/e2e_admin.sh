@@ -3,10 +3,18 @@
 # stats (equal to the summary's numbers), listheld (HTLCs waiting for a
 # missing shard), invoices (add, look up, cancel), settip, getconfig (no key
 # shown), the Prometheus text, and `stop` (an orderly exit 0). The socket is
-# mode 0600 and goes away with ampd.
+# mode 0600 and goes away with ampd. Also: every method with good and bad
+# parameters (exact error codes), --amt (sat) and --amt_msat, the memo limit
+# and the default expiry; setloglevel at run time (debug lines appear, info
+# lines stop); another user cannot connect; `ampctl metrics` and GET /metrics
+# parse (ampd-promcheck) and equal `stats`; DPDK telemetry /ampd/stats and
+# /ampd/info; and no key, preimage or shared secret anywhere in the log.
 source "$(dirname "$0")/e2e_lib.sh"
 AMPCTL=${AMPCTL:-$AMP_BUILD/dataplane/admin/ampctl}
-need "$AMPD" "$AMPD_PKTGEN" "$AMPCTL"
+PROMCHECK=${PROMCHECK:-$AMP_BUILD/dataplane/admin/ampd-promcheck}
+need "$AMPD" "$AMPD_PKTGEN" "$AMPCTL" "$PROMCHECK"
+command -v python3 >/dev/null || skip "python3 is needed"
+MPORT=$((20000 + $$ % 20000))
 
 new_node_key "$T/node.key"
 pktgen "$T/in.pcap" "$T/node.key" -n 200 --shards 2-4 --missing-shard 0.2
@@ -14,7 +22,7 @@ ctl() { "$AMPCTL" --data-dir "$T/data" "$@"; }
 
 "$AMPD" $(eal_args adm) --vdev "net_pcap0,rx_pcap=$T/in.pcap,tx_pcap=$T/out.pcap" -- \
   --data-dir "$T/data" --node-key-file "$T/node.key" "${AMPD_GW[@]}" --accept-amp \
-  --stats-interval 100 >"$T/summary" 2>"$T/log" &
+  --stats-interval 100 --metrics-port "$MPORT" >"$T/summary" 2>"$T/log" &
 pid=$!
 E2E_PIDS+=("$pid")
 # Until the pcap is in and answered (two equal stats lines).
@@ -76,10 +84,204 @@ grep -q '^ampd_frames_dropped_total{worker="0",reason="bad_tag"}' "$T/metrics" \
   || fail "metrics: no drop counters"
 say "ok: getinfo, stats, listheld, invoices, settip, getconfig, metrics"
 
+# err CODE ARGS...: ampctl ARGS must fail with JSON-RPC error CODE.
+err() {
+  local code=$1 out rc=0
+  shift
+  out=$(ctl "$@" 2>&1) || rc=$?
+  [ "$rc" -ne 0 ] || fail "ampctl $* succeeded: $out"
+  echo "$out" | grep -q "error $code:" || fail "ampctl $*: want error $code, got: $out"
+}
+jget() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$@"; }
+
+# addinvoice: --amt is satoshis, --amt_msat millisatoshis; default expiry 30 days
+ctl addinvoice --amp --amt 1000 >"$T/a1" || fail "addinvoice --amp --amt 1000"
+[ "$(jget "$T/a1" 'd["expiry"]')" = 2592000 ] || fail "default expiry is not 30 days"
+a1=$(jget "$T/a1" 'd["payment_addr"]')
+ctl lookupinvoice --payment_addr "$a1" >"$T/l1" || fail "lookupinvoice a1"
+[ "$(jget "$T/l1" 'd["value_msat"]')" = 1000000 ] || fail "--amt 1000 is not 1000000 msat"
+[ "$(jget "$T/l1" 'd["sets"]')" = "[]" ] || fail "a new invoice has sets"
+ctl addinvoice --amp --amt_msat 1000 --memo "$(printf 'm%.0s' {1..127})" --expiry 600 >"$T/a2" \
+  || fail "addinvoice --amt_msat with a 127-byte memo"
+a2=$(jget "$T/a2" 'd["payment_addr"]')
+ctl lookupinvoice --payment_addr "$a2" >"$T/l2" || fail "lookupinvoice a2"
+[ "$(jget "$T/l2" 'd["value_msat"], d["expiry"], len(d["memo"])')" = "(1000, 600, 127)" ] \
+  || fail "addinvoice --amt_msat 1000 --expiry 600: $(cat "$T/l2")"
+ctl addinvoice --amp >/dev/null || fail "an any-amount AMP invoice"
+pre=$(hex32)
+phash=$(printf '%s' "$pre" | xxd -r -p | sha256sum | cut -c1-64)
+ctl addinvoice --amt_msat 5000 --preimage "$pre" >"$T/m1" || fail "an MPP invoice"
+[ "$(jget "$T/m1" 'd["payment_hash"]')" = "$phash" ] || fail "MPP payment_hash is not sha256(preimage)"
+! grep -q "$pre" "$T/m1" || fail "addinvoice returned the preimage"
+ctl lookupinvoice --payment_hash "$phash" | grep -q '"htlcs": \[\]' || fail "lookupinvoice by hash"
+ctl listinvoices --max_invoices 2 --reversed >"$T/li" || fail "listinvoices"
+[ "$(jget "$T/li" 'len(d["invoices"])')" = 2 ] || fail "listinvoices --max_invoices 2"
+ctl listinvoices --pending_only --index_offset 1 >/dev/null || fail "listinvoices --pending_only"
+ctl listsets --state settled --max 20 >"$T/ls" || fail "listsets"
+[ "$(jget "$T/ls" 'len(d["sets"])')" = 20 ] || fail "listsets --max 20"
+jget "$T/ls" '[s["index"] for s in d["sets"]] == sorted(s["index"] for s in d["sets"]) and all(s["time"] > 0 for s in d["sets"])' | grep -q True || fail "listsets: not in index order or no time"
+sid=$(jget "$T/ls" 'd["sets"][0]["set_id"]')
+ctl lookupset "$sid" >"$T/set" || fail "lookupset"
+jget "$T/set" 'd["state"] == "settled" and len(d["htlcs"]) > 0 and d["amt_msat"] == sum(h["amt_msat"] for h in d["htlcs"]) and sorted(h["child_index"] for h in d["htlcs"]) == list(range(len(d["htlcs"])))' \
+  | grep -q True || fail "lookupset: HTLCs, amounts or child indexes wrong: $(cat "$T/set")"
+ctl listsets --state cancelled --reversed >/dev/null || fail "listsets cancelled"
+hsid=$(jget "$T/held" 'd["sets"][0]["set_id"]')
+ctl lookupset --set_id "$hsid" | grep -q '"left_ms"' || fail "lookupset of a held set: no HTLCs"
+jget "$T/held" 'all("child_index" in h for s in d["sets"] for h in s["htlcs"])' | grep -q True \
+  || fail "listheld: no child_index"
+ctl stats | grep -q '"per_worker"' || fail "stats: no per-worker counters"
+
+# bad parameters: the exact codes
+err -32602 addinvoice                                     # MPP without an amount
+err -32602 addinvoice --amp --memo "$(printf 'm%.0s' {1..128})"   # ampd keeps 127 bytes
+err -32602 addinvoice --amp --memo "$(printf 'm%.0s' {1..640})"   # over 639
+err -32602 addinvoice --amp --expiry 0
+err -32602 addinvoice --amp --expiry 31536001
+err -32602 addinvoice --amp --preimage "$(hex32)"
+err -32602 addinvoice --amp --amt_msat 0
+err -32602 addinvoice --amp --cltv_delta 5
+err 1002 addinvoice --amt_msat 5000 --preimage "$pre"      # same payment_hash
+err 1001 lookupinvoice --payment_addr "$(hex32)"
+err -32602 lookupinvoice --payment_addr 00
+err -32602 lookupinvoice
+err 1003 cancelinvoice --payment_addr "$addr"              # already cancelled
+err 1001 cancelinvoice --payment_hash "$(hex32)"
+err 1001 lookupset "$(hex32)"
+err -32602 lookupset --set_id xyz
+err -32602 listsets --state bogus
+err -32602 listsets --max 10001
+err -32602 listinvoices --max_invoices 0
+err -32602 settip 0
+err -32602 settip 10000001
+err -32602 setloglevel loud
+err -32601 call nosuchmethod
+err -32602 call getinfo '{"extra":1}'
+say "ok: every method, good and bad parameters"
+
+# setloglevel: debug lines appear; at error the info lines (stats) stop
+ctl setloglevel debug >/dev/null || fail "setloglevel debug"
+ctl getinfo >/dev/null
+grep -q "ampd: debug: admin: getinfo" "$T/log" || fail "no debug line at level debug"
+ctl setloglevel error >/dev/null || fail "setloglevel error"
+sleep 0.3
+n1=$(grep -c "ampd: info: stats:" "$T/log")
+ctl getinfo >/dev/null
+sleep 0.5
+n2=$(grep -c "ampd: info: stats:" "$T/log")
+[ "$n1" = "$n2" ] || fail "info lines go on at level error ($n1 -> $n2)"
+[ "$(grep -c "ampd: debug:" "$T/log")" = 1 ] || fail "debug lines at level error"
+ctl setloglevel info >/dev/null || fail "setloglevel info"
+sleep 0.3
+[ "$(grep -c "ampd: info: stats:" "$T/log")" -gt "$n2" ] || fail "info lines do not come back"
+say "ok: setloglevel"
+
+# another user cannot connect (the socket is 0600; the directories are opened up
+# so that only the socket's own mode stands in the way)
+if command -v setpriv >/dev/null && [ "$(id -u)" = 0 ]; then
+  chmod o+x "$T" "$T/data"
+  out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$AMPCTL" --socket "$T/data/ampd.sock" \
+    getinfo 2>&1) && fail "uid 65534 could use the admin socket"
+  echo "$out" | grep -qi "permission denied" || fail "uid 65534: not refused by permission: $out"
+  if [ -x /usr/bin/python3 ]; then   # (a pyenv shim is not for uid 65534)
+    setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 - \
+      "$T/data/ampd.sock" <<'PY' || fail "uid 65534 could connect"
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(sys.argv[1])
+except PermissionError:
+    sys.exit(0)
+sys.exit(1)
+PY
+  fi
+  chmod o-x "$T" "$T/data"
+  say "ok: uid 65534 cannot connect"
+else
+  say "socket permission check skipped: needs root and setpriv"
+fi
+
+# Prometheus: parses, and its counters equal `stats`; GET /metrics the same
+ctl metrics >"$T/metrics" || fail "metrics"
+"$PROMCHECK" "$T/metrics" || fail "ampctl metrics does not parse"
+python3 - "$MPORT" "$T/http" <<'PY' || fail "GET /metrics"
+import sys, urllib.request
+r = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=10)
+assert r.status == 200 and r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+open(sys.argv[2], "wb").write(r.read())
+PY
+"$PROMCHECK" "$T/http" || fail "GET /metrics does not parse"
+ctl stats >"$T/stats2" || fail "stats"
+python3 - "$T/stats2" "$T/metrics" "$T/http" <<'PY' || fail "metrics and stats disagree"
+import json, re, sys
+st = json.load(open(sys.argv[1]))
+for path in sys.argv[2:]:
+    sums = {}
+    for line in open(path):
+        if line.startswith('#'):
+            continue
+        m = re.match(r'([a-z_:][a-z0-9_:]*)(\{[^}]*\})? (\S+)$', line.strip())
+        assert m, line
+        labels = m.group(2) or ''
+        lv = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        key = (m.group(1), lv.get('reason'))
+        sums[key] = sums.get(key, 0) + float(m.group(3))
+    n = 0
+    for c in st['counters']:
+        if c['name'].startswith('admin_'):
+            continue      # the server's own request counters move with every call
+        name = 'ampd_' + c['name'] + ('' if c['name'].endswith('_total') else '_total')
+        key = (name, (c.get('labels') or {}).get('reason') if isinstance(c.get('labels'), dict) else c.get('label_value'))
+        got = sums.get(key, sums.get((name, None)))
+        assert got == c['total'], (path, c, got)
+        if 'per_worker' in c:
+            assert sum(c['per_worker']) == c['total'], c
+        n += 1
+    print(path.split('/')[-1], ':', n, 'counters equal stats')
+PY
+
+# DPDK telemetry: /ampd/stats and /ampd/info over the v2 socket
+python3 - "/var/run/dpdk/ampd-$E2E_NAME-$$-adm/dpdk_telemetry.v2" "$T/stats2" <<'PY' || fail "telemetry"
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect(sys.argv[1])
+json.loads(s.recv(16384))
+def q(cmd):
+    s.send(cmd.encode())
+    return json.loads(s.recv(1 << 20))[cmd.split(',')[0]]
+info = q('/ampd/info')
+assert info['block_height'] == 800100 and info['node_id'].startswith('0'), info
+stats = q('/ampd/stats')
+st = json.load(open(sys.argv[2]))
+c = {x['name']: x['total'] for x in st['counters'] if 'label' not in x and 'labels' not in x}
+assert stats['htlcs_settled'] == c['htlcs_settled'], (stats.get('htlcs_settled'), c['htlcs_settled'])
+assert '/ampd/stats' in q('/')
+print('telemetry: /ampd/info and /ampd/stats ok, htlcs_settled', stats['htlcs_settled'])
+PY
+say "ok: Prometheus text and telemetry"
+
 ctl stop >/dev/null || fail "stop"
 rc=0
 wait "$pid" || rc=$?
 [ "$rc" -eq 0 ] || { cat "$T/log"; fail "ampd exit code $rc after stop"; }
 grep -q "admin: stop requested" "$T/log" || fail "stop not logged"
 [ ! -e "$T/data/ampd.sock" ] || fail "the socket outlived ampd"
+
+# No secret in the whole log: node key, gateway keys, every preimage and
+# shared secret of the generator's expectations.
+python3 - "$T/in.pcap.expect" "$T/node.key" "$T/log" "$T/summary" <<'PY' || fail "a secret in the log"
+import json, sys
+secrets = {open(sys.argv[2]).read().strip().lower()}
+for line in open(sys.argv[1]):
+    d = json.loads(line)
+    for g in d.get('gateways', []):
+        secrets.add(g['key'])
+    if d.get('preimage'):
+        secrets.add(d['preimage'])
+    for x in d.get('ss', []):
+        secrets.add(x)
+text = (open(sys.argv[3]).read() + open(sys.argv[4]).read()).lower()
+bad = [x for x in secrets if x and x in text]
+assert not bad, "%d secrets in the log, e.g. %s..." % (len(bad), bad[0][:8])
+print("log: none of %d secrets" % len(secrets))
+PY
 say "PASS"
