@@ -63,6 +63,61 @@ typedef struct {
   uint64_t drop[AMP_FRAME_DROP_COUNT_];  /* by amp_frame_drop_t */
 } ampd_counters_t;
 
+/* ---- Instrumentation (bench/e2e.sh reads it from --summary-json) ----------
+ * Latency of an HTLC: TSC at the rx burst that brought its update_add_htlc to
+ * TSC when its answer (fulfill, fail, malformed) is put into a reply frame
+ * (the frame leaves at the end of that loop iteration; the tx buffer is
+ * drained at least every AMPD_DRAIN_US). The rx stamp goes into a shared,
+ * fixed table keyed by (scid, htlc id) (the answer may come from another
+ * worker: the one that completed the set); a slot overwritten before its
+ * answer loses that sample (counted as unmatched). Histograms: log2 buckets
+ * with 16 linear sub-buckets (~6% resolution) of TSC cycles, per worker, no
+ * allocation. */
+#define AMPD_LAT_SUB_BITS 4
+#define AMPD_LAT_BUCKETS ((64 - AMPD_LAT_SUB_BITS + 1) << AMPD_LAT_SUB_BITS)
+#define AMPD_STAMP_BITS 18                 /* 2^18 slots of 16 bytes: 4 MB */
+
+typedef struct {
+  uint64_t n[AMPD_LAT_BUCKETS];
+  uint64_t count, sum, max;                /* cycles */
+} ampd_lat_hist_t;
+
+typedef struct {
+  _Atomic uint64_t key;                    /* ampd_stamp_key(scid, id); 0: free */
+  _Atomic uint64_t tsc;
+} ampd_stamp_t;
+
+static inline unsigned ampd_lat_bucket(uint64_t v) {
+  if (v < (1u << AMPD_LAT_SUB_BITS)) return (unsigned)v;
+  unsigned msb = 63u - (unsigned)__builtin_clzll(v);
+  unsigned e = msb - AMPD_LAT_SUB_BITS + 1;
+  return (e << AMPD_LAT_SUB_BITS) |
+         (unsigned)((v >> (msb - AMPD_LAT_SUB_BITS)) & ((1u << AMPD_LAT_SUB_BITS) - 1));
+}
+
+/* The lowest value of bucket b, and its width. */
+static inline uint64_t ampd_lat_bucket_lo(unsigned b, uint64_t *width) {
+  if (b < (1u << AMPD_LAT_SUB_BITS)) {
+    *width = 1;
+    return b;
+  }
+  unsigned e = b >> AMPD_LAT_SUB_BITS, s = b & ((1u << AMPD_LAT_SUB_BITS) - 1);
+  *width = 1ULL << (e - 1);
+  return (uint64_t)((1u << AMPD_LAT_SUB_BITS) + s) << (e - 1);
+}
+
+static inline void ampd_lat_add(ampd_lat_hist_t *h, uint64_t v) {
+  h->n[ampd_lat_bucket(v)]++;
+  h->count++;
+  h->sum += v;
+  if (v > h->max) h->max = v;
+}
+
+static inline uint64_t ampd_stamp_key(uint64_t scid, uint64_t htlc_id) {
+  uint64_t k = (scid ^ (htlc_id * 0x9E3779B97F4A7C15ULL)) * 0xBF58476D1CE4E5B9ULL;
+  return (k ^ (k >> 31)) | 1;
+}
+
 /* One gateway: configuration plus the state shared by workers. */
 typedef struct {
   rte_spinlock_t lock;
@@ -123,6 +178,14 @@ typedef struct {
   uint8_t *lin;                      /* AMPD_BURST linear copies of multi-segment frames */
   ampd_counters_t cnt;
   uint64_t first_rx_ns;              /* for the summary's rate */
+  /* Instrumentation: latency (cycles) of fulfills and of fails/malformed,
+   * answers without an rx stamp, loop iterations that did work (rx or
+   * answers) or not and their cycles, TSC of the first rx and last answer. */
+  ampd_lat_hist_t lat_fulfill, lat_fail;
+  uint64_t lat_unmatched;
+  uint64_t polls_busy, polls_idle, tsc_busy, tsc_idle;
+  uint64_t first_rx_tsc, last_emit_tsc;
+  uint64_t cpu_ns;                   /* the worker thread's CPU time (at its exit) */
   /* Published for control (relaxed atomics). */
   _Atomic uint64_t last_rx_ns __rte_cache_aligned;
   _Atomic uint64_t last_poll_ns;     /* the worker's clock at its latest rx poll */
@@ -148,6 +211,9 @@ struct ampd_app {
   uint64_t start_ns;
   uint8_t node_id[33];               /* the node's public key (not the secret) */
   struct amp_admin *admin;           /* the admin server, or NULL */
+  ampd_stamp_t *stamps;              /* 2^AMPD_STAMP_BITS rx stamps (instrumentation) */
+  int bench_rx_only;                 /* --bench-rx-only: frames checked, records dropped */
+  const char *summary_json;          /* --summary-json FILE, or NULL */
 };
 
 /* ampd_now_ns: CLOCK_MONOTONIC in ns (the clock the engine's timers use). */

@@ -259,6 +259,9 @@ static int is_failure_reason(const char *name) {
   return 0;
 }
 
+static double lat_pct_ns(const ampd_lat_hist_t *h, double p, double ns_per_cycle);
+static void lat_merge(ampd_lat_hist_t *to, const ampd_lat_hist_t *from);
+
 static void print_summary(ampd_app_t *app, FILE *out) {
   ampd_counters_t t;
   uint64_t first_rx, last_rx;
@@ -310,6 +313,23 @@ static void print_summary(ampd_app_t *app, FILE *out) {
   fprintf(out, "  out:     %" PRIu64 " answers in %" PRIu64 " frames (%" PRIu64 " fulfill, %" PRIu64
           " fail, %" PRIu64 " malformed)\n", t.tx_records, t.tx_frames, st.answers_fulfill,
           st.answers_fail, st.answers_malformed);
+  {
+    static ampd_lat_hist_t all;   /* 8 kB */
+    memset(&all, 0, sizeof all);
+    uint64_t busy = 0, cyc = 0;
+    for (unsigned i = 0; i < app->n_workers; i++) {
+      lat_merge(&all, &app->workers[i].lat_fulfill);
+      lat_merge(&all, &app->workers[i].lat_fail);
+      busy += app->workers[i].tsc_busy;
+      cyc += app->workers[i].tsc_busy + app->workers[i].tsc_idle;
+    }
+    double npc = 1e9 / (double)rte_get_tsc_hz();
+    if (all.count)
+      fprintf(out, "  latency: rx to answer p50 %.0f us, p99 %.0f us, max %.0f us (%" PRIu64
+              " answers); workers busy %.0f%% of their loop\n", lat_pct_ns(&all, 0.5, npc) / 1e3,
+              lat_pct_ns(&all, 0.99, npc) / 1e3, (double)all.max * npc / 1e3, all.count,
+              cyc ? 100.0 * (double)busy / (double)cyc : 0);
+  }
   uint64_t lost = t.tx_dropped + t.tx_nombuf + t.tx_too_big + t.tx_unknown_gateway;
   if (lost)
     fprintf(out, "  LOST:    %" PRIu64 " reply frames refused by the port, %" PRIu64
@@ -336,6 +356,131 @@ static void print_summary(ampd_app_t *app, FILE *out) {
   fflush(out);
 }
 
+/* ---- Machine-readable summary (--summary-json FILE) --------------------- */
+
+/* Percentile p (0..1) of a histogram in ns: the middle of its bucket. */
+static double lat_pct_ns(const ampd_lat_hist_t *h, double p, double ns_per_cycle) {
+  if (!h->count) return 0;
+  uint64_t want = (uint64_t)(p * (double)(h->count - 1)) + 1, acc = 0;
+  for (unsigned b = 0; b < AMPD_LAT_BUCKETS; b++) {
+    acc += h->n[b];
+    if (acc >= want) {
+      uint64_t width, lo = ampd_lat_bucket_lo(b, &width);
+      double v = (double)lo + (double)(width - 1) / 2;
+      if (v > (double)h->max) v = (double)h->max;
+      return v * ns_per_cycle;
+    }
+  }
+  return (double)h->max * ns_per_cycle;
+}
+
+static void lat_json(FILE *f, const char *name, const ampd_lat_hist_t *h, double npc) {
+  fprintf(f, "\"%s\": {\"count\": %" PRIu64 ", \"mean\": %.0f, \"p50\": %.0f, \"p90\": %.0f,"
+          " \"p99\": %.0f, \"p999\": %.0f, \"max\": %.0f}", name, h->count,
+          h->count ? (double)h->sum / (double)h->count * npc : 0, lat_pct_ns(h, 0.50, npc),
+          lat_pct_ns(h, 0.90, npc), lat_pct_ns(h, 0.99, npc), lat_pct_ns(h, 0.999, npc),
+          (double)h->max * npc);
+}
+
+static void lat_merge(ampd_lat_hist_t *to, const ampd_lat_hist_t *from) {
+  for (unsigned b = 0; b < AMPD_LAT_BUCKETS; b++) to->n[b] += from->n[b];
+  to->count += from->count;
+  to->sum += from->sum;
+  if (from->max > to->max) to->max = from->max;
+}
+
+/* Everything the summary says, and the instrumentation, as one JSON object.
+ * Latencies in ns; times in s. */
+static void write_summary_json(ampd_app_t *app, const char *path) {
+  FILE *f = fopen(path, "w");
+  if (!f) {
+    ampd_log(AMP_LOG_ERROR, "--summary-json %s: %s", path, strerror(errno));
+    return;
+  }
+  double hz = (double)rte_get_tsc_hz(), npc = 1e9 / hz;
+  ampd_counters_t t;
+  uint64_t first_rx, last_rx;
+  sum_counters(app, &t, &first_rx, &last_rx);
+  amp_engine_stats_t st;
+  memset(&st, 0, sizeof st);
+  if (app->engine) amp_engine_stats(app->engine, &st);
+  /* static: the merged histograms are 8 kB each */
+  static ampd_lat_hist_t ful, fai, all;
+  memset(&ful, 0, sizeof ful);
+  memset(&fai, 0, sizeof fai);
+  memset(&all, 0, sizeof all);
+  uint64_t unmatched = 0, t0 = 0, t1 = 0;
+  for (unsigned i = 0; i < app->n_workers; i++) {
+    const ampd_worker_t *w = &app->workers[i];
+    lat_merge(&ful, &w->lat_fulfill);
+    lat_merge(&fai, &w->lat_fail);
+    unmatched += w->lat_unmatched;
+    if (w->first_rx_tsc && (!t0 || w->first_rx_tsc < t0)) t0 = w->first_rx_tsc;
+    if (w->last_emit_tsc > t1) t1 = w->last_emit_tsc;
+  }
+  lat_merge(&all, &ful);
+  lat_merge(&all, &fai);
+  fprintf(f, "{\n  \"workers\": %u, \"ports\": %u, \"tsc_hz\": %.0f, \"sync\": \"%s\","
+          " \"bench_rx_only\": %s,\n", app->n_workers, app->n_ports, hz,
+          amp_config_sync_str(app->cfg.sync), app->bench_rx_only ? "true" : "false");
+  fprintf(f, "  \"run_s\": %.6f, \"rx_s\": %.6f, \"rx_to_last_answer_s\": %.6f,\n",
+          (double)(ampd_now_ns() - app->start_ns) / 1e9,
+          last_rx > first_rx && first_rx ? (double)(last_rx - first_rx) / 1e9 : 0,
+          t1 > t0 && t0 ? (double)(t1 - t0) / hz : 0);
+  fprintf(f, "  \"dataplane\": {");
+#define AMPD_JS_(n, d) fprintf(f, "\"%s\": %" PRIu64 ", ", #n, t.n);
+  AMPD_COUNTERS(AMPD_JS_)
+#undef AMPD_JS_
+  fprintf(f, "\"drop\": {");
+  for (int r = 1; r < AMP_FRAME_DROP_COUNT_; r++)
+    fprintf(f, "%s\"%s\": %" PRIu64, r > 1 ? ", " : "", amp_frame_drop_str(r), t.drop[r]);
+  fprintf(f, "}},\n  \"engine\": {");
+  const char *desc, *name;
+  for (size_t i = 0; (name = amp_engine_counter_name(i, &desc)) != NULL; i++)
+    fprintf(f, "\"%s\": %" PRIu64 ", ", name, engine_counter(&st, i));
+  fprintf(f, "\"held_now\": %" PRIu64 ", \"height\": %" PRIu64 "},\n", st.held_now, st.height);
+  if (app->store) {
+    amp_store_stats_t ss;
+    amp_store_stats(app->store, &ss);
+    fprintf(f, "  \"store\": {\"commits\": %" PRIu64 ", \"intents\": %" PRIu64 ", \"settles\": %"
+            PRIu64 ", \"commit_errors\": %" PRIu64 ", \"group_max_seen\": %" PRIu64
+            ", \"sync_ns_total\": %" PRIu64 ", \"puts\": %" PRIu64 ", \"commit_p50_ns\": %" PRIu64
+            ", \"commit_p99_ns\": %" PRIu64 ", \"commit_max_ns\": %" PRIu64
+            ", \"replay_live\": %" PRIu64 ", \"resolutions_live\": %" PRIu64 "},\n",
+            ss.commits, ss.intents, ss.settles, ss.commit_errors, ss.group_max_seen,
+            ss.sync_ns_total, ss.puts, ss.commit_p50_ns, ss.commit_p99_ns, ss.commit_max_ns,
+            ss.replay_live, ss.resolutions_live);
+  }
+  fprintf(f, "  \"latency_ns\": {");
+  lat_json(f, "all", &all, npc);
+  fprintf(f, ", ");
+  lat_json(f, "fulfill", &ful, npc);
+  fprintf(f, ", ");
+  lat_json(f, "fail", &fai, npc);
+  fprintf(f, ", \"unmatched\": %" PRIu64 "},\n  \"per_worker\": [", unmatched);
+  for (unsigned i = 0; i < app->n_workers; i++) {
+    const ampd_worker_t *w = &app->workers[i];
+    double cyc = (double)(w->tsc_busy + w->tsc_idle);
+    fprintf(f, "%s\n    {\"lcore\": %u, \"rx_pkts\": %" PRIu64 ", \"rx_records\": %" PRIu64
+            ", \"tx_records\": %" PRIu64 ", \"polls_busy\": %" PRIu64 ", \"polls_idle\": %" PRIu64
+            ", \"busy_s\": %.6f, \"idle_s\": %.6f, \"busy_share\": %.4f, \"cpu_s\": %.6f}",
+            i ? "," : "", w->lcore, w->cnt.rx_pkts, w->cnt.rx_records, w->cnt.tx_records,
+            w->polls_busy, w->polls_idle, (double)w->tsc_busy / hz, (double)w->tsc_idle / hz,
+            cyc > 0 ? (double)w->tsc_busy / cyc : 0, (double)w->cpu_ns / 1e9);
+  }
+  fprintf(f, "\n  ],\n  \"port_stats\": [");
+  for (unsigned pi = 0; pi < app->n_ports; pi++) {
+    struct rte_eth_stats es;
+    if (rte_eth_stats_get(app->ports[pi].port_id, &es) != 0) memset(&es, 0, sizeof es);
+    fprintf(f, "%s{\"port\": %u, \"ipackets\": %" PRIu64 ", \"imissed\": %" PRIu64
+            ", \"ierrors\": %" PRIu64 ", \"rx_nombuf\": %" PRIu64 ", \"opackets\": %" PRIu64
+            ", \"oerrors\": %" PRIu64 "}", pi ? ", " : "", app->ports[pi].port_id, es.ipackets,
+            es.imissed, es.ierrors, es.rx_nombuf, es.opackets, es.oerrors);
+  }
+  fprintf(f, "]\n}\n");
+  if (fclose(f) != 0) ampd_log(AMP_LOG_ERROR, "--summary-json %s: write failed", path);
+}
+
 static void print_stats_line(ampd_app_t *app) {
   ampd_counters_t t;
   uint64_t a, b;
@@ -344,10 +489,14 @@ static void print_stats_line(ampd_app_t *app) {
   amp_engine_stats(app->engine, &st);
   uint64_t drops = t.drop_not_ours;
   for (int r = 1; r < AMP_FRAME_DROP_COUNT_; r++) drops += t.drop[r];
+  amp_store_stats_t ss;
+  memset(&ss, 0, sizeof ss);
+  if (app->store) amp_store_stats(app->store, &ss);
   ampd_log(AMP_LOG_INFO, "stats: frames in %" PRIu64 ", htlcs in %" PRIu64 ", settled %" PRIu64
            ", failed %" PRIu64 ", held %" PRIu64 ", dropped frames %" PRIu64 ", answers out %"
-           PRIu64, t.rx_frames, st.htlcs_in, st.htlcs_settled,
-           st.answers_fail + st.answers_malformed, st.held_now, drops, t.tx_records);
+           PRIu64 ", replay entries %" PRIu64 ", resolutions %" PRIu64, t.rx_frames,
+           st.htlcs_in, st.htlcs_settled, st.answers_fail + st.answers_malformed, st.held_now,
+           drops, t.tx_records, ss.replay_live, ss.resolutions_live);
 }
 
 /* ---- Control loop ------------------------------------------------------- */
@@ -434,6 +583,28 @@ static int split_args(int argc, char **argv, int *eal_argc, int *our_argc, char 
   return 0;
 }
 
+/* Benchmark flags, taken out of our options before the config parser sees
+ * them (they are not configuration): --summary-json FILE writes the summary
+ * and the instrumentation as JSON at exit; --bench-rx-only checks frames
+ * (parse, tag, window) and drops their records (the rx path's own rate). */
+static int take_bench_flags(ampd_app_t *app, int *argc, char **argv) {
+  int o = 1;
+  for (int i = 1; i < *argc; i++) {
+    if (!strcmp(argv[i], "--summary-json") && i + 1 < *argc) {
+      app->summary_json = argv[++i];
+    } else if (!strncmp(argv[i], "--summary-json=", 15)) {
+      app->summary_json = argv[i] + 15;
+    } else if (!strcmp(argv[i], "--bench-rx-only")) {
+      app->bench_rx_only = 1;
+    } else {
+      argv[o++] = argv[i];
+    }
+  }
+  argv[o] = NULL;
+  *argc = o;
+  return 0;
+}
+
 int ampd_run(int argc, char **argv, const ampd_hooks_t *hooks) {
   static ampd_app_t app_;   /* large (config, ports): not on the stack */
   ampd_app_t *app = &app_;
@@ -454,6 +625,7 @@ int ampd_run(int argc, char **argv, const ampd_hooks_t *hooks) {
   signal(SIGTERM, on_signal);
   signal(SIGHUP, on_hup);
   if (split_args(argc, argv, &eal_argc, &our_argc, &our_argv)) return 1;
+  take_bench_flags(app, &our_argc, our_argv);
   int rc = amp_config_parse(&app->cfg, our_argc, our_argv, err, sizeof err);
   opt_argc = our_argc;
   opt_argv = our_argv;   /* kept for SIGHUP */
@@ -534,6 +706,9 @@ int ampd_run(int argc, char **argv, const ampd_hooks_t *hooks) {
     if (!w->in || !w->lin) goto out_nomem;
   }
   if (gateways_init(app)) goto out_nomem;
+  app->stamps = rte_zmalloc("ampd_stamps", sizeof(ampd_stamp_t) << AMPD_STAMP_BITS,
+                            RTE_CACHE_LINE_SIZE);
+  if (!app->stamps) goto out_nomem;
 
   /* Store, then engine (which recovers from the store). */
   amp_store_cfg_t scfg;
@@ -603,6 +778,7 @@ int ampd_run(int argc, char **argv, const ampd_hooks_t *hooks) {
   if (hooks && hooks->stopped) hooks->stopped(hooks->arg, app);
   exit_code = 0;
   print_summary(app, stdout);
+  if (app->summary_json) write_summary_json(app, app->summary_json);
 
 out_ports:
   ampd_ports_close(app);

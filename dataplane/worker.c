@@ -123,10 +123,30 @@ static int frame_open(ampd_worker_t *w, int gi) {
   return 0;
 }
 
+/* Instrumentation: the answer to (scid, htlc id) is out; its latency from
+ * the rx stamp (ampd.h). Answers carry the htlc id where update_add_htlc
+ * does: after type (2) and channel_id (32). */
+static void lat_answer(ampd_worker_t *w, uint64_t scid, const uint8_t *msg, size_t len) {
+  if (len < 42) return;
+  uint64_t now = rte_rdtsc();
+  w->last_emit_tsc = now;
+  uint64_t key = ampd_stamp_key(scid, amp_be64(msg + 34));
+  ampd_stamp_t *s = &w->app->stamps[key >> (64 - AMPD_STAMP_BITS)];
+  uint64_t t = atomic_load_explicit(&s->tsc, memory_order_relaxed);
+  if (atomic_load_explicit(&s->key, memory_order_relaxed) != key || t > now) {
+    w->lat_unmatched++;
+    return;
+  }
+  atomic_store_explicit(&s->key, 0, memory_order_relaxed);
+  ampd_lat_add(amp_be16(msg) == AMP_MSG_UPDATE_FULFILL_HTLC ? &w->lat_fulfill : &w->lat_fail,
+               now - t);
+}
+
 /* The engine's sink: one answer for gateway_id. */
 static void sink_emit(void *ctx, uint64_t gateway_id, uint64_t scid, const uint8_t *msg,
                       size_t len) {
   ampd_worker_t *w = ctx;
+  lat_answer(w, scid, msg, len);
   int gi = ampd_gateway_find(w->app, gateway_id);
   if (gi < 0) {
     w->cnt.tx_unknown_gateway++;
@@ -207,7 +227,7 @@ int ampd_worker_txbuf_init(ampd_worker_t *w, unsigned pi, uint16_t queue) {
 /* Frame checks for one packet; on success appends its records to w->in
  * (tips are handled here). data must stay valid until the engine returns. */
 static void rx_frame(ampd_worker_t *w, uint16_t pi, const uint8_t *data, size_t len,
-                     size_t *n_in, uint64_t now) {
+                     size_t *n_in, uint64_t now, uint64_t tsc) {
   ampd_app_t *app = w->app;
   amp_frame_t f;
   int r = amp_frame_parse_port(&f, data, len, app->cfg.udp_port);
@@ -264,11 +284,17 @@ static void rx_frame(ampd_worker_t *w, uint16_t pi, const uint8_t *data, size_t 
     in->len = rec->len;
     in->rx_ns = now;
     w->cnt.rx_records++;
+    if (rec->len >= 42 && amp_be16(rec->msg) == AMP_MSG_UPDATE_ADD_HTLC) {   /* rx stamp */
+      uint64_t key = ampd_stamp_key(rec->scid, amp_be64(rec->msg + 34));
+      ampd_stamp_t *s = &app->stamps[key >> (64 - AMPD_STAMP_BITS)];
+      atomic_store_explicit(&s->tsc, tsc, memory_order_relaxed);
+      atomic_store_explicit(&s->key, key, memory_order_relaxed);
+    }
   }
 }
 
 static void rx_burst(ampd_worker_t *w, struct rte_mbuf **pkts, uint16_t nb, uint16_t pi,
-                     uint64_t now) {
+                     uint64_t now, uint64_t tsc) {
   size_t n_in = 0;
   for (uint16_t i = 0; i < nb; i++) {
     struct rte_mbuf *m = pkts[i];
@@ -288,10 +314,10 @@ static void rx_burst(ampd_worker_t *w, struct rte_mbuf **pkts, uint16_t nb, uint
         continue;
       }
     }
-    rx_frame(w, pi, data, m->pkt_len, &n_in, now);
+    rx_frame(w, pi, data, m->pkt_len, &n_in, now, tsc);
   }
   /* ---- The engine hookup: one call per burst. ---- */
-  if (n_in) amp_worker_process(w->ew, w->in, n_in, &w->sink);
+  if (n_in && likely(!w->app->bench_rx_only)) amp_worker_process(w->ew, w->in, n_in, &w->sink);
   rte_pktmbuf_free_bulk(pkts, nb);
 }
 
@@ -304,6 +330,8 @@ int ampd_worker_main(void *arg) {
   const uint64_t drain_tsc = (rte_get_tsc_hz() + 1000000 - 1) / 1000000 * AMPD_DRAIN_US;
   uint64_t prev_tsc = rte_rdtsc();
   uint64_t stop_deadline = 0;
+  uint64_t iter_tsc = prev_tsc;
+  int was_busy = 0;
 
   w->sink.emit = sink_emit;
   w->sink.ctx = w;
@@ -313,6 +341,15 @@ int ampd_worker_main(void *arg) {
   ampd_log(AMP_LOG_INFO, "worker %u on lcore %u: %u rx queue(s)", w->idx, w->lcore, w->n_rxq);
   for (;;) {
     uint64_t cur_tsc = rte_rdtsc();
+    /* Busy vs idle: the previous iteration's cycles, by whether it did work. */
+    if (was_busy) {
+      w->polls_busy++;
+      w->tsc_busy += cur_tsc - iter_tsc;
+    } else {
+      w->polls_idle++;
+      w->tsc_idle += cur_tsc - iter_tsc;
+    }
+    iter_tsc = cur_tsc;
     if (unlikely(cur_tsc - prev_tsc > drain_tsc)) {
       tx_drain(w);
       prev_tsc = cur_tsc;
@@ -325,9 +362,12 @@ int ampd_worker_main(void *arg) {
         const ampd_rxq_t *rq = &w->rxq[q];
         uint16_t nb = rte_eth_rx_burst(app->ports[rq->port].port_id, rq->queue, pkts, AMPD_BURST);
         if (!nb) continue;
-        if (unlikely(!w->first_rx_ns)) w->first_rx_ns = now;
+        if (unlikely(!w->first_rx_ns)) {
+          w->first_rx_ns = now;
+          w->first_rx_tsc = cur_tsc;
+        }
         atomic_store_explicit(&w->last_rx_ns, now, memory_order_relaxed);
-        rx_burst(w, pkts, nb, rq->port, now);
+        rx_burst(w, pkts, nb, rq->port, now, cur_tsc);
         got = 1;
       }
       /* exit-idle compares this with last_rx_ns: both on this worker\'s clock,
@@ -336,7 +376,7 @@ int ampd_worker_main(void *arg) {
       atomic_store_explicit(&w->last_poll_ns, now, memory_order_relaxed);
     }
     /* A burst takes a while (an ECDH per HTLC): read the clock again then. */
-    amp_worker_poll(w->ew, got ? ampd_now_ns() : now, &w->sink);
+    was_busy = amp_worker_poll(w->ew, got ? ampd_now_ns() : now, &w->sink) > 0 || got;
     frames_close_all(w);
     int idle = amp_worker_idle(w->ew);
     atomic_store_explicit(&w->busy, !idle, memory_order_relaxed);
@@ -362,6 +402,9 @@ int ampd_worker_main(void *arg) {
   frames_close_all(w);
   tx_drain(w);
   amp_worker_detach(w->ew);
+  struct timespec cpu;
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) == 0)
+    w->cpu_ns = (uint64_t)cpu.tv_sec * 1000000000ULL + (uint64_t)cpu.tv_nsec;
   atomic_store_explicit(&w->done, 1, memory_order_release);
   return 0;
 }
