@@ -26,7 +26,9 @@
  *   amp_hidx_*  the HTLC index: one entry per resolved HTLC, in two open-
  *               addressing tables (by (scid, htlc_id) and by (cltv, tag)) and
  *               in a bucket per cltv_expiry (for prune, which never scans
- *               live entries). 64 B per entry plus 8-16 B of table slots;
+ *               live entries). 72 B per entry plus 16-32 B of table slots
+ *               (8-byte slots at load <= 1/2: an id and a hash tag, so a
+ *               probe reads no entry but the one it is looking for);
  *               the tables start sized for filter_entries keys (load 1/2),
  *               so a node within its sizing never rehashes (a rehash holds
  *               the write lock for ~100 ns per entry).
@@ -119,8 +121,9 @@ typedef struct {
   amp_sipkey_t key;
   amp_hent_t *ent;       /* ent[id - 1] */
   uint32_t n_ent, cap_ent, free_head, live;
-  uint32_t *res_slot, res_mask, res_count;
-  uint32_t *rpl_slot, rpl_mask, rpl_count;
+  uint64_t *res_slot;    /* slots: entry id | high 32 bits of the hash */
+  uint64_t *rpl_slot;
+  uint32_t res_mask, res_count, rpl_mask, rpl_count;
   amp_hbucket_t *bk;     /* sorted by cltv */
   uint32_t n_bk, cap_bk;
   uint32_t *pend;        /* ids added since the last commit/rollback */
@@ -145,6 +148,13 @@ void amp_hidx_fini(amp_hidx_t *ix);
 /* Hashes, exposed so a caller hashes once for filter and table. */
 uint64_t amp_hidx_res_hash(const amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id);
 uint64_t amp_hidx_rpl_hash(const amp_hidx_t *ix, uint32_t cltv, const uint8_t tag[16]);
+
+/* amp_hidx_prefetch / amp_sidx_prefetch (writer): start loading the cache
+ * lines that a later check or add of this key touches (table slot, filter
+ * blocks), so that the misses of several intents overlap. tag may be NULL.
+ * No effect on state; costs the key's hashes (~20 ns each). */
+void amp_hidx_prefetch(const amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id, uint32_t cltv,
+                       const uint8_t *tag);
 
 /* amp_hidx_check (writer) says whether (scid, htlc_id) already has a
  * resolution, committed or pending: AMP_ERR_EXISTS, else AMP_OK. */
@@ -215,6 +225,7 @@ AMP_WARN_UNUSED int amp_sidx_add(amp_sidx_t *sx, const uint8_t id[32], uint64_t 
 /* amp_sidx_reserve (writer) sizes the table for n sets (load 0.7) now, so
  * that it does not rehash until then. AMP_OK or AMP_ERR_NOMEM. */
 AMP_WARN_UNUSED int amp_sidx_reserve(amp_sidx_t *sx, uint64_t n);
+void amp_sidx_prefetch(const amp_sidx_t *sx, const uint8_t id[32]);
 /* amp_sidx_check (writer): AMP_ERR_EXISTS if id is known, committed or
  * pending, else AMP_OK. */
 AMP_WARN_UNUSED int amp_sidx_check(amp_sidx_t *sx, const uint8_t id[32]);

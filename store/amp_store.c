@@ -594,6 +594,25 @@ static void publish_gauges(amp_store_t *st) {
   cset(st, C_FILTER_GROWS, st->hix.filter_grows);
 }
 
+/* Start the cache misses of an intent's index work early (see commit_group):
+ * the set_id slot, and per HTLC (the first 16) its table slots and filter
+ * blocks. */
+#define PREFETCH_AHEAD 4
+static void prefetch_intent(amp_store_t *st, const amp_store_intent_t *in) {
+  if (in->kind == AMP_INTENT_SETTLE || in->kind == AMP_INTENT_CANCEL_SET) {
+    amp_sidx_prefetch(&st->six, in->set_id);
+    uint32_t n = in->htlcs ? (in->n_htlcs < 16 ? in->n_htlcs : 16) : 0;
+    for (uint32_t i = 0; i < n; i++) {
+      const amp_store_htlc_t *x = &in->htlcs[i];
+      amp_hidx_prefetch(&st->hix, x->scid, x->htlc_id, x->cltv_expiry,
+                        is_zero16(x->onion_tag) ? NULL : x->onion_tag);
+    }
+  } else if (in->kind == AMP_INTENT_FAIL) {
+    amp_hidx_prefetch(&st->hix, in->scid, in->htlc_id, in->cltv_expiry,
+                      in->has_onion_tag ? in->onion_tag : NULL);
+  }
+}
+
 static void commit_group(amp_store_t *st, unsigned n) {
   uint64_t save_settle = st->last_settle, save_fail = st->last_fail, save_add = st->add_index;
   tally_t t = {0};
@@ -602,8 +621,12 @@ static void commit_group(amp_store_t *st, unsigned n) {
   MDB_txn *txn = NULL;
   int mrc = mdb_txn_begin(st->env, NULL, 0, &txn);
   if (mrc) fatal = mrc;
+  /* VPP style: while intent i is applied, the lines of intent i + AHEAD are
+   * on their way (the index tables and filters are far larger than cache). */
+  for (unsigned i = 0; i < n && i < PREFETCH_AHEAD; i++) prefetch_intent(st, st->group[i]);
   for (unsigned i = 0; i < n && !fatal; i++) {
     amp_store_intent_t *in = st->group[i];
+    if (i + PREFETCH_AHEAD < n) prefetch_intent(st, st->group[i + PREFETCH_AHEAD]);
     int s;
     in->settle_index = 0;
     switch (in->kind) {
