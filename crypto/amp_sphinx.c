@@ -49,6 +49,7 @@ static void amp_peel_reset_(amp_sphinx_hop_t *h) {
   h->failure_code = 0;
   h->is_final = 0;
   h->shift = 0;
+  h->dec_len = 0;
   memset(h->sha256_of_onion, 0, sizeof h->sha256_of_onion);
   memset(h->shared_secret, 0, sizeof h->shared_secret);
   memset(h->next_hmac, 0, sizeof h->next_hmac);
@@ -96,34 +97,45 @@ static void amp_peel_hmac_(amp_sphinx_hop_t *h, const uint8_t *assoc, size_t ass
 /* Stage 4: rho key; decrypt the first 1300 bytes of hop_payloads || zeros.
  * The second half (the next hop's hop_payloads) is made in stage 6, for
  * forwards only: a final hop never needs it. */
+/* Decrypts dec[dec_len .. upto) of hop_payloads with the rho stream; both
+ * ends on 64-byte block boundaries (or the end of the 1300 bytes). */
+static void amp_peel_decrypt_to_(amp_sphinx_hop_t *h, const uint8_t rho[32],
+                                 const uint8_t *onion, size_t upto) {
+  size_t from = h->dec_len;
+  if (upto <= from) return;
+  amp_chacha20_xor(h->dec + from, onion + AMP_ONION_PAYLOADS_OFF_ + from, upto - from, rho,
+                   amp_zero_nonce_, (uint32_t)(from / 64));
+  h->dec_len = (uint16_t)upto;
+}
+/* The first block only: enough for the payload's BigSize length. The rest is
+ * decrypted as far as the hop needs it (amp_peel_payload_, amp_peel_tail_):
+ * a final hop reads ~150 bytes of stream instead of 1300 (~1 us saved). */
 static void amp_peel_decrypt_(amp_sphinx_hop_t *h, uint8_t rho[32], const uint8_t *onion) {
   amp_sphinx_derive_key(rho, "rho", h->shared_secret);
-  amp_chacha20_xor(h->dec, onion + AMP_ONION_PAYLOADS_OFF_, AMP_ONION_PAYLOADS_LEN, rho,
-                   amp_zero_nonce_, 0);
+  h->dec_len = 0;
+  amp_peel_decrypt_to_(h, rho, onion, 64);
 }
-
-/* Stage 5: BigSize length, payload bounds, next hmac, final or forward.
- * Lengths 0 (the legacy realm-0 format, unsupported) and 1 (reserved) and a
- * non-minimal BigSize are invalid; so is a payload whose hmac runs past the
- * 1300 bytes. */
-static void amp_peel_payload_(amp_sphinx_hop_t *h, const uint8_t *onion) {
+static void amp_peel_payload_(amp_sphinx_hop_t *h, const uint8_t rho[32], const uint8_t *onion) {
   uint64_t len;
-  int hdr = amp_bigsize_read(&len, h->dec, AMP_ONION_PAYLOADS_LEN);
+  int hdr = amp_bigsize_read(&len, h->dec, 9);
   if (hdr < 0 || len < 2 ||
       len > (uint64_t)(AMP_ONION_PAYLOADS_LEN - AMP_ONION_HMAC_LEN - (size_t)hdr)) {
     amp_peel_fail_(h, onion, AMP_ERR_PAYLOAD, 0);
     return;
   }
+  size_t need = (size_t)hdr + (size_t)len + AMP_ONION_HMAC_LEN;
+  size_t upto = (need + 63) & ~(size_t)63;
+  amp_peel_decrypt_to_(h, rho, onion, upto < AMP_ONION_PAYLOADS_LEN ? upto : AMP_ONION_PAYLOADS_LEN);
   h->payload = h->dec + hdr;
   h->payload_len = (size_t)len;
-  h->shift = (uint16_t)((size_t)hdr + (size_t)len + AMP_ONION_HMAC_LEN);
+  h->shift = (uint16_t)need;
   memcpy(h->next_hmac, h->dec + hdr + len, AMP_ONION_HMAC_LEN);
   h->is_final = (uint8_t)amp_ct_is_zero(h->next_hmac, AMP_ONION_HMAC_LEN);
 }
-
-/* Stage 6 (forwards): the rest of the rho stream over the 1300 appended
- * zeros, i.e. keystream bytes 1300..2599. Byte 1300 is byte 20 of block 20. */
-static void amp_peel_tail_(amp_sphinx_hop_t *h, const uint8_t rho[32]) {
+/* Forwards only: the rest of hop_payloads, then the 1300 bytes of stream
+ * past its end (what the next hop's filler comes from). */
+static void amp_peel_tail_(amp_sphinx_hop_t *h, const uint8_t rho[32], const uint8_t *onion) {
+  amp_peel_decrypt_to_(h, rho, onion, AMP_ONION_PAYLOADS_LEN);
   uint8_t blk[64];
   const size_t blk_off = AMP_ONION_PAYLOADS_LEN % 64;                 /* 20 */
   const uint32_t blk_no = AMP_ONION_PAYLOADS_LEN / 64;                /* 20 */
@@ -136,7 +148,6 @@ static void amp_peel_tail_(amp_sphinx_hop_t *h, const uint8_t rho[32]) {
   amp_chacha20_xor(rest, rest, rest_len, rho, amp_zero_nonce_, blk_no + 1);
   amp_wipe(blk, sizeof blk);
 }
-
 /* The blinding input of a forward: compressed ephemeral || ss (65 bytes). */
 #define AMP_BLIND_MSG_LEN_ (AMP_PUBKEY_LEN + 32)
 
@@ -160,7 +171,7 @@ static void amp_peel_chunk_(amp_sphinx_hop_t *out, size_t n, const uint8_t node_
   for (size_t i = 0; i < n; i++)
     if (out[i].err == AMP_OK) amp_peel_decrypt_(&out[i], rho[i], onion[i]);
   for (size_t i = 0; i < n; i++)
-    if (out[i].err == AMP_OK) amp_peel_payload_(&out[i], onion[i]);
+    if (out[i].err == AMP_OK) amp_peel_payload_(&out[i], rho[i], onion[i]);
 
   /* Forwards: blinding factors SHA256(eph || ss) in one batch, then the
    * stream tails, then one tweak_mul each. */
@@ -173,7 +184,7 @@ static void amp_peel_chunk_(amp_sphinx_hop_t *out, size_t n, const uint8_t node_
     fwd[nf++] = i;
   }
   if (nf) amp_sha256_batch(blind, bptr, blen, nf);
-  for (size_t j = 0; j < nf; j++) amp_peel_tail_(&out[fwd[j]], rho[fwd[j]]);
+  for (size_t j = 0; j < nf; j++) amp_peel_tail_(&out[fwd[j]], rho[fwd[j]], onion[fwd[j]]);
   for (size_t j = 0; j < nf; j++) {
     amp_sphinx_hop_t *h = &out[fwd[j]];
     /* A blinding factor >= n has probability ~2^-128: treat as a bad key. */

@@ -63,6 +63,8 @@ typedef struct {
   int err;                       /* AMP_OK or the amp_err_t of the failure */
   uint16_t failure_code;         /* 0, or AMP_FAIL_INVALID_ONION_* on failure */
   uint8_t is_final;              /* next hmac is all zero */
+  uint16_t dec_len;              /* bytes of dec decrypted: a final hop stops
+                                    after its payload and next hmac */
   uint16_t shift;                /* BigSize len + payload + hmac: the next
                                     hop_payloads are dec[shift .. shift+1300] */
   uint8_t sha256_of_onion[32];   /* set on failure, for update_fail_malformed */
