@@ -9,6 +9,7 @@
  */
 #include "amp_sphinx.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #include "amp_chacha20.h"
@@ -24,7 +25,29 @@
 
 static const uint8_t amp_zero_nonce_[12];
 
+/* The key names are fixed HMAC keys: their inner and outer pad states are
+ * computed once, so a derived key costs two SHA-256 compressions, not four
+ * (~100 ns saved per key, two keys per peel). */
+static const char *const amp_key_names_[] = {"rho", "mu", "um", "ammag", "pad"};
+#define AMP_KEY_NAMES_ (sizeof amp_key_names_ / sizeof amp_key_names_[0])
+static amp_hmac_t amp_key_ctx_[AMP_KEY_NAMES_];
+static pthread_once_t amp_key_once_ = PTHREAD_ONCE_INIT;
+
+static void amp_key_init_(void) {
+  for (size_t i = 0; i < AMP_KEY_NAMES_; i++)
+    amp_hmac_init(&amp_key_ctx_[i], amp_key_names_[i], strlen(amp_key_names_[i]));
+}
+
 void amp_sphinx_derive_key(uint8_t out[32], const char *name, const uint8_t ss[32]) {
+  pthread_once(&amp_key_once_, amp_key_init_);
+  for (size_t i = 0; i < AMP_KEY_NAMES_; i++) {
+    if (strcmp(name, amp_key_names_[i]) == 0) {
+      amp_hmac_t c = amp_key_ctx_[i];
+      amp_hmac_update(&c, ss, 32);
+      amp_hmac_final(&c, out); /* wipes c */
+      return;
+    }
+  }
   amp_hmac_sha256(out, name, strlen(name), ss, 32);
 }
 
