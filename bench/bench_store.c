@@ -604,11 +604,13 @@ int main(int argc, char **argv) {
         run_t *r = &res[s][z][np - 1];
         fprintf(f,
                 "%s    {\"sync\": \"%s\", \"htlcs\": %u, \"producers\": %u, \"sets_per_s\": %.0f, "
+                "\"htlcs_per_s\": %.0f, "
                 "\"puts_per_set\": %.2f, \"group_mean\": %.1f, \"commit_us\": {\"p50\": %.0f, "
                 "\"p99\": %.0f}, \"latency_us\": {\"p50\": %.0f, \"p99\": %.0f}, "
                 "\"writer_share_in_commit\": %.2f, \"writer_cpu_us_per_set\": %.2f, "
                 "\"errors\": %llu}",
-                first ? "" : ",\n", sync_name[s], sizes[z], np, r->sets_per_s, r->puts_per_set,
+                first ? "" : ",\n", sync_name[s], sizes[z], np, r->sets_per_s,
+                r->sets_per_s * sizes[z], r->puts_per_set,
                 r->group_mean, r->commit_p50_us, r->commit_p99_us, r->lat_p50_us, r->lat_p99_us,
                 r->commit_share, r->cpu_us_per_set, (unsigned long long)r->errors);
         first = 0;
