@@ -100,12 +100,12 @@ int amp_cbf_maybe(const amp_cbf_t *f, uint64_t h);
 typedef struct {
   uint64_t scid, htlc_id;
   uint64_t loc;
+  uint64_t hres, hrpl;   /* the keys' hashes: a rehash, a filter rebuild, a
+                            deletion or a prune hashes nothing */
   uint8_t tag[16];
   uint32_t cltv;         /* the HTLC's cltv_expiry (part of the replay key) */
   uint32_t keep;         /* retention height: cltv, capped by the caller */
   uint32_t next;         /* next entry id in its bucket, or free list */
-  uint32_t hres, hrpl;   /* low bits of the keys' hashes: slot homes, so a
-                            rehash or a deletion hashes nothing */
   uint8_t flags;         /* AMP_HENT_* */
 } amp_hent_t;            /* 72 bytes */
 
