@@ -47,6 +47,7 @@
 #include "amp_payload.h"
 #include "amp_secp.h"
 #include "amp_sha256.h"
+#include "amp_siphash.h"
 #include "amp_sphinx.h"
 #include "amp_timer.h"
 
@@ -59,50 +60,7 @@
 #define LD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define ST(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 
-/* ---- 1. keyed hash (SipHash-1-3 over words) ---------------------------------------- */
-
-static inline uint64_t rotl_(uint64_t x, int b) { return (x << b) | (x >> (64 - b)); }
-#define SIPROUND_                                                                          \
-  do {                                                                                     \
-    v0 += v1; v1 = rotl_(v1, 13); v1 ^= v0; v0 = rotl_(v0, 32);                            \
-    v2 += v3; v3 = rotl_(v3, 16); v3 ^= v2;                                                \
-    v0 += v3; v3 = rotl_(v3, 21); v3 ^= v0;                                                \
-    v2 += v1; v1 = rotl_(v1, 17); v1 ^= v2; v2 = rotl_(v2, 32);                            \
-  } while (0)
-
-/* SipHash-1-3 over n 64-bit words (the same construction as the store's
- * amp_sip_words: one compression round per word, the word count as the last
- * block, three finalization rounds), inline so that the constant word counts
- * below unroll. Table keys are fixed-size, so no byte tail is needed.
- * Cost: ~14 instructions per round: 2 words (HTLC id) ~ 90, 5 words (set
- * key) ~ 130 instructions, against ~ 380-480 for the byte-wise SipHash-2-4
- * it replaces (measured with callgrind: the keyed hashing was 2,570
- * instructions per HTLC, the largest single cost after SHA-256). Keyed
- * with the process secret, as before: set_ids are chosen by senders. */
-static inline uint64_t sipw_(const uint64_t k[2], const uint64_t *m, size_t n) {
-  uint64_t v0 = 0x736f6d6570736575ULL ^ k[0], v1 = 0x646f72616e646f6dULL ^ k[1];
-  uint64_t v2 = 0x6c7967656e657261ULL ^ k[0], v3 = 0x7465646279746573ULL ^ k[1];
-  for (size_t i = 0; i < n; i++) {
-    v3 ^= m[i];
-    SIPROUND_;
-    v0 ^= m[i];
-  }
-  uint64_t b = (uint64_t)(8 * n) << 56;
-  v3 ^= b;
-  SIPROUND_;
-  v0 ^= b;
-  v2 ^= 0xff;
-  SIPROUND_;
-  SIPROUND_;
-  SIPROUND_;
-  return v0 ^ v1 ^ v2 ^ v3;
-}
-
-static inline uint64_t ld64_(const uint8_t *p) {
-  uint64_t v;
-  memcpy(&v, p, 8); /* host order: hashes never leave this process */
-  return v;
-}
+/* ---- 1. keyed hash: crypto/amp_siphash.h, keyed with e->hk ---------------- */
 
 /* ---- lock-free return stack (many pushers, one taker of everything) ------ */
 
@@ -280,7 +238,7 @@ struct amp_engine {
   amp_engine_cfg_t cfg;          /* node_key wiped: the copy is nk */
   uint8_t nk[32];
   amp_store_t *st;
-  uint64_t hk[2];                /* hash key */
+  amp_sipkey_t hk;               /* hash key (random per engine) */
   _Atomic uint32_t height;
   _Atomic uint64_t held;
   _Atomic uint64_t add_index;
@@ -342,8 +300,8 @@ static void pool_put_remote(pool_t *p, void *o) { mpsc_push(&p->ret, o, pool_lin
 
 /* 32-byte keys (payment_addr, payment_hash) */
 static inline unsigned long hash32_(const amp_engine_t *e, const uint8_t *p) {
-  uint64_t m[4] = {ld64_(p), ld64_(p + 8), ld64_(p + 16), ld64_(p + 24)};
-  return (unsigned long)sipw_(e->hk, m, 4);
+  uint64_t m[4] = {amp_siphash_load64(p), amp_siphash_load64(p + 8), amp_siphash_load64(p + 16), amp_siphash_load64(p + 24)};
+  return (unsigned long)amp_siphash_words(&e->hk, m, 4);
 }
 
 typedef struct {
@@ -352,7 +310,7 @@ typedef struct {
 
 static inline unsigned long hash_id_(const amp_engine_t *e, uint64_t scid, uint64_t id) {
   uint64_t m[2] = {scid, id};
-  return (unsigned long)sipw_(e->hk, m, 2);
+  return (unsigned long)amp_siphash_words(&e->hk, m, 2);
 }
 
 static int match_id_(struct cds_lfht_node *n, const void *key) {
@@ -367,8 +325,8 @@ typedef struct {
 } tagkey_t;
 
 static inline unsigned long hash_tag_(const amp_engine_t *e, uint32_t cltv, const uint8_t tag[16]) {
-  uint64_t m[3] = {cltv, ld64_(tag), ld64_(tag + 8)};
-  return (unsigned long)sipw_(e->hk, m, 3);
+  uint64_t m[3] = {cltv, amp_siphash_load64(tag), amp_siphash_load64(tag + 8)};
+  return (unsigned long)amp_siphash_words(&e->hk, m, 3);
 }
 
 static int match_tag_(struct cds_lfht_node *n, const void *key) {
@@ -383,8 +341,8 @@ typedef struct {
 } setkey_t;
 
 static inline unsigned long hash_set_(const amp_engine_t *e, uint8_t kind, const uint8_t id[32]) {
-  uint64_t m[5] = {kind, ld64_(id), ld64_(id + 8), ld64_(id + 16), ld64_(id + 24)};
-  return (unsigned long)sipw_(e->hk, m, 5);
+  uint64_t m[5] = {kind, amp_siphash_load64(id), amp_siphash_load64(id + 8), amp_siphash_load64(id + 16), amp_siphash_load64(id + 24)};
+  return (unsigned long)amp_siphash_words(&e->hk, m, 5);
 }
 
 static int match_set_(struct cds_lfht_node *n, const void *key) {
@@ -463,7 +421,7 @@ static void inv_copy_(amp_store_invoice_t *out, const inv_t *inv) {
 /* ---- gateways (held per gateway) ----------------------------------------- */
 
 static gw_t *gw_slot_(amp_engine_t *e, uint64_t id, uint16_t *slot) {
-  uint64_t h = sipw_(e->hk, &id, 1);
+  uint64_t h = amp_siphash_words(&e->hk, &id, 1);
   for (unsigned i = 0; i < GW_SLOTS; i++) {
     unsigned s = (unsigned)((h + i) & (GW_SLOTS - 1));
     uint64_t cur = atomic_load(&e->gw[s].id_plus1);
@@ -1037,7 +995,7 @@ static void receive_(amp_worker_t *w, htlc_t *h, const arrival_t *a, const amp_p
   }
   /* rule 8 (the set_id is no secret: a word test, not amp_ct_is_zero's
    * byte loop) */
-  if (is_amp && (ld64_(sid) | ld64_(sid + 8) | ld64_(sid + 16) | ld64_(sid + 24)) == 0) {
+  if (is_amp && (amp_siphash_load64(sid) | amp_siphash_load64(sid + 8) | amp_siphash_load64(sid + 16) | amp_siphash_load64(sid + 24)) == 0) {
     CNT(w, fail_set_id_zero);
     goto fail;
   }
@@ -1776,7 +1734,7 @@ int amp_engine_new(amp_engine_t **out, const amp_engine_cfg_t *cfg) {
   if (!c->store_retry_max) c->store_retry_max = 8;
   e->st = cfg->store;
   pthread_mutex_init(&e->admin_mu, NULL);
-  if ((rc = amp_random(e->hk, sizeof e->hk)) != AMP_OK) goto fail;
+  if ((rc = amp_random(&e->hk, sizeof e->hk)) != AMP_OK) goto fail;
   rc = AMP_ERR_NOMEM;
   uint64_t inflight = (uint64_t)c->pool_htlcs * c->workers;
   e->t_id = table_new_(inflight);
@@ -1929,7 +1887,7 @@ void amp_engine_delete(amp_engine_t *e) {
   }
   pthread_mutex_destroy(&e->admin_mu);
   amp_wipe(e->nk, sizeof e->nk);
-  amp_wipe(e->hk, sizeof e->hk);
+  amp_wipe(&e->hk, sizeof e->hk);
   free(e);
 }
 

@@ -45,44 +45,6 @@ static void *big_grow(void *p, size_t n, size_t nn) {
   return q;
 }
 
-/* --- SipHash-1-3 over words ----------------------------------------------- */
-
-#define ROTL64(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND                                                               \
-  do {                                                                         \
-    v0 += v1; v1 = ROTL64(v1, 13); v1 ^= v0; v0 = ROTL64(v0, 32);             \
-    v2 += v3; v3 = ROTL64(v3, 16); v3 ^= v2;                                   \
-    v0 += v3; v3 = ROTL64(v3, 21); v3 ^= v0;                                   \
-    v2 += v1; v1 = ROTL64(v1, 17); v1 ^= v2; v2 = ROTL64(v2, 32);             \
-  } while (0)
-
-uint64_t amp_sip_words(const amp_sipkey_t *k, const uint64_t *w, size_t n) {
-  uint64_t v0 = k->k0 ^ 0x736f6d6570736575ull;
-  uint64_t v1 = k->k1 ^ 0x646f72616e646f6dull;
-  uint64_t v2 = k->k0 ^ 0x6c7967656e657261ull;
-  uint64_t v3 = k->k1 ^ 0x7465646279746573ull;
-  for (size_t i = 0; i < n; i++) {
-    v3 ^= w[i];
-    SIPROUND;
-    v0 ^= w[i];
-  }
-  uint64_t b = (uint64_t)(8 * n) << 56;
-  v3 ^= b;
-  SIPROUND;
-  v0 ^= b;
-  v2 ^= 0xff;
-  SIPROUND;
-  SIPROUND;
-  SIPROUND;
-  return v0 ^ v1 ^ v2 ^ v3;
-}
-
-static inline uint64_t load_le64(const uint8_t *p) {
-  uint64_t v;
-  memcpy(&v, p, 8);
-  return v; /* host order is fine: only ever hashed on this host */
-}
-
 /* --- counting blocked Bloom filter ------------------------------------------ */
 
 #define CBF_K 6
@@ -161,12 +123,12 @@ static void rwlock_init_writer_pref(pthread_rwlock_t *l) {
 
 uint64_t amp_hidx_res_hash(const amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id) {
   uint64_t w[2] = {scid, htlc_id};
-  return amp_sip_words(&ix->key, w, 2);
+  return amp_siphash_words(&ix->key, w, 2);
 }
 
 uint64_t amp_hidx_rpl_hash(const amp_hidx_t *ix, uint32_t cltv, const uint8_t tag[16]) {
-  uint64_t w[3] = {cltv, load_le64(tag), load_le64(tag + 8)};
-  return amp_sip_words(&ix->key, w, 3);
+  uint64_t w[3] = {cltv, amp_siphash_load64(tag), amp_siphash_load64(tag + 8)};
+  return amp_siphash_words(&ix->key, w, 3);
 }
 
 #define HIDX_MIN_SLOTS 1024u
@@ -647,8 +609,8 @@ static void filter_grow(amp_hidx_t *ix, int kind) {
 #define SIDX_INIT_SLOTS 1024u
 
 static uint64_t sidx_hash(const amp_sidx_t *sx, const uint8_t id[32]) {
-  uint64_t w[4] = {load_le64(id), load_le64(id + 8), load_le64(id + 16), load_le64(id + 24)};
-  return amp_sip_words(&sx->key, w, 4);
+  uint64_t w[4] = {amp_siphash_load64(id), amp_siphash_load64(id + 8), amp_siphash_load64(id + 16), amp_siphash_load64(id + 24)};
+  return amp_siphash_words(&sx->key, w, 4);
 }
 
 int amp_sidx_init(amp_sidx_t *sx, const amp_sipkey_t *key) {

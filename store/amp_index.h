@@ -10,7 +10,7 @@
  * copy of anything.
  *
  * Pieces:
- *   amp_sip_*   SipHash-1-3 over 64-bit words with a per-store random key:
+ *   keyed hash  SipHash-1-3 (crypto/amp_siphash.h) over 64-bit words with a per-store random key:
  *               every key here is chosen, at least partly, by a remote peer,
  *               so the tables' hashing must not be predictable.
  *   amp_cbf_*   counting blocked Bloom filter: 4-bit counters, one 64-byte
@@ -55,17 +55,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "amp_siphash.h"
 #include "amp_util.h"
 
-/* --- keyed hash ------------------------------------------------------- */
-
-typedef struct {
-  uint64_t k0, k1;
-} amp_sipkey_t;
-
-/* amp_sip_words hashes n 64-bit words under key k (SipHash-1-3 rounds over
- * the words, then the word count as the final block). Cost ~5 ns + 3 ns/word. */
-uint64_t amp_sip_words(const amp_sipkey_t *k, const uint64_t *w, size_t n);
+/* --- keyed hash: crypto/amp_siphash.h (amp_sipkey_t, amp_siphash_words) -- */
 
 /* --- counting blocked Bloom filter ------------------------------------ */
 
