@@ -84,8 +84,13 @@ static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f) 
 }
 
 static char *mkdir_tmp(void) {
-  char *d = malloc(strlen(g_base) + 32);
-  sprintf(d, "%s/amp-bench-store-XXXXXX", g_base);
+  size_t n = strlen(g_base) + 32;
+  char *d = malloc(n);
+  if (!d) {
+    fprintf(stderr, "out of memory\n");
+    exit(1);
+  }
+  snprintf(d, n, "%s/amp-bench-store-XXXXXX", g_base);
   if (!mkdtemp(d)) {
     fprintf(stderr, "mkdtemp %s: %s\n", d, strerror(errno));
     exit(1);
