@@ -302,7 +302,9 @@ static run_t run_store(amp_store_sync_t sync, unsigned nh, unsigned np, uint64_t
   if (preload_n) preload(dir, inv, preload_n, &rng);
   amp_store_cfg_t c = {.dir = dir, .producers = np, .sync = sync, .map_size = 8ull << 30,
                        .ring_size = POOL,
-                       .filter_entries = filter_entries ? filter_entries : preload_n ? 2u << 20 : 0};
+                       .filter_entries = filter_entries ? filter_entries
+                                         : preload_n    ? 2u << 20
+                                                        : 0};
   amp_store_t *st;
   uint64_t to = amp_bench_now_ns();
   if (amp_store_open(&st, &c) != AMP_OK) {
@@ -353,7 +355,8 @@ static run_t run_store(amp_store_sync_t sync, unsigned nh, unsigned np, uint64_t
   r.puts_per_set = settles ? (double)(s1.puts - s0.puts) / (double)settles : 0;
   r.group_mean = commits ? (double)(s1.intents - s0.intents) / (double)commits : 0;
   r.commit_share = (double)(s1.sync_ns_total - s0.sync_ns_total) / 1e9 / secs;
-  r.cpu_us_per_set = settles ? (double)(s1.writer_cpu_ns - s0.writer_cpu_ns) / 1e3 / (double)settles : 0;
+  r.cpu_us_per_set =
+      settles ? (double)(s1.writer_cpu_ns - s0.writer_cpu_ns) / 1e3 / (double)settles : 0;
   r.commit_p50_us = (double)sf.commit_p50_ns / 1e3;
   r.commit_p99_us = (double)sf.commit_p99_ns / 1e3;
   r.lat_p50_us = h_pct(&lat, 50) / 1e3;
@@ -521,7 +524,9 @@ int main(int argc, char **argv) {
       g_seconds = 0.5;
       g_runs = 1;
     } else {
-      fprintf(stderr, "usage: %s [--seconds S] [--runs N] [--quick] [--dir D] [--only SYNC:HTLCS:PROD]\n",
+      fprintf(stderr,
+              "usage: %s [--seconds S] [--runs N] [--quick] [--dir D] "
+              "[--only SYNC:HTLCS:PROD]\n",
               argv[0]);
       return 2;
     }
@@ -574,7 +579,8 @@ int main(int argc, char **argv) {
         run_t m = v[nr / 2];
         res[s][z][np - 1] = m;
         if (!sel[s][z][np - 1]) continue;
-        printf("%-5s %6u %5u %12.0f %10.2f %8.1f %8.0fus %8.0fus %8.0fus %8.0fus %6.0f%% %7.2fus%s\n",
+        printf("%-5s %6u %5u %12.0f %10.2f %8.1f %8.0fus %8.0fus %8.0fus %8.0fus %6.0f%% "
+               "%7.2fus%s\n",
                sync_name[s], sizes[z], np, m.sets_per_s, m.puts_per_set, m.group_mean,
                m.commit_p50_us, m.commit_p99_us, m.lat_p50_us, m.lat_p99_us,
                100 * m.commit_share, m.cpu_us_per_set, m.errors ? "  ERRORS" : "");
@@ -610,7 +616,9 @@ int main(int argc, char **argv) {
   if (!f) return 1;
   fprintf(f, "{\n  \"machine\": %s,\n", amp_bench_machine_json());
   fprintf(f, "  \"lmdb\": \"%s\",\n", mdb_version(NULL, NULL, NULL));
-  fprintf(f, "  \"seconds_per_run\": %.2f, \"runs\": %d, \"loadavg_start\": %.2f, \"loadavg_end\": %.2f,\n",
+  fprintf(f,
+          "  \"seconds_per_run\": %.2f, \"runs\": %d, \"loadavg_start\": %.2f, "
+          "\"loadavg_end\": %.2f,\n",
           g_seconds, g_runs, load0, load1);
   fprintf(f, "  \"workload\": \"fresh store, %d AMP invoices, HTLCs on %d channels, "
              "group_max 512, group_usec 200, ring 8192\",\n", N_INVOICES, N_CHANNELS);
@@ -635,7 +643,8 @@ int main(int argc, char **argv) {
       }
   fprintf(f, "\n  ],\n");
   fprintf(f,
-          "  \"preloaded_1M\": {\"sync\": \"full\", \"htlcs\": 1, \"producers\": 1, \"sets_per_s\": "
+          "  \"preloaded_1M\": {\"sync\": \"full\", \"htlcs\": 1, \"producers\": 1, "
+          "\"sets_per_s\": "
           "%.0f, \"puts_per_set\": %.2f, \"group_mean\": %.1f, \"commit_us\": {\"p50\": %.0f, "
           "\"p99\": %.0f}, \"latency_us\": {\"p50\": %.0f, \"p99\": %.0f}, \"open_ms\": %.0f},\n",
           pre.sets_per_s, pre.puts_per_set, pre.group_mean, pre.commit_p50_us, pre.commit_p99_us,
@@ -650,7 +659,9 @@ int main(int argc, char **argv) {
           "  \"baseline\": {\"single_put_commits_per_s\": %.0f, \"schema_v0_sets_per_s\": %.0f, "
           "\"schema_v0_sets_per_s_preloaded_1M\": %.0f, \"schema_v0_puts_per_set\": 4},\n",
           single, v0_fresh, v0_pre);
-  fprintf(f, "  \"target\": {\"durable_1htlc_sets_per_s\": %.0f, \"measured\": %.0f, \"met\": %s}\n}\n",
+  fprintf(f,
+          "  \"target\": {\"durable_1htlc_sets_per_s\": %.0f, \"measured\": %.0f, "
+          "\"met\": %s}\n}\n",
           TARGET_SETS_PER_S, best1, best1 >= TARGET_SETS_PER_S ? "true" : "false");
   fclose(f);
   fprintf(stderr, "wrote %s\n", path);

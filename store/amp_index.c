@@ -609,7 +609,8 @@ static void filter_grow(amp_hidx_t *ix, int kind) {
 #define SIDX_INIT_SLOTS 1024u
 
 static uint64_t sidx_hash(const amp_sidx_t *sx, const uint8_t id[32]) {
-  uint64_t w[4] = {amp_siphash_load64(id), amp_siphash_load64(id + 8), amp_siphash_load64(id + 16), amp_siphash_load64(id + 24)};
+  uint64_t w[4] = {amp_siphash_load64(id), amp_siphash_load64(id + 8),
+                   amp_siphash_load64(id + 16), amp_siphash_load64(id + 24)};
   return amp_siphash_words(&sx->key, w, 4);
 }
 

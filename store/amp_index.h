@@ -10,8 +10,9 @@
  * copy of anything.
  *
  * Pieces:
- *   keyed hash  SipHash-1-3 (crypto/amp_siphash.h) over 64-bit words with a per-store random key:
- *               every key here is chosen, at least partly, by a remote peer,
+ *   keyed hash  SipHash-1-3 (crypto/amp_siphash.h) over 64-bit words with a
+ *               per-store random key: every key here is chosen, at least
+ *               partly, by a remote peer,
  *               so the tables' hashing must not be predictable.
  *   amp_cbf_*   counting blocked Bloom filter: 4-bit counters, one 64-byte
  *               block (128 counters) per key, 6 counters per key, 12 counters
@@ -178,7 +179,8 @@ uint64_t amp_hidx_prune(amp_hidx_t *ix, uint32_t rpl_floor, uint32_t res_floor);
 /* Lookups (any thread, read lock). Pending entries are not found.
  * amp_hidx_find_res: AMP_OK with *loc, or AMP_ERR_NOTFOUND.
  * amp_hidx_find_rpl: AMP_OK with the owner HTLC, or AMP_ERR_NOTFOUND. */
-AMP_WARN_UNUSED int amp_hidx_find_res(amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id, uint64_t *loc);
+AMP_WARN_UNUSED int amp_hidx_find_res(amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id,
+                                      uint64_t *loc);
 AMP_WARN_UNUSED int amp_hidx_find_rpl(amp_hidx_t *ix, uint32_t cltv, const uint8_t tag[16],
                                       uint64_t *scid, uint64_t *htlc_id);
 

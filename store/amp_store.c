@@ -230,7 +230,8 @@ static int inv_decode(amp_store_invoice_t *inv, const uint8_t *p, size_t len) {
 enum {
   C_COMMITS, C_INTENTS, C_COMMIT_ERRORS, C_GROUP_MAX, C_SYNC_NS, C_REPLAY, C_RES, C_SETTLES,
   C_CANCELS, C_FAILS, C_INVPUTS, C_PRUNES, C_REFUSED, C_PUTS, C_RPL_PRUNED, C_HB_WAITS,
-  C_HB_DROPPED, C_COMMIT_MAX, C_LAST_SETTLE, C_RES_LIVE, C_RPL_LIVE, C_SETS_KNOWN, C_FILTER_GROWS, C_WRITER_CPU,
+  C_HB_DROPPED, C_COMMIT_MAX, C_LAST_SETTLE, C_RES_LIVE, C_RPL_LIVE, C_SETS_KNOWN, C_FILTER_GROWS,
+  C_WRITER_CPU,
   C_NCOUNTERS
 };
 
@@ -746,7 +747,8 @@ static void idle_wait(amp_store_t *st) {
   uint32_t seen = atomic_load(&st->wake_seq);
   atomic_store(&st->sleeping, 1);
   atomic_thread_fence(memory_order_seq_cst);
-  if (rings_empty(st) && !atomic_load(&st->stopping)) futex_wait_ms(&st->wake_seq, seen, IDLE_SLEEP_MS);
+  if (rings_empty(st) && !atomic_load(&st->stopping))
+    futex_wait_ms(&st->wake_seq, seen, IDLE_SLEEP_MS);
   atomic_store(&st->sleeping, 0);
 }
 
@@ -863,7 +865,8 @@ static int rebuild(amp_store_t *st) {
   if ((rc = mdb_stat(txn, st->db_set, &ms)) != 0) goto lmdb;
   if (amp_sidx_reserve(&st->six, ms.ms_entries + st->cfg.filter_entries / 4) != AMP_OK) goto nomem;
   if ((rc = mdb_cursor_open(txn, st->db_set, &c)) != 0) goto lmdb;
-  for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+  for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+       rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
     set_view_t sv;
     if (k.mv_size != 8 || set_rec_view(&sv, v.mv_data, v.mv_size) != AMP_OK) goto corrupt;
     uint64_t idx = amp_be64(k.mv_data);
@@ -882,7 +885,8 @@ static int rebuild(amp_store_t *st) {
   if (rc != MDB_NOTFOUND) goto lmdb;
   mdb_cursor_close(c);
   if ((rc = mdb_cursor_open(txn, st->db_fail, &c)) != 0) goto lmdb;
-  for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+  for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+       rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
     fail_view_t fv;
     if (k.mv_size != 8 || fail_rec_view(&fv, v.mv_data, v.mv_size) != AMP_OK) goto corrupt;
     uint64_t seq = amp_be64(k.mv_data);
@@ -1008,7 +1012,8 @@ int amp_store_open(amp_store_t **out, const amp_store_cfg_t *cfg_in) {
   if (!st->group || !st->gprod || !st->prod) goto fail;
   memset(st->prod, 0, cfg.producers * sizeof(amp_prod_t));
   for (unsigned p = 0; p < cfg.producers; p++)
-    if (amp_ring_init(&st->prod[p].sub, cfg.ring_size) || amp_ring_init(&st->prod[p].done, cfg.ring_size))
+    if (amp_ring_init(&st->prod[p].sub, cfg.ring_size) ||
+        amp_ring_init(&st->prod[p].done, cfg.ring_size))
       goto fail;
   if (pthread_create(&st->writer, NULL, writer_main, st) != 0) {
     rc = AMP_ERR_NOMEM;
@@ -1170,7 +1175,8 @@ int amp_store_invoice_foreach(amp_store_t *st, amp_store_invoice_fn fn, void *ct
   MDB_val k, v;
   int rc = AMP_OK, mrc;
   amp_store_invoice_t inv;
-  for (mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST); mrc == 0; mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+  for (mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST); mrc == 0;
+       mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
     if (inv_decode(&inv, v.mv_data, v.mv_size) != AMP_OK) {
       rc = AMP_ERR_IO;
       break;

@@ -28,8 +28,9 @@
  * number of HTLCs; a failed HTLC is one append. Measured: 180-190k durable
  * 1-HTLC sets/s (commit p50 1.9 ms, p99 3 ms), 140k 3-HTLC, 52k 16-HTLC
  * (850k HTLCs/s), 150k with 1M sets already stored; the writer is then
- * ~70% in commits and spends ~3 us of CPU per 1-HTLC set. The lookups by key, (scid, htlc_id) -> answer, (cltv, tag) -> HTLC
- * and set_id -> settle_index, are in-memory indexes (amp_index.h) rebuilt at
+ * ~70% in commits and spends ~3 us of CPU per 1-HTLC set.
+ * The lookups by key, (scid, htlc_id) -> answer, (cltv, tag) -> HTLC and
+ * set_id -> settle_index, are in-memory indexes (amp_index.h) rebuilt at
  * open by walking the two logs: memory ~105 B per live HTLC (entry and two
  * table slots) and ~57 B per set ever settled or cancelled; opening a store
  * of 1M sets takes ~1.3 s.
@@ -41,9 +42,9 @@
  * store); a cltv_expiry further than AMP_STORE_CLTV_MAX_AHEAD blocks past the
  * prune height counts as that height. The filters are counting Bloom filters:
  * what is forgotten leaves them too, they never go stale. The settle log is
- * history and is never deleted; the fail log loses
- * its expired prefix by a cursor range delete from its start; prune_height is
- * durable so a reopened store forgets the same entries.
+ * history and is never deleted; the fail log loses its expired prefix by a
+ * cursor range delete from its start; prune_height is durable so a reopened
+ * store forgets the same entries.
  *
  * Writes: one writer thread owns every write transaction. Producers (the
  * engine's workers, the admin thread) hand it intents through one lock-free

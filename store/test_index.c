@@ -109,7 +109,8 @@ static void test_hidx(void) {
   AMP_CHECK_EQ(amp_hidx_find_res(&ix, 5, 5, &loc), AMP_ERR_NOTFOUND);
 
   /* a second user of a tag does not take it over */
-  AMP_CHECK_EQ(amp_hidx_add(&ix, 77, 1, r[1].cltv, r[1].cltv, r[1].tag, AMP_LOC_FAIL | 9, 0), AMP_OK);
+  AMP_CHECK_EQ(amp_hidx_add(&ix, 77, 1, r[1].cltv, r[1].cltv, r[1].tag, AMP_LOC_FAIL | 9, 0),
+               AMP_OK);
   uint64_t s, h;
   AMP_CHECK_EQ(amp_hidx_find_rpl(&ix, r[1].cltv, r[1].tag, &s, &h), AMP_OK);
   AMP_CHECK_EQ(s, r[1].scid);
