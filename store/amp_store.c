@@ -1288,6 +1288,15 @@ long amp_store_meta_get(amp_store_t *st, const char *key, void *val, size_t cap)
 
 /* --- stats ------------------------------------------------------------------------ */
 
+_Static_assert(LAT_BUCKETS == AMP_STORE_COMMIT_HIST_BUCKETS, "commit histogram layout");
+
+uint64_t amp_store_commit_hist(const amp_store_t *st, uint64_t n[AMP_STORE_COMMIT_HIST_BUCKETS]) {
+  uint64_t total = 0;
+  for (unsigned b = 0; b < LAT_BUCKETS; b++)
+    total += n[b] = atomic_load_explicit(&((amp_store_t *)st)->lat[b], memory_order_relaxed);
+  return total;
+}
+
 void amp_store_stats(const amp_store_t *st, amp_store_stats_t *o) {
   memset(o, 0, sizeof *o);
   o->commits = cget(st, C_COMMITS);

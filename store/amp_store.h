@@ -366,6 +366,18 @@ typedef struct {
 } amp_store_stats_t;
 void amp_store_stats(const amp_store_t *st, amp_store_stats_t *out);
 
+/* amp_store_commit_hist copies the histogram of successful commit durations
+ * (write + sync, nanoseconds; the same commits as `commits` and
+ * `sync_ns_total`) into n and returns the number of commits it holds.
+ * Layout: log2 with 2^AMP_STORE_COMMIT_HIST_SUB_BITS linear sub-buckets
+ * (amp_metrics_lat_add_log2's): bucket b < 8 holds b ns; else, with e = b >> 3
+ * and s = b & 7, [(8 + s) << (e - 1), (9 + s) << (e - 1)) ns. Only the writer
+ * thread writes it; the copy is relaxed reads, not one snapshot (a commit
+ * finishing meanwhile may or may not be in it). */
+#define AMP_STORE_COMMIT_HIST_SUB_BITS 3
+#define AMP_STORE_COMMIT_HIST_BUCKETS 512
+uint64_t amp_store_commit_hist(const amp_store_t *st, uint64_t n[AMP_STORE_COMMIT_HIST_BUCKETS]);
+
 /* amp_store_meta_get/put: small metadata values (node id...). put goes
  * through its own write transaction (not for the hot path; it waits for the
  * writer's current one). Keys: 1..128 bytes; "schema", "prune_height" and

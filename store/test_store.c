@@ -871,6 +871,18 @@ static void test_group(void) {
   AMP_CHECK(sx.filter_grows >= 2); /* both filters grew under the reader */
   AMP_CHECK_EQ(sx.settles, GP_PRODUCERS * GP_PER);
   AMP_CHECK_EQ(sx.puts, 2 * GP_PRODUCERS * GP_PER + 2);
+  {
+    /* The commit histogram: one entry per commit, its mean the sum's, the
+     * maximum in the highest bucket used. */
+    static uint64_t h[AMP_STORE_COMMIT_HIST_BUCKETS];
+    AMP_CHECK_EQ(amp_store_commit_hist(st, h), sx.commits);
+    unsigned top = 0;
+    for (unsigned b = 0; b < AMP_STORE_COMMIT_HIST_BUCKETS; b++)
+      if (h[b]) top = b;
+    unsigned e = top >> AMP_STORE_COMMIT_HIST_SUB_BITS, s8 = top & 7;
+    uint64_t lo = top < 8 ? top : (8ull + s8) << (e - 1), w = top < 8 ? 1 : 1ull << (e - 1);
+    AMP_CHECK(sx.commit_max_ns >= lo && sx.commit_max_ns < lo + w);
+  }
   check_filters(st, g);
   amp_store_close(st);
   st = open_or_die(&c);

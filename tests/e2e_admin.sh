@@ -238,6 +238,44 @@ for path in sys.argv[2:]:
         n += 1
     print(path.split('/')[-1], ':', n, 'counters equal stats')
 PY
+# The two latency histograms: in both texts, well formed (cumulative le
+# buckets ending in +Inf = _count, _sum), not empty, equal to `stats`; the
+# settlement one counts every fulfill but those the worker could not match to
+# an rx stamp (latency_samples_lost, ampd.h), the commit one every commit.
+python3 - "$T/stats2" "$T/metrics" "$T/http" <<'PY' || fail "latency histograms"
+import json, re, sys
+st = json.load(open(sys.argv[1]))
+c = {x['name']: x['total'] for x in st['counters'] if 'label' not in x and 'labels' not in x}
+hs = {h['name']: h for h in st['histograms']}
+for name in ('settlement_latency_seconds', 'commit_latency_seconds'):
+    h = hs[name]
+    assert h['count'] > 0 and h['sum'] > 0, h
+    assert h['buckets'][-1]['le'] == '+Inf' and h['buckets'][-1]['count'] == h['count'], h
+    cnts = [b['count'] for b in h['buckets']]
+    assert cnts == sorted(cnts), h
+settle = hs['settlement_latency_seconds']['count']
+ful, lost = c['answers_fulfill'], c['latency_samples_lost']
+assert ful - lost <= settle <= ful, (settle, ful, lost)
+assert hs['commit_latency_seconds']['count'] == c['store_commits'], (hs['commit_latency_seconds'], c['store_commits'])
+for path in sys.argv[2:]:
+    text = open(path).read()
+    for name, h in hs.items():
+        fam = 'ampd_' + name
+        assert '# TYPE %s histogram\n' % fam in text, (path, fam)
+        les = re.findall(r'^%s_bucket\{le="([^"]+)"\} (\d+)$' % fam, text, re.M)
+        assert len(les) == 20 and les[-1][0] == '+Inf', (path, les)
+        vals = [int(v) for _, v in les]
+        assert vals == sorted(vals), (path, les)
+        bounds = [float(l) for l, _ in les[:-1]]
+        assert bounds == sorted(bounds) and bounds[0] == 1e-05 and bounds[-1] == 10, bounds
+        cnt = int(re.search(r'^%s_count (\d+)$' % fam, text, re.M).group(1))
+        sm = float(re.search(r'^%s_sum (\S+)$' % fam, text, re.M).group(1))
+        assert cnt == vals[-1] == h['count'], (path, fam, cnt, vals[-1], h['count'])
+        assert abs(sm - h['sum']) <= 1e-9 * max(1, sm), (path, fam, sm, h['sum'])
+print('histograms: settlement', settle, 'of', ful, 'fulfills (%d samples lost),' % lost,
+      'commit', hs['commit_latency_seconds']['count'], 'of', c['store_commits'], 'commits;',
+      'mean settlement %.1f us' % (1e6 * hs['settlement_latency_seconds']['sum'] / settle))
+PY
 
 # DPDK telemetry: /ampd/stats and /ampd/info over the v2 socket
 python3 - "/var/run/dpdk/ampd-$E2E_NAME-$$-adm/dpdk_telemetry.v2" "$T/stats2" <<'PY' || fail "telemetry"

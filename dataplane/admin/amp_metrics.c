@@ -40,6 +40,37 @@ void amp_metrics_lat_merge(amp_metrics_lat_t *dst, const amp_metrics_lat_t *src)
   atomic_store_explicit(&dst->sum_ns, d + v, memory_order_relaxed);
 }
 
+void amp_metrics_lat_add_log2(amp_metrics_lat_t *dst, const uint64_t *n, size_t n_buckets,
+                              unsigned sub_bits, double unit_ns, uint64_t sum_units) {
+  uint64_t add[AMP_METRICS_LAT_BUCKETS + 1] = {0};
+  size_t i = 0;                   /* bucket highs rise with b: one pass */
+  for (size_t b = 0; b < n_buckets; b++) {
+    if (!n[b]) continue;
+    double hi;                    /* the bucket's highest value, in units */
+    if (b < ((size_t)1 << sub_bits)) {
+      hi = (double)b;
+    } else {
+      size_t e = b >> sub_bits, s = b & (((size_t)1 << sub_bits) - 1);
+      if (e > 64 - sub_bits) {    /* past 64-bit values: none can be there */
+        add[AMP_METRICS_LAT_BUCKETS] += n[b];
+        continue;
+      }
+      hi = ldexp((double)(((size_t)1 << sub_bits) + s + 1), (int)e - 1) - 1;
+    }
+    double ns = hi * unit_ns;
+    while (i < AMP_METRICS_LAT_BUCKETS && ns > (double)lat_bounds_ns[i]) i++;
+    add[i] += n[b];
+  }
+  for (size_t k = 0; k <= AMP_METRICS_LAT_BUCKETS; k++) {
+    uint64_t d = atomic_load_explicit(&dst->bucket[k], memory_order_relaxed);
+    atomic_store_explicit(&dst->bucket[k], d + add[k], memory_order_relaxed);
+  }
+  double sum = (double)sum_units * unit_ns;
+  uint64_t d = atomic_load_explicit(&dst->sum_ns, memory_order_relaxed);
+  atomic_store_explicit(&dst->sum_ns, d + (sum >= 1.8e19 ? UINT64_MAX - d : (uint64_t)(sum + 0.5)),
+                        memory_order_relaxed);
+}
+
 int amp_metrics_name_ok(const char *s) {
   if (!s || !*s) return 0;
   size_t n = 0;

@@ -60,6 +60,24 @@ void amp_metrics_lat_observe_ns(amp_metrics_lat_t *h, uint64_t ns);
  * private to the caller (not being observed into); src may be live. */
 void amp_metrics_lat_merge(amp_metrics_lat_t *dst, const amp_metrics_lat_t *src);
 
+/* amp_metrics_lat_add_log2 adds a histogram kept in another layout into dst
+ * (private to the caller): the log2 layout with 2^sub_bits linear
+ * sub-buckets per power of two that ampd's workers (TSC cycles, sub_bits 4)
+ * and the store's writer (nanoseconds, sub_bits 3) keep. Bucket b holds the
+ * value b when b < 2^sub_bits; else, with e = b >> sub_bits and
+ * s = b & (2^sub_bits - 1), the values [(2^sub_bits + s) << (e - 1),
+ * (2^sub_bits + s + 1) << (e - 1)). n[0..n_buckets) are the counts (a
+ * snapshot: plain reads), unit_ns the length of one unit in nanoseconds
+ * (1e9 / tsc_hz for cycles, 1 for ns), sum_units the sum of all values in
+ * units (added to dst's sum).
+ * Each source bucket goes whole into the fixed bucket of its highest value:
+ * an observation is never counted below a bound it may exceed; one whose
+ * source bucket straddles a bound is counted in the next fixed bucket (an
+ * error of at most 1/2^sub_bits of the value, ~6% for sub_bits 4). Buckets
+ * beyond 64-bit values count in +Inf. Cost: one pass over n_buckets. */
+void amp_metrics_lat_add_log2(amp_metrics_lat_t *dst, const uint64_t *n, size_t n_buckets,
+                              unsigned sub_bits, double unit_ns, uint64_t sum_units);
+
 /* A counter: monotonically increasing count of events. */
 typedef struct {
   const char *name;          /* e.g. "htlcs_failed" -> ampd_htlcs_failed_total */

@@ -397,10 +397,97 @@ static void test_http_cfg(void) {
   rmdir(dir);
 }
 
+/* The log2 layout of ampd's workers and the store (amp_metrics_lat_add_log2). */
+static size_t log2_bucket(uint64_t v, unsigned sub) {
+  if (v < (1ull << sub)) return (size_t)v;
+  unsigned msb = 63u - (unsigned)__builtin_clzll(v);
+  return ((size_t)(msb - sub + 1) << sub) | (size_t)((v >> (msb - sub)) & ((1ull << sub) - 1));
+}
+
+/* The fixed bucket observe_ns puts ns into. */
+static size_t fixed_bucket(double ns) {
+  size_t i = 0;
+  while (i < AMP_METRICS_LAT_BUCKETS && ns > amp_metrics_lat_bounds[i] * 1e9) i++;
+  return i;
+}
+
+static uint64_t hcount(const amp_metrics_lat_t *h, size_t i) {
+  return atomic_load_explicit(&h->bucket[i], memory_order_relaxed);
+}
+
+static void test_add_log2(void) {
+  /* Store layout (ns, 3 sub bits): 9000 ns lies in [8192, 9215], all <= 10us;
+   * 10000 ns in [9216, 10239], which straddles 10us: counted in 25us. */
+  static uint64_t n[512];
+  amp_metrics_lat_t h;
+  memset(&h, 0, sizeof h);
+  n[log2_bucket(9000, 3)] = 2;
+  n[log2_bucket(10000, 3)] = 1;
+  n[log2_bucket(5, 3)] = 4;                    /* direct buckets below 8 */
+  n[log2_bucket(20000000000ull, 3)] = 1;       /* 20 s: +Inf */
+  n[511] = 1;                                  /* past 64-bit values: +Inf */
+  amp_metrics_lat_add_log2(&h, n, 512, 3, 1.0, 12345);
+  AMP_CHECK_EQ(hcount(&h, 0), 6);
+  AMP_CHECK_EQ(hcount(&h, 1), 1);
+  AMP_CHECK_EQ(hcount(&h, AMP_METRICS_LAT_BUCKETS), 2);
+  AMP_CHECK_EQ(atomic_load(&h.sum_ns), 12345);
+  /* Added, not replaced: a second source doubles it. */
+  amp_metrics_lat_add_log2(&h, n, 512, 3, 1.0, 5);
+  AMP_CHECK_EQ(hcount(&h, 0), 12);
+  AMP_CHECK_EQ(atomic_load(&h.sum_ns), 12350);
+
+  /* Worker layout (TSC cycles, 4 sub bits, 976 buckets) at 2.5 GHz: every
+   * value lands in its own fixed bucket or the next one, never lower; counts
+   * and the sum carry over. */
+  enum { NB = (64 - 4 + 1) << 4 };
+  static uint64_t w[NB];
+  const double unit = 1e9 / 2.5e9;
+  uint64_t want[AMP_METRICS_LAT_BUCKETS + 1] = {0}, sum = 0, total = 0;
+  uint64_t x = 88172645463325252ull;
+  size_t exact = 0;
+  for (int k = 0; k < 20000; k++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    /* mostly 1 .. 2^36 cycles spread over the octaves, a few below 64 */
+    double mant = 1.0 + (double)(x % 1000) / 1000.0;
+    uint64_t cyc = (x % 60) < 58 ? (uint64_t)(ldexp(mant, (int)(x >> 58) % 36)) : (x >> 20) % 64;
+    w[log2_bucket(cyc, 4)]++;
+    want[fixed_bucket((double)cyc * unit)]++;
+    sum += cyc;
+    total++;
+    memset(&h, 0, sizeof h);
+    uint64_t one[NB];
+    memset(one, 0, sizeof one);
+    one[log2_bucket(cyc, 4)] = 1;
+    amp_metrics_lat_add_log2(&h, one, NB, 4, unit, cyc);
+    size_t f = fixed_bucket((double)cyc * unit), got = AMP_METRICS_LAT_BUCKETS + 1;
+    for (size_t i = 0; i <= AMP_METRICS_LAT_BUCKETS; i++)
+      if (hcount(&h, i)) got = i;
+    AMP_CHECK(got == f || got == f + 1);
+    exact += got == f;
+    /* next bucket only when the source bucket straddles the bound */
+    if (got == f + 1)
+      AMP_CHECK((double)cyc * unit * (1.0 + 1.0 / 16) > amp_metrics_lat_bounds[f] * 1e9);
+  }
+  AMP_CHECK(exact > 19000);
+  memset(&h, 0, sizeof h);
+  amp_metrics_lat_add_log2(&h, w, NB, 4, unit, sum);
+  uint64_t got_total = 0, cum_got = 0, cum_want = 0;
+  for (size_t i = 0; i <= AMP_METRICS_LAT_BUCKETS; i++) {
+    got_total += hcount(&h, i);
+    cum_got += hcount(&h, i);
+    cum_want += want[i];
+    AMP_CHECK(cum_got <= cum_want);     /* never shown below a bound it exceeds */
+  }
+  AMP_CHECK_EQ(got_total, total);
+  double s = (double)atomic_load(&h.sum_ns), ws = (double)sum * unit;
+  AMP_CHECK(fabs(s - ws) <= 1.0);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   test_validator();
   test_render();
+  test_add_log2();
   test_http_parse();
 
   char dir[64] = "/tmp/ampd-metrics-XXXXXX";
