@@ -1713,6 +1713,11 @@ int amp_engine_new(amp_engine_t **out, const amp_engine_cfg_t *cfg) {
   int rc = amp_secp_init();
   if (rc != AMP_OK) return rc;
   if (amp_secp_seckey_verify(cfg->node_key) != AMP_OK) return AMP_ERR_CONFIG;
+  /* liburcu makes its default call_rcu thread on the first call_rcu, with
+   * the cpuset of the thread that calls: a worker's, pinned to one CPU. That
+   * thread (grace periods, the free callbacks of every HTLC and set) would
+   * then preempt that worker. Made here, it has the creator's cpuset. */
+  if (!get_default_call_rcu_data()) return AMP_ERR_NOMEM;
   amp_engine_t *e = calloc(1, sizeof *e);
   if (!e) return AMP_ERR_NOMEM;
   e->cfg = *cfg;
