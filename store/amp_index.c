@@ -648,13 +648,17 @@ static int sidx_grow(amp_sidx_t *sx, uint64_t nsize) {
     uint64_t j = sidx_hash(sx, sx->slot[i].id) & (nsize - 1);
     while (ns[j].v) j = (j + 1) & (nsize - 1);
     ns[j] = sx->slot[i];
-    if (ns[j].v & AMP_SIDX_PENDING) /* its journal entry follows it */
-      for (uint32_t k = 0; k < sx->n_pend; k++)
-        if (sx->pend[k].slot == i) sx->pend[k].slot = j;
   }
   big_free(sx->slot, size * sizeof(amp_sent_t));
   sx->slot = ns;
   sx->mask = nsize - 1;
+  /* The pending journal follows its entries: found again by id once the table
+   * is complete. (Remapping old -> new slot numbers inside the loop above
+   * moved an entry twice when its new slot number was also a later old one.) */
+  for (uint32_t k = 0; k < sx->n_pend; k++) {
+    long pos = sidx_probe(sx, sx->pend[k].id);
+    if (pos >= 0) sx->pend[k].slot = (uint64_t)pos;
+  }
   return AMP_OK;
 }
 
