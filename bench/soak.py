@@ -33,29 +33,9 @@ import e2e  # noqa: E402  (paths, keys, pcap cache, namespace)
 
 AMPCTL = os.path.join(e2e.B, "dataplane/admin/ampctl")
 
-CAPTURE = r'''
-import signal, socket, struct, sys
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
-s.bind((sys.argv[1], 0))
-s.settimeout(0.2)
-out = open(sys.argv[2], 'wb')
-out.write(struct.pack('<IHHiIII', 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1))
-stop = False
-def on_term(*_):
-    global stop
-    stop = True
-signal.signal(signal.SIGTERM, on_term)
-open(sys.argv[3], 'w').close()
-while not stop:
-    try:
-        data, addr = s.recvfrom(65535)
-    except socket.timeout:
-        continue
-    if addr[2] == socket.PACKET_OUTGOING:
-        continue
-    out.write(struct.pack('<IIII', 0, 0, len(data), len(data)) + data)
-out.close()
-'''
+# The reply recorder shared with the tests (tests/capture_replies.py).
+CAPTURE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                       "tests", "capture_replies.py")
 
 
 def log(msg):
@@ -114,8 +94,7 @@ def main():
         if not ns.ok:
             print("SKIP soak: cannot make a network namespace (%s)" % ns.why)
             sys.exit(77)
-        cap_py = os.path.join(work, "capture.py")
-        open(cap_py, "w").write(CAPTURE)
+        cap_py = CAPTURE
         replies = os.path.join(work, "replies.pcap")
         cap = subprocess.Popen(["ip", "netns", "exec", ns.name, "python3", cap_py, "vb", replies,
                                 os.path.join(work, "cap.ready")])

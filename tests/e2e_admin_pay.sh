@@ -10,20 +10,9 @@
 source "$(dirname "$0")/e2e_lib.sh"
 AMPCTL=${AMPCTL:-$AMP_BUILD/dataplane/admin/ampctl}
 need "$AMPD" "$AMPD_PKTGEN" "$AMPD_CHECK" "$AMPCTL"
-command -v ip >/dev/null || skip "iproute2 (ip) is not installed"
 command -v tcpreplay >/dev/null || skip "tcpreplay is not installed (./run setup installs it)"
 command -v python3 >/dev/null || skip "python3 is needed"
-
-NS="ampd-e2eadm-$$"
-ip netns add "$NS" 2>"$T/netns.err" \
-  || skip "cannot create a network namespace here: $(head -1 "$T/netns.err")"
-e2e_cleanup_extra() { ip netns del "$NS" 2>/dev/null; }
-in_ns() { ip netns exec "$NS" "$@"; }
-in_ns sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 || true
-in_ns ip link set lo up
-in_ns ip link add va type veth peer name vb || fail "cannot make a veth pair in $NS"
-for i in va vb; do in_ns ip link set "$i" mtu 9000 up || fail "cannot bring $i up"; done
-in_ns ip link set vb promisc on
+veth_ns e2eadm
 ctl() { "$AMPCTL" --data-dir "$T/data" "$@"; }
 jget() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$@"; }
 
@@ -67,30 +56,7 @@ jget "$T/set" 'd["state"] == "settled" and d["payment_addr"] == "'"$addr"'" and 
 say "ok: a second payment: two sets, 13000000 msat paid; lookupset shows 4 HTLCs, child indexes 0-3"
 
 # 3. Hostile clients while traffic settles.
-cat >"$T/capture.py" <<'PY'
-import signal, socket, struct, sys
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
-s.bind((sys.argv[1], 0))
-s.settimeout(0.2)
-out = open(sys.argv[2], 'wb')
-out.write(struct.pack('<IHHiIII', 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1))
-stop = False
-def on_term(*_):
-    global stop
-    stop = True
-signal.signal(signal.SIGTERM, on_term)
-open(sys.argv[3], 'w').close()
-while not stop:
-    try:
-        data, addr = s.recvfrom(65535)
-    except socket.timeout:
-        continue
-    if addr[2] == socket.PACKET_OUTGOING:
-        continue
-    out.write(struct.pack('<IIII', 0, 0, len(data), len(data)) + data)
-out.close()
-PY
-ip netns exec "$NS" python3 "$T/capture.py" vb "$T/replies.pcap" "$T/capture.ready" &
+ip netns exec "$NS" python3 "$CAPTURE_REPLIES" vb "$T/replies.pcap" "$T/capture.ready" &
 cap=$!
 E2E_PIDS+=("$cap")
 wait_for '[ -e "$T/capture.ready" ]' 10 || fail "the capture did not start"

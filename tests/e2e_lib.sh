@@ -75,3 +75,24 @@ wait_for() {
   done
   return 1
 }
+
+# veth_ns TAG: a network namespace of this test's own ($NS) holding a veth pair
+# va <-> vb (MTU 9000, vb promiscuous, IPv6 off), removed at exit; in_ns runs a
+# command in it. Skips (77) where namespaces cannot be made. (Start background
+# jobs with `ip netns exec "$NS" ...` directly so that $! is the process.)
+# CAPTURE_REPLIES records what arrives on an interface (tests/capture_replies.py).
+CAPTURE_REPLIES="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/capture_replies.py"
+in_ns() { ip netns exec "$NS" "$@"; }
+veth_ns() {
+  command -v ip >/dev/null || skip "iproute2 (ip) is not installed"
+  NS="ampd-$1-$$"
+  ip netns add "$NS" 2>"$T/netns.err" \
+    || skip "cannot create a network namespace here: $(head -1 "$T/netns.err")"
+  e2e_cleanup_extra() { ip netns del "$NS" 2>/dev/null; }
+  in_ns sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 || true
+  in_ns ip link set lo up
+  in_ns ip link add va type veth peer name vb || fail "cannot make a veth pair in $NS"
+  local i
+  for i in va vb; do in_ns ip link set "$i" mtu 9000 up || fail "cannot bring $i up"; done
+  in_ns ip link set vb promisc on
+}
