@@ -133,8 +133,7 @@ rc=0
 wait "$pid" || rc=$?
 [ "$rc" -eq 0 ] || { tail -20 "$T/ampd.log"; fail "ampd exit code $rc"; }
 sleep 0.2
-kill -TERM "$cap"
-wait "$cap" || true
+stop_capture "$cap"
 "$AMPD_CHECK" --expect "$T/p3.pcap.expect" "$T/replies.pcap" >"$T/check" 2>&1 \
   || { cat "$T/check"; fail "ampd-check: traffic during the hostile clients was not all answered right"; }
 tail -2 "$T/check"

@@ -37,11 +37,9 @@ rc=0
 wait "$pid" || rc=$?
 [ "$rc" -eq 0 ] || { cat "$T/ampd.log"; fail "ampd exit code $rc"; }
 cat "$T/ampd.summary"
-sleep 0.3
-kill -TERM "$cap"
-wait "$cap" || true
+stop_capture "$cap"
 
 "$AMPD_CHECK" --expect "$T/in.pcap.expect" "$T/replies.pcap" >"$T/check" 2>&1 \
-  || { cat "$T/check"; fail "ampd-check found mismatches"; }
+  || { cat "$T/check" "$T/vb.stats"; fail "ampd-check found mismatches"; }
 tail -4 "$T/check"
 say "PASS"

@@ -83,6 +83,17 @@ wait_for() {
 # CAPTURE_REPLIES records what arrives on an interface (tests/capture_replies.py).
 CAPTURE_REPLIES="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/capture_replies.py"
 in_ns() { ip netns exec "$NS" "$@"; }
+# stop_capture PID: stops a capture_replies.py started on vb and fails the test,
+# saying so, if the recorder itself lost frames (then a missing answer would be
+# the harness's fault, not ampd's). Prints the veth pair's counters either way.
+stop_capture() {
+  local rc=0
+  sleep 0.3
+  kill -TERM "$1" 2>/dev/null
+  wait "$1" || rc=$?
+  in_ns ip -s link show vb >"$T/vb.stats" 2>&1 || true
+  [ "$rc" -ne 3 ] || { cat "$T/vb.stats"; fail "the reply recorder lost frames (see above); not an ampd fault"; }
+}
 veth_ns() {
   command -v ip >/dev/null || skip "iproute2 (ip) is not installed"
   NS="ampd-$1-$$"
