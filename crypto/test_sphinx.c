@@ -388,8 +388,9 @@ static void test_build_errors(void) {
   AMP_CHECK_EQ(amp_sphinx_build(o, V.session_key, cp, pl, len, 2, V.assoc, 32, NULL), AMP_ERR_BAD_KEY);
 }
 
-/* Random routes: 1..27 hops with random keys and payload sizes that fit;
- * every hop peels its own payload and forwards the rest. */
+/* Random routes: 1..27 hops with random keys and payload sizes that fit
+ * (every fourth route greedy: the onion filled to the last byte); every hop
+ * peels its own payload and forwards the rest. */
 static void test_random_routes(void) {
   uint64_t s = amp_test_seed();
   if (!s) s = 1;
@@ -407,10 +408,18 @@ static void test_random_routes(void) {
       for (int k = 0; k < 32; k++) sk[i][k] = (uint8_t)amp_test_rand(&s);
       AMP_REQUIRE(amp_secp_pubkey_create(&pk, sk[i]) == AMP_OK);
       amp_secp_pubkey_serialize(pub[i], &pk);
-      /* Leave at least 35 bytes for each later hop. */
+      /* Leave 35 bytes (BigSize 1 + payload 2 + HMAC 32) for each later
+       * hop; this hop's payload is 2..lmax with BigSize(l) + l + 32 fitting
+       * in what is left (at least 35: the same bound held for it). */
       size_t later = (n - i - 1) * 35;
-      size_t max = room - later - 32 - 3;
-      size_t l = 2 + (size_t)(amp_test_rand(&s) % (max < 300 ? max - 1 : 300));
+      size_t avail = room - later - 32;
+      size_t lmax = avail <= 253 ? avail - 1 : avail - 3;
+      if (lmax > 301) lmax = 301;
+      AMP_REQUIRE(room >= later + 35 && lmax >= 2);
+      /* every fourth route is greedy: each hop takes all it may, which
+       * leaves later hops exactly their 35 bytes (the edge an earlier
+       * version of this test got wrong: it drew lengths past its buffer) */
+      size_t l = it % 4 == 0 ? lmax : 2 + (size_t)(amp_test_rand(&s) % (lmax - 1));
       len[i] = l;
       room -= amp_bigsize_len(l) + l + 32;
       for (size_t k = 0; k < l; k++) pay[i][k] = (uint8_t)amp_test_rand(&s);
