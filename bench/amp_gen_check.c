@@ -20,10 +20,15 @@ typedef struct {
   uint64_t payment, gateway_id, scid, htlc_id, amount_msat;
   uint64_t fwd_scid, fwd_amount_msat;
   size_t ss_off;                 /* n_hops * 32 bytes at c->ss + ss_off */
+  int64_t t_sent_us;             /* request's capture time (have & HAVE_SENT) */
+  int64_t t_ans_us;              /* first answer's capture time (have & HAVE_ANS) */
   uint32_t fwd_cltv;
   uint32_t answers;
   uint16_t code;
+  uint16_t ans_code;             /* first answer's failure code (fail, malformed) */
   uint8_t cls, expect, n_hops, outcome;
+  uint8_t ans_kind;              /* first answer's AMP_CHECK_LAT_* kind */
+  uint8_t have;                  /* HAVE_SENT | HAVE_ANS */
   uint8_t payment_hash[32];
   uint8_t onion_sha256[32];
   uint8_t fp[16];                /* fingerprint of the first answer */
@@ -36,6 +41,8 @@ typedef struct {
 } table_t;
 
 #define MAX_CODES 32
+#define HAVE_SENT 1
+#define HAVE_ANS 2
 
 struct amp_check {
   amp_check_opts_t o;
@@ -52,6 +59,10 @@ struct amp_check {
   size_t n_codes;
   uint64_t logged;
   uint8_t cur_fp[32];            /* fingerprint of the answer being judged */
+  int64_t cur_t_us;              /* capture time of the reply frame being read */
+  uint8_t cur_kind;              /* AMP_CHECK_LAT_* kind of the answer being judged */
+  uint16_t cur_code;             /* its failure code (0: none) */
+  amp_check_lat_t lat;           /* sent-frame counters (percentiles: amp_check_latency) */
   uint8_t *ss;                   /* shared secrets of every HTLC */
   size_t ss_len, ss_cap;
   int finished;
@@ -303,6 +314,12 @@ static void answered(amp_check_t *c, entry_t *e, int ok, const char *fmt, ...) {
   if (e->answers == 1) {
     e->outcome = ok ? AMP_CHECK_OK : AMP_CHECK_WRONG;
     memcpy(e->fp, c->cur_fp, sizeof e->fp);
+    e->ans_kind = c->cur_kind;
+    e->ans_code = c->cur_code;
+    if (c->cur_t_us != AMP_CHECK_NO_TIME) {
+      e->t_ans_us = c->cur_t_us;
+      e->have |= HAVE_ANS;
+    }
   } else {
     e->outcome = AMP_CHECK_DUP;
   }
@@ -354,6 +371,8 @@ static void on_fulfill(amp_check_t *c, uint64_t gw, uint64_t scid, const uint8_t
   amp_gen_channel_id(cid, scid);
   amp_sha256(h, m.payment_preimage, 32);
   fingerprint(c, AMP_MSG_UPDATE_FULFILL_HTLC, m.payment_preimage, 32);
+  c->cur_kind = AMP_CHECK_LAT_FULFILL;
+  c->cur_code = 0;
   if (e->expect != AMP_GEN_X_FULFILL)
     answered(c, e, 0, "got update_fulfill_htlc");
   else if (memcmp(h, e->payment_hash, 32) != 0)
@@ -393,6 +412,8 @@ static void on_fail(amp_check_t *c, uint64_t gw, uint64_t scid, const uint8_t *m
   if (decoded) count_code(c, code);
   if (decoded) fingerprint(c, AMP_MSG_UPDATE_FAIL_HTLC, fm, fl);
   else fingerprint(c, AMP_MSG_UPDATE_FAIL_HTLC, m.reason, m.reason_len);
+  c->cur_kind = code == AMP_FAIL_MPP_TIMEOUT ? AMP_CHECK_LAT_TIMEOUT : AMP_CHECK_LAT_FAIL;
+  c->cur_code = code;
   uint8_t cid[32];
   amp_gen_channel_id(cid, scid);
   if (memcmp(m.channel_id, cid, 32) != 0) {
@@ -443,6 +464,8 @@ static void on_malformed(amp_check_t *c, uint64_t gw, uint64_t scid, const uint8
   amp_put_be16(fpin, m.failure_code);
   memcpy(fpin + 2, m.sha256_of_onion, 32);
   fingerprint(c, AMP_MSG_UPDATE_FAIL_MALFORMED_HTLC, fpin, sizeof fpin);
+  c->cur_kind = AMP_CHECK_LAT_FAIL;
+  c->cur_code = m.failure_code;
   if (memcmp(m.channel_id, cid, 32) != 0)
     answered(c, e, 0, "fail_malformed: channel_id not echoed");
   else if (e->expect == AMP_GEN_X_FAIL_ANY) answered(c, e, 1, "malformed");
@@ -475,6 +498,8 @@ static void on_add(amp_check_t *c, uint64_t gw, uint64_t scid, const uint8_t *ms
   amp_put_be64(fpin + 8, m.amount_msat);
   amp_put_be32(fpin + 16, m.cltv_expiry);
   fingerprint(c, AMP_MSG_UPDATE_ADD_HTLC, fpin, sizeof fpin);
+  c->cur_kind = AMP_CHECK_LAT_FORWARD;
+  c->cur_code = 0;
   if (scid != e->fwd_scid)
     answered(c, e, 0, "forwarded on scid %" PRIu64 ", expected %" PRIu64, scid, e->fwd_scid);
   else if (m.amount_msat != e->fwd_amount_msat || m.cltv_expiry != e->fwd_cltv)
@@ -510,8 +535,13 @@ static int seq_seen(amp_check_t *c, size_t gi, uint64_t seq) {
 }
 
 void amp_check_frame(amp_check_t *c, const uint8_t *pkt, size_t len) {
+  amp_check_frame_at(c, pkt, len, AMP_CHECK_NO_TIME);
+}
+
+void amp_check_frame_at(amp_check_t *c, const uint8_t *pkt, size_t len, int64_t t_us) {
   static amp_frame_t f; /* large; the checker is single-threaded */
   c->st.frames++;
+  c->cur_t_us = t_us;
   int r = amp_frame_parse(&f, pkt, len);
   if (r != AMP_FRAME_OK) {
     c->st.bad_frames++;
@@ -567,18 +597,29 @@ void amp_check_new_capture(amp_check_t *c) {
   memset(c->gw_seq_max, 0, sizeof c->gw_seq_max);
 }
 
-int amp_check_pcap(amp_check_t *c, const char *path) {
+static int64_t pcap_us(const struct pcap_pkthdr *h) {
+  return (int64_t)h->ts.tv_sec * 1000000 + (int64_t)h->ts.tv_usec;
+}
+
+/* pcap_open_eth opens a pcap of Ethernet frames, or says why not on stderr. */
+static pcap_t *pcap_open_eth(const char *path) {
   char eb[PCAP_ERRBUF_SIZE];
   pcap_t *p = pcap_open_offline(path, eb);
   if (!p) {
     fprintf(stderr, "ampd-check: %s: %s\n", path, eb);
-    return AMP_ERR_IO;
+    return NULL;
   }
   if (pcap_datalink(p) != DLT_EN10MB) {
     fprintf(stderr, "ampd-check: %s: link type %d, want Ethernet\n", path, pcap_datalink(p));
     pcap_close(p);
-    return AMP_ERR_IO;
+    return NULL;
   }
+  return p;
+}
+
+int amp_check_pcap(amp_check_t *c, const char *path) {
+  pcap_t *p = pcap_open_eth(path);
+  if (!p) return AMP_ERR_IO;
   if (c->o.repeats_ok) amp_check_new_capture(c);
   struct pcap_pkthdr *h;
   const u_char *d;
@@ -591,7 +632,7 @@ int amp_check_pcap(amp_check_t *c, const char *path) {
            c->st.frames, h->caplen, h->len);
       continue;
     }
-    amp_check_frame(c, d, h->caplen);
+    amp_check_frame_at(c, d, h->caplen, pcap_us(h));
   }
   int rc = AMP_OK;
   if (r == -1) {
@@ -599,6 +640,128 @@ int amp_check_pcap(amp_check_t *c, const char *path) {
     rc = AMP_ERR_IO;
   }
   pcap_close(p);
+  return rc;
+}
+
+/* ---------------------------------------------------------------- sent frames */
+
+void amp_check_sent_frame(amp_check_t *c, const uint8_t *pkt, size_t len, int64_t t_us) {
+  static amp_frame_t f; /* large; the checker is single-threaded */
+  c->lat.sent_frames++;
+  if (amp_frame_parse(&f, pkt, len) != AMP_FRAME_OK) {
+    c->lat.sent_not_fabric++;
+    return;
+  }
+  for (unsigned i = 0; i < f.count; i++) {
+    const amp_frame_rec_t *rec = &f.rec[i];
+    if (amp_msg_type(rec->msg, rec->len) != AMP_MSG_UPDATE_ADD_HTLC) continue;
+    amp_msg_add_t m;
+    memset(&m, 0, sizeof m);
+    entry_t *e = amp_msg_add_decode(&m, rec->msg, rec->len) == AMP_OK
+                     ? find_key(c, f.gateway_id, rec->scid, m.id) : NULL;
+    if (!e) {
+      c->lat.sent_unknown++;
+      continue;
+    }
+    c->lat.sent_requests++;
+    if (e->have & HAVE_SENT) {
+      c->lat.sent_repeats++;
+      continue;
+    }
+    e->t_sent_us = t_us;
+    e->have |= HAVE_SENT;
+  }
+}
+
+int amp_check_sent_pcap(amp_check_t *c, const char *path) {
+  pcap_t *p = pcap_open_eth(path);
+  if (!p) return AMP_ERR_IO;
+  struct pcap_pkthdr *h;
+  const u_char *d;
+  int r;
+  while ((r = pcap_next_ex(p, &h, &d)) == 1) amp_check_sent_frame(c, d, h->caplen, pcap_us(h));
+  int rc = AMP_OK;
+  if (r == -1) {
+    fprintf(stderr, "ampd-check: %s: %s\n", path, pcap_geterr(p));
+    rc = AMP_ERR_IO;
+  }
+  pcap_close(p);
+  return rc;
+}
+
+const char *amp_check_lat_kind_name(int kind) {
+  static const char *const n[AMP_CHECK_LAT_KINDS] = {"all", "fulfill", "fail", "mpp_timeout",
+                                                     "forward"};
+  return kind >= 0 && kind < AMP_CHECK_LAT_KINDS ? n[kind] : "?";
+}
+
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* pct fills p from n sorted samples: nearest rank, the smallest sample with
+ * at least q of all samples at or below it. */
+static void pct(amp_check_pct_t *p, const int64_t *v, size_t n) {
+  memset(p, 0, sizeof *p);
+  p->n = n;
+  if (!n) return;
+  const double q[3] = {0.50, 0.99, 0.999};
+  int64_t *out[3] = {&p->p50, &p->p99, &p->p999};
+  for (int k = 0; k < 3; k++) {
+    double r = q[k] * (double)n;
+    size_t rank = (size_t)r;
+    if ((double)rank < r) rank++;           /* ceil */
+    *out[k] = v[(rank ? rank : 1) - 1];
+  }
+  p->min = v[0];
+  p->max = v[n - 1];
+  double sum = 0;
+  for (size_t i = 0; i < n; i++) sum += (double)v[i];
+  p->mean = sum / (double)n;
+}
+
+int amp_check_latency(amp_check_t *c, amp_check_lat_t *out) {
+  amp_check_finish(c, NULL);
+  amp_check_lat_t *l = &c->lat;
+  l->answered = l->matched = l->answered_unsent = l->negative = 0;
+  memset(l->lat, 0, sizeof l->lat);
+  size_t n[AMP_CHECK_LAT_KINDS] = {0};
+  for (size_t i = 0; i < c->n; i++) {
+    const entry_t *e = &c->e[i];
+    if (!(e->have & HAVE_ANS)) continue;
+    l->answered++;
+    if (!(e->have & HAVE_SENT)) {
+      l->answered_unsent++;
+      continue;
+    }
+    l->matched++;
+    n[AMP_CHECK_LAT_ALL]++;
+    n[e->ans_kind]++;
+  }
+  int rc = AMP_OK;
+  int64_t *v[AMP_CHECK_LAT_KINDS];
+  for (int k = 0; k < AMP_CHECK_LAT_KINDS; k++) {
+    v[k] = malloc((n[k] ? n[k] : 1) * sizeof *v[k]);
+    if (!v[k]) rc = AMP_ERR_NOMEM;
+    n[k] = 0;
+  }
+  for (size_t i = 0; rc == AMP_OK && i < c->n; i++) {
+    const entry_t *e = &c->e[i];
+    if ((e->have & (HAVE_ANS | HAVE_SENT)) != (HAVE_ANS | HAVE_SENT)) continue;
+    int64_t d = e->t_ans_us - e->t_sent_us;
+    l->negative += d < 0;
+    v[AMP_CHECK_LAT_ALL][n[AMP_CHECK_LAT_ALL]++] = d;
+    v[e->ans_kind][n[e->ans_kind]++] = d;
+  }
+  for (int k = 0; k < AMP_CHECK_LAT_KINDS; k++) {
+    if (rc == AMP_OK) {
+      qsort(v[k], n[k], sizeof *v[k], cmp_i64);
+      pct(&l->lat[k], v[k], n[k]);
+    }
+    free(v[k]);
+  }
+  if (out) *out = *l;
   return rc;
 }
 
@@ -650,6 +813,33 @@ static const char *code_name(uint16_t code) {
   }
 }
 
+/* report_latency prints the wire latency table (sent frames were given). */
+static void report_latency(amp_check_t *c, FILE *out) {
+  amp_check_lat_t l;
+  if (amp_check_latency(c, &l) != AMP_OK) {
+    fprintf(out, "wire latency: out of memory\n");
+    return;
+  }
+  fprintf(out, "wire latency (request frame sent -> the frame of its first answer, capture "
+               "timestamps), us:\n");
+  fprintf(out, "  %-12s %9s %9s %9s %9s %9s %9s\n", "answer", "htlcs", "min", "p50", "p99",
+          "p99.9", "max");
+  for (int k = 0; k < AMP_CHECK_LAT_KINDS; k++) {
+    const amp_check_pct_t *p = &l.lat[k];
+    if (!p->n && k != AMP_CHECK_LAT_ALL) continue;
+    fprintf(out, "  %-12s %9" PRIu64 " %9" PRId64 " %9" PRId64 " %9" PRId64 " %9" PRId64
+                 " %9" PRId64 "%s\n", amp_check_lat_kind_name(k), p->n, p->min, p->p50, p->p99,
+            p->p999, p->max,
+            k == AMP_CHECK_LAT_TIMEOUT ? "  (held until the hold timer: in \"all\" too)" : "");
+  }
+  fprintf(out, "  matched %" PRIu64 " of %" PRIu64 " answered HTLCs to their request (%" PRIu64
+               " answered, request not seen; %" PRIu64 " negative); sent: %" PRIu64
+               " frames, %" PRIu64 " requests, %" PRIu64 " repeated, %" PRIu64
+               " of no known HTLC, %" PRIu64 " not fabric frames\n",
+          l.matched, l.answered, l.answered_unsent, l.negative, l.sent_frames, l.sent_requests,
+          l.sent_repeats, l.sent_unknown, l.sent_not_fabric);
+}
+
 int amp_check_result(amp_check_t *c) {
   amp_check_stats_t s;
   amp_check_finish(c, &s);
@@ -699,6 +889,7 @@ int amp_check_report(amp_check_t *c, FILE *out) {
   if (tot[AMP_CHECK_WAITED])
     fprintf(out, "%" PRIu64 " HTLCs expecting mpp_timeout had no answer (allowed by "
                  "--timeouts-ok)\n", tot[AMP_CHECK_WAITED]);
+  if (c->lat.sent_frames) report_latency(c, out);
   int bad = failed(&s);
   fprintf(out, "result: %s\n", bad ? "MISMATCH" : "PASS");
   return bad;
@@ -736,8 +927,26 @@ int amp_check_report_json(amp_check_t *c, FILE *out) {
   fprintf(out, "},\"frames\":%" PRIu64 ",\"records\":%" PRIu64 ",\"frame_errors\":{"
                "\"unparseable\":%" PRIu64 ",\"unknown_gateway\":%" PRIu64 ",\"bad_tag\":%" PRIu64
                ",\"repeated_seq\":%" PRIu64 ",\"unmatched\":%" PRIu64 ",\"bad_messages\":%" PRIu64
-               "},\"reordered_seq\":%" PRIu64 ",\"repeats\":%" PRIu64 "}\n",
+               "},\"reordered_seq\":%" PRIu64 ",\"repeats\":%" PRIu64,
           s.frames, s.records, s.bad_frames, s.unknown_gateway_frames, s.bad_tag_frames,
           s.dup_seq_frames, s.unmatched, s.bad_msgs, s.reordered_seq_frames, s.repeats);
+  amp_check_lat_t l;
+  if (c->lat.sent_frames && amp_check_latency(c, &l) == AMP_OK) {
+    fprintf(out, ",\"wire_latency_us\":{\"sent_frames\":%" PRIu64 ",\"sent_not_fabric\":%" PRIu64
+                 ",\"sent_requests\":%" PRIu64 ",\"sent_unknown\":%" PRIu64
+                 ",\"sent_repeats\":%" PRIu64 ",\"answered\":%" PRIu64 ",\"matched\":%" PRIu64
+                 ",\"answered_unsent\":%" PRIu64 ",\"negative\":%" PRIu64,
+            l.sent_frames, l.sent_not_fabric, l.sent_requests, l.sent_unknown, l.sent_repeats,
+            l.answered, l.matched, l.answered_unsent, l.negative);
+    for (int k = 0; k < AMP_CHECK_LAT_KINDS; k++) {
+      const amp_check_pct_t *p = &l.lat[k];
+      fprintf(out, ",\"%s\":{\"n\":%" PRIu64 ",\"min\":%" PRId64 ",\"p50\":%" PRId64
+                   ",\"p99\":%" PRId64 ",\"p999\":%" PRId64 ",\"max\":%" PRId64
+                   ",\"mean\":%.1f}", amp_check_lat_kind_name(k), p->n, p->min, p->p50, p->p99,
+              p->p999, p->max, p->mean);
+    }
+    fputc('}', out);
+  }
+  fputs("}\n", out);
   return bad;
 }

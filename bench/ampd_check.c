@@ -10,7 +10,8 @@
 
 static void usage(FILE *f) {
   fprintf(f,
-"usage: ampd-check --expect RUN.expect [--pcap] TX.pcap [TX2.pcap ...] [options]\n"
+"usage: ampd-check --expect RUN.expect [--pcap] TX.pcap [TX2.pcap ...] [--sent SENT.pcap]\n"
+"                  [options]\n"
 "\n"
 "Reads ampd's replies (one or more pcaps, any format libpcap reads) and the\n"
 "expectations file of ampd-pktgen. Every reply frame must parse and carry a good tag\n"
@@ -44,35 +45,48 @@ static void usage(FILE *f) {
 "                     restarted ampd and pass every tx pcap); a different second\n"
 "                     answer is still a mismatch. Reply seqs must then be unique\n"
 "                     within each pcap only\n"
-"  --json PATH        also write the result as one JSON object to PATH ('-': stdout)\n"
+"  --sent PATH        the frames as they were sent towards ampd, captured on the same\n"
+"                     clock as the replies (repeatable; tests/capture_replies.py --sent\n"
+"                     on the veth that tcpreplay sends into): each HTLC's request frame\n"
+"                     (by gateway, scid, htlc id) is paired with the reply frame of its\n"
+"                     first answer, and the wire latency (reply time - request time) is\n"
+"                     printed as min, p50, p99, p99.9, max in us, for all answers and by\n"
+"                     kind (fulfill; fail; mpp_timeout apart: those HTLCs were held until\n"
+"                     the hold timer). It does not change the exit status. Needs real\n"
+"                     capture times (not net_pcap's rx pcap, whose stamps are made up)\n"
+"  --json PATH        also write the result as one JSON object to PATH ('-': stdout);\n"
+"                     with --sent it has \"wire_latency_us\"\n"
 "  -v, --verbose      print every mismatch (default: the first 20)\n"
 "  -q, --quiet        no table, only the exit status (and the mismatches)\n"
 "  -h, --help         this text\n");
 }
 
 int main(int argc, char **argv) {
-  enum { OPT_EXPECT = 256, OPT_PCAP, OPT_GATEWAY, OPT_TIMEOUTS_OK, OPT_JSON, OPT_REPEATS_OK };
+  enum { OPT_EXPECT = 256, OPT_PCAP, OPT_GATEWAY, OPT_TIMEOUTS_OK, OPT_JSON, OPT_REPEATS_OK,
+         OPT_SENT };
   static const struct option opts[] = {
       {"expect", 1, NULL, OPT_EXPECT},   {"pcap", 1, NULL, OPT_PCAP},
       {"gateway", 1, NULL, OPT_GATEWAY}, {"timeouts-ok", 0, NULL, OPT_TIMEOUTS_OK},
       {"json", 1, NULL, OPT_JSON},       {"verbose", 0, NULL, 'v'},
-      {"repeats-ok", 0, NULL, OPT_REPEATS_OK},
+      {"repeats-ok", 0, NULL, OPT_REPEATS_OK}, {"sent", 1, NULL, OPT_SENT},
       {"quiet", 0, NULL, 'q'},           {"help", 0, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   const char *expect = NULL, *json = NULL;
   const char **pcaps = calloc((size_t)argc + 1, sizeof *pcaps);
-  size_t n_pcap = 0;
+  const char **sents = calloc((size_t)argc + 1, sizeof *sents);
+  size_t n_pcap = 0, n_sent = 0;
   amp_gen_gateway_t gw[AMP_GEN_MAX_GATEWAYS];
   size_t n_gw = 0;
   int quiet = 0;
   amp_check_opts_t co = {0, 0, 0, stderr};
   char err[256];
-  if (!pcaps) return 2;
+  if (!pcaps || !sents) return 2;
   int o;
   while ((o = getopt_long(argc, argv, "vqh", opts, NULL)) != -1) {
     switch (o) {
     case OPT_EXPECT: expect = optarg; break;
     case OPT_PCAP: pcaps[n_pcap++] = optarg; break;
+    case OPT_SENT: sents[n_sent++] = optarg; break;
     case OPT_GATEWAY:
       if (n_gw == AMP_GEN_MAX_GATEWAYS ||
           amp_gen_parse_gateway(&gw[n_gw], n_gw, optarg, err, sizeof err) != AMP_OK) {
@@ -102,6 +116,8 @@ int main(int argc, char **argv) {
   if (amp_check_load(c, expect) != AMP_OK) return 2;
   for (size_t i = 0; i < n_pcap; i++)
     if (amp_check_pcap(c, pcaps[i]) != AMP_OK) return 2;
+  for (size_t i = 0; i < n_sent; i++)
+    if (amp_check_sent_pcap(c, sents[i]) != AMP_OK) return 2;
   int rc = quiet ? amp_check_result(c) : amp_check_report(c, stdout);
   if (json) {
     FILE *jf = strcmp(json, "-") == 0 ? stdout : fopen(json, "w");
@@ -114,5 +130,6 @@ int main(int argc, char **argv) {
   }
   amp_check_free(c);
   free(pcaps);
+  free(sents);
   return rc;
 }

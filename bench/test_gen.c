@@ -11,7 +11,12 @@
  * must list every HTLC once. Then the checker against synthetic replies
  * built from the expectations: all correct passes; a wrong preimage, a
  * missing answer, a duplicate, a wrong code, an answer to a dropped frame, a
- * bad reply tag each fail. Finally the two programs themselves. */
+ * bad reply tag each fail. The wire latency (ampd-check --sent): requests
+ * matched to answers on a known vector (latencies 1..1000 us, fed out of
+ * order, with a repeated request, a foreign frame, an unknown HTLC, an
+ * answer without its request and one without a time), then on the generated
+ * traffic (every answered HTLC matched, by kind, mpp_timeout apart; stamps
+ * out of order counted as negative). Finally the two programs themselves. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -655,19 +660,25 @@ static void replies(blobs_t *out, const amp_gen_cfg_t *cfg, const amp_gen_htlc_t
   AMP_CHECK(mut == MUT_NONE || done);
 }
 
-static void write_pcap(const char *path, const blobs_t *b) {
+/* write_pcap_at writes frames stamped sec0 + i seconds; write_pcap from
+ * 1700000000. */
+static void write_pcap_at(const char *path, const blobs_t *b, long sec0) {
   pcap_t *pd = pcap_open_dead(DLT_EN10MB, 65535);
   pcap_dumper_t *d = pcap_dump_open(pd, path);
   MUST(d != NULL);
   for (size_t i = 0; i < b->n; i++) {
     struct pcap_pkthdr h;
-    h.ts.tv_sec = (time_t)(1700000000 + i);
+    h.ts.tv_sec = (time_t)(sec0 + (long)i);
     h.ts.tv_usec = 0;
     h.caplen = h.len = (bpf_u_int32)b->f[i].len;
     pcap_dump((u_char *)d, &h, b->f[i].pkt);
   }
   pcap_dump_close(d);
   pcap_close(pd);
+}
+
+static void write_pcap(const char *path, const blobs_t *b) {
+  write_pcap_at(path, b, 1700000000);
 }
 
 static int run_cmd(const char *cmd) {
@@ -812,6 +823,208 @@ static void check_checker(const amp_gen_cfg_t *cfg, const amp_gen_htlc_t *xs, si
     blobs_free(&r2);
   }
   fclose(devnull);
+}
+
+/* frame1 builds one frame of gateway gw carrying one message. */
+static size_t frame1(uint8_t *buf, uint64_t gw, const uint8_t key[32], uint64_t seq,
+                     uint64_t scid, const uint8_t *msg, long len) {
+  MUST(len > 0);
+  amp_frame_builder_t b;
+  amp_frame_addr_t a;
+  memset(&a, 0, sizeof a);
+  a.src_port = a.dst_port = AMP_FRAME_UDP_PORT;
+  amp_frame_begin(&b, buf, AMP_FRAME_MAX_LEN, &a, gw, seq);
+  MUST(amp_frame_add(&b, scid, msg, (uint16_t)len) == AMP_OK);
+  return amp_frame_finish(&b, key);
+}
+
+/* Wire latency on a known vector: N fulfilled HTLCs, HTLC j answered j+1 us
+ * after its request; replies fed newest first, requests after them. N = 999
+ * tells the nearest rank from its neighbours (0.5 * 999 = 499.5: rank 500). */
+static void check_latency_known(void) {
+  enum { N = 999 };
+  static uint8_t buf[AMP_FRAME_MAX_LEN], onion[AMP_ONION_LEN];
+  uint8_t key[32], msg[AMP_MSG_ADD_LEN + 16];
+  memset(key, 0x3c, 32);
+  FILE *devnull = fopen("/dev/null", "w");
+  MUST(devnull != NULL);
+  amp_check_opts_t o = {.log = devnull};
+  amp_check_t *c = amp_check_new(&o);
+  MUST(c != NULL);
+  MUST(amp_check_gateway(c, 9, key) == AMP_OK);
+  /* HTLC N: answered, its request never seen; N + 1: answered without a time */
+  amp_gen_htlc_t xs[N + 2];
+  memset(xs, 0, sizeof xs);
+  for (unsigned j = 0; j < N + 2; j++) {
+    amp_gen_htlc_t *x = &xs[j];
+    x->gateway_id = 9;
+    x->scid = (700000ull << 40) | ((uint64_t)(j % 3) << 16);
+    x->htlc_id = j / 3;
+    x->cls = AMP_GEN_GOOD;
+    x->expect = AMP_GEN_X_FULFILL;
+    x->amount_msat = 1000;
+    memset(x->preimage, 0, 32);
+    amp_put_be32(x->preimage, j);
+    amp_sha256(x->payment_hash, x->preimage, 32);
+    MUST(amp_check_expect(c, x) == AMP_OK);
+  }
+  const int64_t t0 = 1700000000000000ll;
+  for (unsigned k = 0; k < N + 2; k++) {
+    unsigned j = N + 1 - k;
+    amp_msg_fulfill_t m;
+    memset(&m, 0, sizeof m);
+    amp_gen_channel_id(m.channel_id, xs[j].scid);
+    m.id = xs[j].htlc_id;
+    memcpy(m.payment_preimage, xs[j].preimage, 32);
+    size_t fl = frame1(buf, 9, key, k + 1, xs[j].scid, msg,
+                       amp_msg_fulfill_encode(msg, sizeof msg, &m));
+    if (j == N + 1) amp_check_frame(c, buf, fl);
+    else amp_check_frame_at(c, buf, fl, t0 + 37 * (int64_t)j + (int64_t)j + 1);
+  }
+  amp_msg_add_t a;
+  memset(&a, 0, sizeof a);
+  a.amount_msat = 1000;
+  a.cltv_expiry = 800144;
+  a.onion = onion;
+  for (unsigned j = 0; j <= N + 2; j++) {
+    if (j == N) continue;                             /* never sent */
+    unsigned h = j == N + 2 ? 0 : j;                  /* HTLC 0 again, later: a repeat */
+    amp_gen_channel_id(a.channel_id, xs[h].scid);
+    a.id = xs[h].htlc_id;
+    memcpy(a.payment_hash, xs[h].payment_hash, 32);
+    size_t fl = frame1(buf, 9, key, j + 1, xs[h].scid, msg,
+                       amp_msg_add_encode(msg, sizeof msg, &a));
+    amp_check_sent_frame(c, buf, fl, t0 + 37 * (int64_t)j);
+  }
+  a.id = 99999;                                       /* no such HTLC */
+  size_t fl = frame1(buf, 9, key, 1, xs[0].scid, msg, amp_msg_add_encode(msg, sizeof msg, &a));
+  amp_check_sent_frame(c, buf, fl, t0);
+  memset(buf, 0, 64);                                 /* not a fabric frame */
+  amp_check_sent_frame(c, buf, 64, t0);
+  amp_check_lat_t l;
+  MUST(amp_check_latency(c, &l) == AMP_OK);
+  AMP_CHECK_EQ(amp_check_result(c), 0);
+  AMP_CHECK_EQ(l.sent_frames, N + 4);
+  AMP_CHECK_EQ(l.sent_not_fabric, 1);
+  AMP_CHECK_EQ(l.sent_requests, N + 2);
+  AMP_CHECK_EQ(l.sent_repeats, 1);
+  AMP_CHECK_EQ(l.sent_unknown, 1);
+  AMP_CHECK_EQ(l.answered, N + 1);
+  AMP_CHECK_EQ(l.matched, N);
+  AMP_CHECK_EQ(l.answered_unsent, 1);
+  AMP_CHECK_EQ(l.negative, 0);
+  for (int k = AMP_CHECK_LAT_ALL; k <= AMP_CHECK_LAT_FULFILL; k++) {
+    const amp_check_pct_t *p = &l.lat[k];
+    AMP_CHECK_EQ(p->n, N);
+    AMP_CHECK_EQ(p->min, 1);
+    AMP_CHECK_EQ(p->p50, 500);
+    AMP_CHECK_EQ(p->p99, 990);
+    AMP_CHECK_EQ(p->p999, 999);
+    AMP_CHECK_EQ(p->max, 999);
+    AMP_CHECK(p->mean > 499.99 && p->mean < 500.01);
+  }
+  for (int k = AMP_CHECK_LAT_FAIL; k < AMP_CHECK_LAT_KINDS; k++) AMP_CHECK_EQ(l.lat[k].n, 0);
+  /* the report and the JSON carry it */
+  char *text = NULL;
+  size_t tlen = 0;
+  FILE *mem = open_memstream(&text, &tlen);
+  MUST(mem != NULL);
+  AMP_CHECK_EQ(amp_check_report(c, mem), 0);
+  AMP_CHECK_EQ(amp_check_report_json(c, mem), 0);
+  fclose(mem);
+  AMP_CHECK(strstr(text, "matched 999 of 1000 answered HTLCs") != NULL);
+  AMP_CHECK(strstr(text, "\"all\":{\"n\":999,\"min\":1,\"p50\":500,\"p99\":990,\"p999\":999,"
+                         "\"max\":999,") != NULL);
+  free(text);
+  amp_check_free(c);
+  fclose(devnull);
+}
+
+/* Wire latency on the generated traffic: every answered HTLC matched to its
+ * request, each in the kind of its answer. With the requests stamped after
+ * the replies every sample is negative (counted), and the check's result
+ * does not change. */
+static void check_latency_gen(const amp_gen_cfg_t *cfg, const blobs_t *fr,
+                              const amp_gen_htlc_t *xs, size_t nx, const char *expect_path) {
+  uint64_t want[AMP_CHECK_LAT_KINDS] = {0}, answered = 0;
+  for (size_t i = 0; i < nx; i++) {
+    int k = xs[i].expect == AMP_GEN_X_FULFILL ? AMP_CHECK_LAT_FULFILL
+            : xs[i].expect == AMP_GEN_X_FORWARD ? AMP_CHECK_LAT_FORWARD
+            : xs[i].expect == AMP_GEN_X_FAIL && xs[i].code == AMP_FAIL_MPP_TIMEOUT
+                ? AMP_CHECK_LAT_TIMEOUT : AMP_CHECK_LAT_FAIL;
+    if (xs[i].expect == AMP_GEN_X_NONE) continue;
+    want[k]++;
+    answered++;
+  }
+  want[AMP_CHECK_LAT_ALL] = answered;
+  AMP_CHECK(want[AMP_CHECK_LAT_TIMEOUT] > 0 && want[AMP_CHECK_LAT_FAIL] > 0);
+  FILE *devnull = fopen("/dev/null", "w");
+  MUST(devnull != NULL);
+  blobs_t rep = {0};
+  replies(&rep, cfg, xs, nx, MUT_NONE);
+  for (int late = 0; late < 2; late++) {
+    amp_check_opts_t o = {.log = devnull};
+    amp_check_t *c = amp_check_new(&o);
+    MUST(c != NULL);
+    MUST(amp_check_load(c, expect_path) == AMP_OK);
+    for (size_t i = 0; i < rep.n; i++)
+      amp_check_frame_at(c, rep.f[i].pkt, rep.f[i].len, 2000000000 + (int64_t)i);
+    for (size_t i = 0; i < fr->n; i++)
+      amp_check_sent_frame(c, fr->f[i].pkt, fr->f[i].len, (late ? 3000000000 : 1000000000) +
+                           (int64_t)i);
+    amp_check_lat_t l;
+    MUST(amp_check_latency(c, &l) == AMP_OK);
+    AMP_CHECK_EQ(amp_check_result(c), 0);
+    AMP_CHECK_EQ(l.sent_frames, fr->n);
+    AMP_CHECK_EQ(l.sent_requests, nx);
+    AMP_CHECK_EQ(l.sent_unknown + l.sent_repeats + l.sent_not_fabric, 0);
+    AMP_CHECK_EQ(l.answered, answered);
+    AMP_CHECK_EQ(l.matched, answered);
+    AMP_CHECK_EQ(l.negative, late ? answered : 0);
+    for (int k = 0; k < AMP_CHECK_LAT_KINDS; k++) {
+      AMP_CHECK_EQ(l.lat[k].n, want[k]);
+      if (!l.lat[k].n) continue;
+      AMP_CHECK(l.lat[k].min <= l.lat[k].p50 && l.lat[k].p50 <= l.lat[k].p99 &&
+                l.lat[k].p99 <= l.lat[k].p999 && l.lat[k].p999 <= l.lat[k].max);
+      AMP_CHECK(late ? l.lat[k].max < 0 : l.lat[k].min > 0);
+    }
+    amp_check_free(c);
+  }
+  blobs_free(&rep);
+  fclose(devnull);
+}
+
+/* ampd-check --sent: the program prints the table and the JSON field. */
+static void check_latency_program(const amp_gen_cfg_t *cfg, const amp_gen_htlc_t *xs, size_t nx,
+                                  const char *pcap_path, const char *expect_path) {
+  const char *bd = getenv("AMP_BUILD");
+  if (!bd) return;
+  blobs_t rep = {0};
+  replies(&rep, cfg, xs, nx, MUT_NONE);
+  char pc[512], js[512], cmd[4096];
+  snprintf(pc, sizeof pc, "%s/replies-lat.pcap", dir);
+  snprintf(js, sizeof js, "%s/lat.json", dir);
+  write_pcap_at(pc, &rep, 1800000000);   /* after the run's requests (t0_usec 1.7e15) */
+  snprintf(cmd, sizeof cmd, "%s/bench/ampd-check --expect %s %s --sent %s --json %s | "
+           "grep -q '^  matched [0-9]* of [0-9]* answered HTLCs'", bd, expect_path, pc,
+           pcap_path, js);
+  AMP_CHECK_EQ(run_cmd(cmd), 0);
+  FILE *f = fopen(js, "r");
+  MUST(f != NULL);
+  char j[8192];
+  size_t n = fread(j, 1, sizeof j - 1, f);
+  j[n] = 0;
+  fclose(f);
+  const char *w = strstr(j, "\"wire_latency_us\":{");
+  AMP_CHECK(w != NULL);
+  if (w) {
+    unsigned long long answered = 0, matched = 1;
+    AMP_CHECK(sscanf(strstr(w, "\"answered\":"), "\"answered\":%llu", &answered) == 1);
+    AMP_CHECK(sscanf(strstr(w, "\"matched\":"), "\"matched\":%llu", &matched) == 1);
+    AMP_CHECK(answered > 0 && answered == matched);
+    AMP_CHECK(strstr(w, "\"negative\":0,") != NULL);
+  }
+  blobs_free(&rep);
 }
 
 /* The programs: pktgen writes both files with the options it documents; a
@@ -1064,6 +1277,9 @@ int main(void) {
   blobs_free(&fr2);
 
   check_checker(&cfg, xs, nx, expect_path);
+  check_latency_known();
+  check_latency_gen(&cfg, &fr, xs, nx, expect_path);
+  check_latency_program(&cfg, xs, nx, pcap_path, expect_path);
   check_forwards(seed);
   check_config_errors();
   check_programs();

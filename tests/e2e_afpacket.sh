@@ -3,7 +3,9 @@
 # makes its own network namespace with a veth pair (va, vb) and removes it at
 # the end; nothing outside the namespace is touched. ampd runs on va; the
 # generator's pcap goes in with tcpreplay from vb; a raw socket on vb records
-# the replies; ampd-check demands every expected answer.
+# the replies, and the frames tcpreplay sends (--sent); ampd-check demands
+# every expected answer and pairs each HTLC's request with its answer: every
+# answered HTLC must be matched, with a wire latency >= 0 and under 10 s.
 # Skips (77) only where namespaces cannot be made or a tool is missing.
 source "$(dirname "$0")/e2e_lib.sh"
 need "$AMPD" "$AMPD_PKTGEN" "$AMPD_CHECK"
@@ -14,9 +16,10 @@ veth_ns e2e
 new_node_key "$T/node.key"
 pktgen "$T/in.pcap" "$T/node.key" -n 500 --shards 1-4 --bad-mix 0.08
 
-# The capture: every frame that arrives at vb (not the ones tcpreplay sends),
-# into a pcap, until SIGTERM.
-ip netns exec "$NS" python3 "$CAPTURE_REPLIES" vb "$T/replies.pcap" "$T/capture.ready" &
+# The capture: every frame that arrives at vb into a pcap, and the ones
+# tcpreplay sends out of vb into another, until SIGTERM.
+ip netns exec "$NS" python3 "$CAPTURE_REPLIES" vb "$T/replies.pcap" "$T/capture.ready" \
+  --sent "$T/sent.pcap" &
 cap=$!
 E2E_PIDS+=("$cap")
 wait_for '[ -e "$T/capture.ready" ]' 10 || fail "the capture did not start"
@@ -39,7 +42,36 @@ wait "$pid" || rc=$?
 cat "$T/ampd.summary"
 stop_capture "$cap"
 
-"$AMPD_CHECK" --expect "$T/in.pcap.expect" "$T/replies.pcap" >"$T/check" 2>&1 \
+"$AMPD_CHECK" --expect "$T/in.pcap.expect" "$T/replies.pcap" --sent "$T/sent.pcap" \
+  --json "$T/check.json" >"$T/check" 2>&1 \
   || { cat "$T/check" "$T/vb.stats"; fail "ampd-check found mismatches"; }
-tail -4 "$T/check"
+tail -12 "$T/check"
+python3 - "$T/check.json" <<'PY' || fail "ampd-check's wire latency is missing or not sane"
+import json, sys
+j = json.load(open(sys.argv[1]))
+w = j.get("wire_latency_us")
+if not w:
+    sys.exit("no wire_latency_us in ampd-check --json")
+a = w["all"]
+answered = sum(v for k, v in j["answers"].items())
+problems = []
+if w["answered"] != answered:
+    problems.append(f"{w['answered']} HTLCs answered with a capture time, {answered} answers")
+if w["matched"] != w["answered"] or w["answered_unsent"]:
+    problems.append(f"only {w['matched']} of {w['answered']} answered HTLCs matched to their request")
+if w["negative"] or a["min"] < 0:
+    problems.append(f"{w['negative']} answers stamped before their request (min {a['min']} us)")
+if a["max"] >= 10_000_000:
+    problems.append(f"max {a['max']} us >= 10 s")
+if not a["n"] or not a["min"] <= a["p50"] <= a["p99"] <= a["p999"] <= a["max"]:
+    problems.append(f"percentiles out of order: {a}")
+if sum(w[k]["n"] for k in ("fulfill", "fail", "mpp_timeout", "forward")) != a["n"]:
+    problems.append("the kinds do not add up to all")
+print(f"wire latency: {a['n']} HTLCs matched; p50 {a['p50']} us, p99 {a['p99']} us, max"
+      f" {a['max']} us; fulfill p50 {w['fulfill']['p50']} us; {w['mpp_timeout']['n']} held"
+      f" until the hold timer (p50 {w['mpp_timeout']['p50']} us)")
+for p in problems:
+    print("FAIL:", p)
+sys.exit(1 if problems else 0)
+PY
 say "PASS"
