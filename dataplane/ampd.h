@@ -214,6 +214,8 @@ struct ampd_app {
   ampd_stamp_t *stamps;              /* 2^AMPD_STAMP_BITS rx stamps (instrumentation) */
   int bench_rx_only;                 /* --bench-rx-only: frames checked, records dropped */
   const char *summary_json;          /* --summary-json FILE, or NULL */
+  int block_irq_cpu;                 /* the CPU taking the disk's interrupts, or -1 */
+  unsigned workers_on_block_irq;     /* workers whose lcore may run on it (warned at start) */
 };
 
 /* ampd_now_ns: CLOCK_MONOTONIC in ns (the clock the engine's timers use). */
