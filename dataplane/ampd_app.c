@@ -246,7 +246,7 @@ static void block_irq_fix(const ampd_app_t *app, const amp_irq_pick_t *irq, char
   unsigned main_lc = rte_get_main_lcore();
   int main_cpu = lcore_single_cpu(main_lc), cpu_of[AMPD_MAX_WORKERS];
   int concrete = main_cpu >= 0, stuck = 0;
-  static uint64_t taken[AMP_IRQ_MAX_CPUS / 64];   /* CPUs running a worker */
+  uint64_t taken[AMP_IRQ_MAX_CPUS / 64];   /* CPUs running a worker */
   memset(taken, 0, sizeof taken);
   for (unsigned i = 0; i < app->n_workers; i++) {
     cpu_of[i] = lcore_single_cpu(app->workers[i].lcore);
@@ -277,7 +277,7 @@ static void block_irq_fix(const ampd_app_t *app, const amp_irq_pick_t *irq, char
              " allows it (%s)", where);
     return;
   }
-  char lc[256];
+  char lc[640];   /* 64 workers; a longer line is cut */
   size_t n = (size_t)snprintf(lc, sizeof lc, "%u@%d", main_lc, irq->cpu);
   for (unsigned i = 0; i < app->n_workers && n < sizeof lc; i++)
     n += (size_t)snprintf(lc + n, sizeof lc - n, ",%u@%d", app->workers[i].lcore, cpu_of[i]);
@@ -303,7 +303,7 @@ static void warn_block_irq(ampd_app_t *app) {
              : irq.ncpu < 2 ? "fewer than two CPUs" : "no block device's interrupts counted");
     return;
   }
-  char fix[512], line[128];
+  char fix[800], line[128];
   fix[0] = 0;
   size_t ld = strspn(irq.irq, "0123456789");
   if (ld && !irq.irq[ld]) snprintf(line, sizeof line, "IRQ %s, %s", irq.irq, irq.name);
