@@ -26,6 +26,8 @@
  * in the environment for the page-cache-only mode.
  * Writes bench/results/engine.json. */
 #include <ftw.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +37,7 @@
 #include "amp_bench.h"
 #include "amp_child.h"
 #include "amp_engine.h"
+#include "amp_irq.h"
 #include "amp_msg.h"
 #include "amp_payload.h"
 #include "amp_secp.h"
@@ -104,6 +107,55 @@ typedef struct {
   uint8_t addr[32];
 } benv_t;
 
+/* ---- placement ---------------------------------------------------------------
+ * The worker (this program's main thread) runs pinned to one CPU, off the CPU
+ * that takes the block device's interrupts where there are two or more (a
+ * worker there pays for every commit's completion interrupt; the store writer
+ * and liburcu's call_rcu thread are created unpinned and run on the other
+ * CPU), as ampd's lcores should be placed. AMP_BENCH_WORKER_CPU=N overrides,
+ * -1 leaves the thread unpinned. */
+static int g_worker_cpu = -1, g_irq_cpu = -1;
+static cpu_set_t g_all_cpus;
+
+static void pin_init(void) {
+  sched_getaffinity(0, sizeof g_all_cpus, &g_all_cpus);
+  const char *env = getenv("AMP_BENCH_WORKER_CPU");
+  if (env) {
+    g_worker_cpu = atoi(env);
+  } else if (CPU_COUNT(&g_all_cpus) >= 2) {
+    amp_irq_pick_t pick;
+    g_irq_cpu = amp_irq_read(&pick, NULL);
+    for (int c = 0; c < CPU_SETSIZE && g_worker_cpu < 0; c++)
+      if (CPU_ISSET(c, &g_all_cpus) && c != g_irq_cpu) g_worker_cpu = c;
+  }
+}
+
+/* pinned: the worker's CPU; unpinned: every CPU (while threads are made) */
+static void pin_worker(int pinned) {
+  if (g_worker_cpu < 0) return;
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(g_worker_cpu, &one);
+  pthread_setaffinity_np(pthread_self(), sizeof one, pinned ? &one : &g_all_cpus);
+}
+
+/* AMP_BENCH_PERF_CTL=FIFO: writes "enable" / "disable" to perf's control fifo
+ * around the timed parts, so `perf record -D -1 --control fifo:FIFO` profiles
+ * only them (set-up, onion building and teardown left out). */
+static void perf_ctl(const char *what) {
+  static FILE *f;
+  static int tried;
+  if (!tried) {
+    tried = 1;
+    const char *p = getenv("AMP_BENCH_PERF_CTL");
+    if (p) f = fopen(p, "w");
+  }
+  if (f) {
+    fprintf(f, "%s\n", what);
+    fflush(f);
+  }
+}
+
 static amp_store_sync_t sync_mode(void) {
   const char *s = getenv("AMP_BENCH_SYNC");
   return s && !strcmp(s, "none") ? AMP_STORE_SYNC_NONE : AMP_STORE_SYNC_FULL;
@@ -128,6 +180,7 @@ static void benv_open_(benv_t *b, uint32_t pool_htlcs, const char *tmpl) {
   sc.sync = sync_mode();
   sc.producers = 2;
   sc.map_size = (size_t)4 << 30;
+  pin_worker(0); /* the store writer and call_rcu threads: not on the worker's CPU */
   int rc = amp_store_open(&b->st, &sc);
   if (rc) die("store open", rc);
   amp_engine_cfg_t c;
@@ -138,6 +191,7 @@ static void benv_open_(benv_t *b, uint32_t pool_htlcs, const char *tmpl) {
   c.pool_htlcs = pool_htlcs;
   c.pool_sets = pool_htlcs;
   rc = amp_engine_new(&b->e, &c);
+  pin_worker(1);
   amp_wipe(c.node_key, 32);
   if (rc) die("engine new", rc);
   amp_engine_set_height(b->e, 1000);
@@ -297,6 +351,7 @@ static double feed(benv_t *b, run_t *r, size_t *half) {
   *half = r->n - mid;
   for (size_t i = 0; i < r->n; i += BURST) {
     if (i == mid) {
+      perf_ctl("enable");
       t0 = amp_bench_now_ns();
       c0 = thread_cpu_ns();
     }
@@ -317,6 +372,7 @@ static double feed(benv_t *b, run_t *r, size_t *half) {
   /* CPU time up to the last burst: the spin below only waits for the last
    * commits (a few answers' work left out) */
   g_cpu_ns = thread_cpu_ns() - c0;
+  perf_ctl("disable");
   while (r->fulfilled + r->failed < r->n && amp_bench_now_ns() - t0 < 120000000000ull)
     amp_worker_poll(b->w, amp_bench_now_ns(), &sink);
   return (double)(r->last_emit_ns - t0) / 1e9;
@@ -416,6 +472,8 @@ static int je_stats(size_t *allocated, size_t *resident) {
 
 int main(int argc, char **argv) {
   int quick = argc > 1 && !strcmp(argv[1], "--quick");
+  pin_init();
+  pin_worker(1);
   int rc = amp_secp_init();
   if (rc) die("secp", rc);
   if ((rc = amp_random(g_nk, 32))) die("random", rc);
@@ -456,6 +514,9 @@ int main(int argc, char **argv) {
   printf("bench_engine: one worker, store sync %s, load average %.2f at start (2-core VM: "
          "above ~1 other work competes with the worker and the store writer)\n",
          sync_mode() == AMP_STORE_SYNC_FULL ? "full" : "none", load0);
+  if (g_worker_cpu >= 0)
+    printf("  worker pinned to CPU %d (block-device interrupts: %s%d)\n", g_worker_cpu,
+           g_irq_cpu < 0 ? "none found or not looked for " : "CPU ", g_irq_cpu);
   printf("  ceiling (parse + ECDH) %.1f us -> %.0f HTLC/s per core; peel (burst of 32) %.1f us\n",
          ns_curve / 1e3, ceiling, ns_peel / 1e3);
   printf("  %-8s %12s %10s %8s %14s %14s\n", "shards", "HTLC/s/core", "ceiling", "r(run)",
@@ -593,12 +654,14 @@ int main(int argc, char **argv) {
     size_t mid = (n / 2 / BURST) * BURST; /* first half: warm-up, not timed */
     for (size_t i = 0; i < n; i += BURST) {
       size_t k = n - i < BURST ? n - i : BURST;
+      if (i == mid) perf_ctl("enable");
       t0 = amp_bench_now_ns();
       for (size_t j = 0; j < k; j++) pin[i + j].rx_ns = t0;
       amp_worker_process_peeled(bo.w, pin + i, k, &nos);
       amp_worker_poll(bo.w, amp_bench_now_ns(), &nos);
       if (i >= mid) t_in += amp_bench_now_ns() - t0;
     }
+    perf_ctl("disable");
     /* let every settlement complete (not timed; counted by callgrind) */
     while (!amp_worker_idle(bo.w)) {
       usleep(50);
