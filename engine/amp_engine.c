@@ -850,7 +850,7 @@ static void set_complete_(amp_worker_t *w, set_t *s) {
 
 /* One HTLC after the peel, as both entry points see it. */
 typedef struct {
-  uint64_t gateway_id, scid, htlc_id, amount_msat, rx_ns;
+  uint64_t amount_msat, rx_ns;
   uint32_t cltv_expiry;
   const uint8_t *payment_hash;
   const uint8_t *channel_id;
@@ -862,7 +862,6 @@ typedef struct {
   const uint8_t *payload;
   size_t payload_len;
   const uint8_t *tag;            /* 16 bytes when peel_err == OK or PAYLOAD */
-  unsigned long id_hash;         /* hash_id_(scid, htlc_id), computed once */
 } arrival_t;
 
 static inv_t *placeholder_(amp_worker_t *w, const amp_payload_t *pl) {
@@ -1145,16 +1144,39 @@ static void answer_from_store_(amp_worker_t *w, htlc_t *h, const amp_store_resol
  * htlc_retire_, set_replace_done_, emit_fulfill_) adds ~1,130. Whole engine
  * outside SHA-256: 4,733 instructions per HTLC (7,343 before the keyed hash
  * and lookup changes). */
-static void arrive_(amp_worker_t *w, const arrival_t *a, const amp_engine_sink_t *sink) {
+/* Takes an HTLC in, before its peel: a pool entry with its identity,
+ * published in the in-flight id table (so a redelivery of it, here or on
+ * another worker, is seen from now on), and the store's resolution filter
+ * block for it prefetched (read in arrive_, after the peel). NULL when it
+ * repeats an HTLC in flight or the pool is empty (both counted): neither
+ * costs a peel. Cost: one keyed hash (done by the caller), one add_unique. */
+static htlc_t *admit_(amp_worker_t *w, uint64_t gateway_id, uint64_t scid, uint64_t htlc_id,
+                      unsigned long id_hash) {
   amp_engine_t *e = w->e;
   htlc_t *h = htlc_alloc_(w);
   if (!h) {
     CNT(w, overload_dropped);
-    return;
+    return NULL;
   }
-  h->gateway_id = a->gateway_id;
-  h->scid = a->scid;
-  h->htlc_id = a->htlc_id;
+  h->gateway_id = gateway_id;
+  h->scid = scid;
+  h->htlc_id = htlc_id;
+  idkey_t ik = {scid, htlc_id};
+  struct cds_lfht_node *got = cds_lfht_add_unique(e->t_id, id_hash, match_id_, &ik, &h->id_node);
+  if (got != &h->id_node) {
+    CNT(w, redelivery_inflight);
+    ST(&h->state, (uint8_t)H_FREE);
+    pool_put_local(&w->hp, h);
+    return NULL;
+  }
+  amp_store_prefetch_resolved(e->st, scid, htlc_id);
+  return h;
+}
+
+/* The rest of an admitted HTLC's arrival, after its peel. */
+static void arrive_(amp_worker_t *w, htlc_t *h, const arrival_t *a, const amp_engine_sink_t *sink) {
+  amp_engine_t *e = w->e;
+  struct cds_lfht_node *got;
   h->amount_msat = a->amount_msat;
   h->cltv_expiry = a->cltv_expiry;
   memcpy(h->channel_id, a->channel_id, 32);
@@ -1164,22 +1186,11 @@ static void arrive_(amp_worker_t *w, const arrival_t *a, const amp_engine_sink_t
     h->has_ss = 1;
   }
   if (a->tag) memcpy(h->tag, a->tag, 16);
-
-  idkey_t ik = {a->scid, a->htlc_id};
-  struct cds_lfht_node *got = cds_lfht_add_unique(e->t_id, a->id_hash, match_id_, &ik,
-                                                  &h->id_node);
-  if (got != &h->id_node) {
-    CNT(w, redelivery_inflight);
-    amp_wipe(h->ss, 32);
-    ST(&h->state, (uint8_t)H_FREE);
-    pool_put_local(&w->hp, h);
-    return;
-  }
   /* answered and durable already? (checked after publishing: see the
    * redelivery argument in amp_engine.h) */
-  if (amp_store_maybe_resolved(e->st, a->scid, a->htlc_id)) {
+  if (amp_store_maybe_resolved(e->st, h->scid, h->htlc_id)) {
     amp_store_resolution_t r;
-    int rc = amp_store_resolution_get(e->st, a->scid, a->htlc_id, &r);
+    int rc = amp_store_resolution_get(e->st, h->scid, h->htlc_id, &r);
     if (rc == AMP_OK) {
       answer_from_store_(w, h, &r, sink);
       amp_wipe(&r, sizeof r);
@@ -1210,7 +1221,7 @@ static void arrive_(amp_worker_t *w, const arrival_t *a, const amp_engine_sink_t
   if (amp_store_maybe_replayed(e->st, a->cltv_expiry, h->tag)) {
     uint64_t s2 = 0, i2 = 0;
     if (amp_store_replay_get(e->st, a->cltv_expiry, h->tag, &s2, &i2) == AMP_OK &&
-        (s2 != a->scid || i2 != a->htlc_id)) {
+        (s2 != h->scid || i2 != h->htlc_id)) {
       CNT(w, replays);
       cds_lfht_del(e->t_tag, &h->tag_node); /* the tag is the other HTLC's */
       h->in_tag = 0;
@@ -1260,20 +1271,23 @@ static void arrive_(amp_worker_t *w, const arrival_t *a, const amp_engine_sink_t
 
 /* ---- entry points -------------------------------------------------------- */
 
-/* Cost per update_add_htlc: decode and the early duplicate check (one keyed
- * hash, reused by arrive_, and one lookup), the peel (crypto/: ~1.08x of
- * pubkey parse + ECDH, measured by bench_engine), the replay tag (one SHA-256
- * compression, batched), then arrive_ (see there). */
+/* Cost per update_add_htlc: decode, admit_ (one keyed hash, one add_unique
+ * in the id table: a redelivery of an HTLC in flight is dropped before its
+ * peel), the peel (crypto/: ~1.03x of pubkey parse + ECDH, measured by
+ * bench_engine), the replay tag (one SHA-256 compression, batched), then
+ * arrive_ (see there). The store filter blocks that arrive_ reads are
+ * prefetched a burst ahead: before the peel (resolution) and before the
+ * arrive_ loop (replay tag), so their misses overlap. */
 void amp_worker_process(amp_worker_t *w, const amp_engine_in_t *in, size_t n,
                         const amp_engine_sink_t *sink) {
   amp_engine_t *e = w->e;
   amp_msg_add_t m[BURST];
   const amp_engine_in_t *src[BURST];
+  htlc_t *hs[BURST];
   const uint8_t *assoc[BURST], *onion[BURST];
   uint8_t tags[BURST][32];
   const uint8_t *tmsg[BURST];
   size_t tlen[BURST];
-  unsigned long idh[BURST];
   for (size_t base = 0; base < n; base += BURST) {
     size_t k = n - base < BURST ? n - base : BURST, na = 0;
     for (size_t i = 0; i < k; i++) {
@@ -1286,15 +1300,8 @@ void amp_worker_process(amp_worker_t *w, const amp_engine_in_t *in, size_t n,
           CNT(w, bad_msg);
           continue;
         }
-        /* cheap early skip of a duplicate in flight (no peel) */
-        struct cds_lfht_iter it;
-        idkey_t ik = {x->scid, m[na].id};
-        idh[na] = hash_id_(e, x->scid, m[na].id);
-        cds_lfht_lookup(e->t_id, idh[na], match_id_, &ik, &it);
-        if (cds_lfht_iter_get_node(&it)) {
-          CNT(w, redelivery_inflight);
-          continue;
-        }
+        hs[na] = admit_(w, x->gateway_id, x->scid, m[na].id, hash_id_(e, x->scid, m[na].id));
+        if (!hs[na]) continue;
         src[na] = x;
         assoc[na] = m[na].payment_hash;
         onion[na] = m[na].onion;
@@ -1331,13 +1338,14 @@ void amp_worker_process(amp_worker_t *w, const amp_engine_in_t *in, size_t n,
     }
     amp_sha256_batch(tags, tmsg, tlen, nt);
     nt = 0;
+    for (size_t i = 0; i < na; i++)
+      if (w->hops[i].err == AMP_OK || w->hops[i].err == AMP_ERR_PAYLOAD)
+        amp_store_prefetch_replayed(e->st, m[i].cltv_expiry, tags[nt++]);
+    nt = 0;
     for (size_t i = 0; i < na; i++) {
       amp_sphinx_hop_t *hp = &w->hops[i];
       int ok = hp->err == AMP_OK || hp->err == AMP_ERR_PAYLOAD;
       arrival_t a = {
-          .gateway_id = src[i]->gateway_id,
-          .scid = src[i]->scid,
-          .htlc_id = m[i].id,
           .amount_msat = m[i].amount_msat,
           .rx_ns = src[i]->rx_ns,
           .cltv_expiry = m[i].cltv_expiry,
@@ -1351,9 +1359,8 @@ void amp_worker_process(amp_worker_t *w, const amp_engine_in_t *in, size_t n,
           .payload = hp->payload,
           .payload_len = hp->payload_len,
           .tag = ok ? tags[nt++] : NULL,
-          .id_hash = idh[i],
       };
-      arrive_(w, &a, sink);
+      arrive_(w, hs[i], &a, sink);
       amp_wipe(hp->shared_secret, 32);
       if (hp->payload) amp_wipe((void *)(uintptr_t)hp->payload, hp->payload_len); /* the share */
     }
@@ -1365,13 +1372,13 @@ void amp_worker_process_peeled(amp_worker_t *w, const amp_engine_peeled_t *in, s
                                const amp_engine_sink_t *sink) {
   for (size_t i = 0; i < n; i++) {
     uint8_t tag[32];
-    amp_sha256(tag, in[i].shared_secret, 32);
     CNT(w, msgs_in);
     CNT(w, htlcs_in);
+    htlc_t *h = admit_(w, in[i].gateway_id, in[i].scid, in[i].htlc_id,
+                       hash_id_(w->e, in[i].scid, in[i].htlc_id));
+    if (!h) continue;
+    amp_sha256(tag, in[i].shared_secret, 32);
     arrival_t a = {
-        .gateway_id = in[i].gateway_id,
-        .scid = in[i].scid,
-        .htlc_id = in[i].htlc_id,
         .amount_msat = in[i].amount_msat,
         .rx_ns = in[i].rx_ns,
         .cltv_expiry = in[i].cltv_expiry,
@@ -1383,9 +1390,8 @@ void amp_worker_process_peeled(amp_worker_t *w, const amp_engine_peeled_t *in, s
         .payload = in[i].payload,
         .payload_len = in[i].payload_len,
         .tag = tag,
-        .id_hash = hash_id_(w->e, in[i].scid, in[i].htlc_id),
     };
-    arrive_(w, &a, sink);
+    arrive_(w, h, &a, sink);
   }
 }
 

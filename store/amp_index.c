@@ -364,6 +364,16 @@ void amp_hidx_prefetch(const amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id, ui
   }
 }
 
+void amp_hidx_prefetch_res(const amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id) {
+  __builtin_prefetch((const void *)cbf_block(res_filter(ix), amp_hidx_res_hash(ix, scid, htlc_id)),
+                     0, 3);
+}
+
+void amp_hidx_prefetch_rpl(const amp_hidx_t *ix, uint32_t cltv, const uint8_t tag[16]) {
+  __builtin_prefetch((const void *)cbf_block(rpl_filter(ix), amp_hidx_rpl_hash(ix, cltv, tag)), 0,
+                     3);
+}
+
 /* Room for one more entry: the entry array doubles in place (mremap). */
 static int ent_reserve(amp_hidx_t *ix) {
   if (ix->n_ent < ix->cap_ent) return AMP_OK;

@@ -150,6 +150,13 @@ uint64_t amp_hidx_rpl_hash(const amp_hidx_t *ix, uint32_t cltv, const uint8_t ta
 void amp_hidx_prefetch(const amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id, uint32_t cltv,
                        const uint8_t *tag);
 
+/* amp_hidx_prefetch_res / _rpl (any thread): start loading the filter block
+ * that amp_hidx_maybe_res / _rpl of this key reads (read-only hint), so a
+ * worker can overlap the miss with other work. No effect on state; costs the
+ * key's hash (~20 ns). */
+void amp_hidx_prefetch_res(const amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id);
+void amp_hidx_prefetch_rpl(const amp_hidx_t *ix, uint32_t cltv, const uint8_t tag[16]);
+
 /* amp_hidx_check (writer) says whether (scid, htlc_id) already has a
  * resolution, committed or pending: AMP_ERR_EXISTS, else AMP_OK. */
 AMP_WARN_UNUSED int amp_hidx_check(amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id);

@@ -1083,6 +1083,14 @@ int amp_store_maybe_resolved(const amp_store_t *st, uint64_t scid, uint64_t htlc
   return amp_hidx_maybe_res(&st->hix, scid, htlc_id);
 }
 
+void amp_store_prefetch_resolved(const amp_store_t *st, uint64_t scid, uint64_t htlc_id) {
+  amp_hidx_prefetch_res(&st->hix, scid, htlc_id);
+}
+
+void amp_store_prefetch_replayed(const amp_store_t *st, uint32_t cltv_expiry, const uint8_t tag[16]) {
+  amp_hidx_prefetch_rpl(&st->hix, cltv_expiry, tag);
+}
+
 int amp_store_maybe_replayed(const amp_store_t *st, uint32_t cltv_expiry, const uint8_t tag[16]) {
   return amp_hidx_maybe_rpl(&st->hix, cltv_expiry, tag);
 }

@@ -290,6 +290,13 @@ int amp_store_maybe_resolved(const amp_store_t *st, uint64_t scid, uint64_t htlc
 AMP_WARN_UNUSED int amp_store_resolution_get(amp_store_t *st, uint64_t scid, uint64_t htlc_id,
                                              amp_store_resolution_t *out);
 
+/* amp_store_prefetch_resolved / _replayed: start loading what
+ * amp_store_maybe_resolved / _replayed of the same key will read (one filter
+ * block, a likely cache miss), so a worker overlaps the misses of a burst.
+ * Hints only: no effect on state, thread-safe, ~20 ns each. */
+void amp_store_prefetch_resolved(const amp_store_t *st, uint64_t scid, uint64_t htlc_id);
+void amp_store_prefetch_replayed(const amp_store_t *st, uint32_t cltv_expiry, const uint8_t tag[16]);
+
 /* amp_store_maybe_replayed / amp_store_replay_get: the same pair for the
  * onion replay log. replay_get returns the (scid, htlc_id) that first used
  * the onion, AMP_ERR_NOTFOUND, or AMP_ERR_IO. */
