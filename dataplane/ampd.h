@@ -113,6 +113,14 @@ static inline void ampd_lat_add(ampd_lat_hist_t *h, uint64_t v) {
   if (v > h->max) h->max = v;
 }
 
+/* the same value n times (n answers that waited alike) */
+static inline void ampd_lat_add_n(ampd_lat_hist_t *h, uint64_t v, uint32_t n) {
+  h->n[ampd_lat_bucket(v)] += n;
+  h->count += n;
+  h->sum += v * n;
+  if (n && v > h->max) h->max = v;
+}
+
 static inline uint64_t ampd_stamp_key(uint64_t scid, uint64_t htlc_id) {
   uint64_t k = (scid ^ (htlc_id * 0x9E3779B97F4A7C15ULL)) * 0xBF58476D1CE4E5B9ULL;
   return (k ^ (k >> 31)) | 1;
@@ -182,6 +190,8 @@ typedef struct {
    * answers without an rx stamp, loop iterations that did work (rx or
    * answers) or not and their cycles, TSC of the first rx and last answer. */
   ampd_lat_hist_t lat_fulfill, lat_fail;
+  ampd_lat_hist_t lat_commit;        /* per answer: its store intent's wait (engine sink) */
+  double tsc_per_ns;
   uint64_t lat_unmatched;
   uint64_t polls_busy, polls_idle, tsc_busy, tsc_idle;
   uint64_t first_rx_tsc, last_emit_tsc;

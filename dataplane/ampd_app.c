@@ -431,6 +431,12 @@ static void print_summary(ampd_app_t *app, FILE *out) {
               " answers); workers busy %.0f%% of their loop\n", lat_pct_ns(&all, 0.5, npc) / 1e3,
               lat_pct_ns(&all, 0.99, npc) / 1e3, (double)all.max * npc / 1e3, all.count,
               cyc ? 100.0 * (double)busy / (double)cyc : 0);
+    memset(&all, 0, sizeof all);
+    for (unsigned i = 0; i < app->n_workers; i++) lat_merge(&all, &app->workers[i].lat_commit);
+    if (all.count)
+      fprintf(out, "           of which the store commit (intent made to committed) p50 %.0f us, "
+              "p99 %.0f us, max %.0f us\n", lat_pct_ns(&all, 0.5, npc) / 1e3,
+              lat_pct_ns(&all, 0.99, npc) / 1e3, (double)all.max * npc / 1e3);
   }
   uint64_t lost = t.tx_dropped + t.tx_nombuf + t.tx_too_big + t.tx_unknown_gateway;
   if (lost)
@@ -507,15 +513,17 @@ static void write_summary_json(ampd_app_t *app, const char *path) {
   memset(&st, 0, sizeof st);
   if (app->engine) amp_engine_stats(app->engine, &st);
   /* static: the merged histograms are 8 kB each */
-  static ampd_lat_hist_t ful, fai, all;
+  static ampd_lat_hist_t ful, fai, all, com;
   memset(&ful, 0, sizeof ful);
   memset(&fai, 0, sizeof fai);
   memset(&all, 0, sizeof all);
+  memset(&com, 0, sizeof com);
   uint64_t unmatched = 0, t0 = 0, t1 = 0;
   for (unsigned i = 0; i < app->n_workers; i++) {
     const ampd_worker_t *w = &app->workers[i];
     lat_merge(&ful, &w->lat_fulfill);
     lat_merge(&fai, &w->lat_fail);
+    lat_merge(&com, &w->lat_commit);
     unmatched += w->lat_unmatched;
     if (w->first_rx_tsc && (!t0 || w->first_rx_tsc < t0)) t0 = w->first_rx_tsc;
     if (w->last_emit_tsc > t1) t1 = w->last_emit_tsc;
@@ -561,6 +569,8 @@ static void write_summary_json(ampd_app_t *app, const char *path) {
   lat_json(f, "fulfill", &ful, npc);
   fprintf(f, ", ");
   lat_json(f, "fail", &fai, npc);
+  fprintf(f, ", ");
+  lat_json(f, "commit", &com, npc);
   fprintf(f, ", \"unmatched\": %" PRIu64 "},\n  \"per_worker\": [", unmatched);
   for (unsigned i = 0; i < app->n_workers; i++) {
     const ampd_worker_t *w = &app->workers[i];

@@ -142,6 +142,13 @@ static void lat_answer(ampd_worker_t *w, uint64_t scid, const uint8_t *msg, size
                now - t);
 }
 
+/* The engine's commit report: the answers about to go out waited wait_ns
+ * for their intent's commit (the store's share of their latency). */
+static void sink_committed(void *ctx, uint64_t wait_ns, uint32_t answers) {
+  ampd_worker_t *w = ctx;
+  ampd_lat_add_n(&w->lat_commit, (uint64_t)((double)wait_ns * w->tsc_per_ns), answers);
+}
+
 /* The engine's sink: one answer for gateway_id. */
 static void sink_emit(void *ctx, uint64_t gateway_id, uint64_t scid, const uint8_t *msg,
                       size_t len) {
@@ -335,6 +342,8 @@ int ampd_worker_main(void *arg) {
 
   w->sink.emit = sink_emit;
   w->sink.ctx = w;
+  w->sink.committed = sink_committed;
+  w->tsc_per_ns = (double)rte_get_tsc_hz() / 1e9;
   const char *stall = getenv("AMPD_TEST_STALL_MS");
   w->test_stall_ms = stall ? (unsigned)strtoul(stall, NULL, 10) : 0;
   amp_worker_attach(w->ew);

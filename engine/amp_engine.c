@@ -176,6 +176,7 @@ typedef struct op {
   uint8_t from_malloc;
   uint8_t retries;
   uint64_t retry_at_ms;
+  uint64_t t_ns;                 /* made (mono_ns_): the commit's share */
   htlc_t *h;                     /* OP_FAIL */
   set_t *s;                      /* OP_SETTLE, OP_CANCEL_SET, OP_CANCEL_REQ */
   inv_t *inv;
@@ -540,6 +541,7 @@ static op_t *op_alloc_(amp_worker_t *w, uint8_t type) {
   o->from_malloc = fm;
   o->type = type;
   o->in.cookie = o;
+  if (type == OP_SETTLE || type == OP_FAIL) o->t_ns = mono_ns_();
   return o;
 }
 
@@ -1503,6 +1505,11 @@ static void complete_(amp_worker_t *w, op_t *o, const amp_engine_sink_t *sink) {
     }
     give_up_(w, o, sink);
     return;
+  }
+  if (sink && sink->committed && o->t_ns && (o->type == OP_FAIL || o->type == OP_SETTLE)) {
+    uint64_t now = mono_ns_(); /* the clock of t_ns (rx_ns and now_ns may be a caller's) */
+    sink->committed(sink->ctx, now > o->t_ns ? now - o->t_ns : 0,
+                    o->type == OP_FAIL ? 1 : o->in.n_htlcs);
   }
   switch (o->type) {
   case OP_FAIL: {

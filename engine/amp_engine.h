@@ -99,10 +99,19 @@ typedef struct {
 
 /* Where answers go. emit is called on the worker thread inside
  * amp_worker_poll (or amp_worker_process for answers already durable); msg is
- * valid only during the call. */
+ * valid only during the call.
+ * committed (optional, may be NULL): called on the worker thread inside
+ * amp_worker_poll once per committed store intent that releases answers (a
+ * set's settlement, an HTLC's failure), right before those answers are
+ * emitted: wait_ns is the time from the intent's creation to the worker
+ * seeing it committed (the queue to the store writer, the group commit and
+ * its sync: the store's share of those answers' latency; CLOCK_MONOTONIC,
+ * read by the engine), answers how many HTLCs it answers. Cost to the
+ * engine: two clock reads per intent. */
 typedef struct {
   void (*emit)(void *ctx, uint64_t gateway_id, uint64_t scid, const uint8_t *msg, size_t len);
   void *ctx;
+  void (*committed)(void *ctx, uint64_t wait_ns, uint32_t answers);
 } amp_engine_sink_t;
 
 /* Counters. Every outcome has a name (X-macro: name, description). */

@@ -82,7 +82,17 @@ static void emit_rec(void *ctx, uint64_t gw, uint64_t scid, const uint8_t *msg, 
   decode_answer(&g_ans[g_nans++], gw, scid, msg, len);
 }
 
-static const amp_engine_sink_t g_sink = {emit_rec, NULL};
+/* the sink's commit report: calls, answers they announce, longest wait */
+static size_t g_ncommit, g_commit_answers;
+static uint64_t g_commit_max_ns;
+static void committed_rec(void *ctx, uint64_t wait_ns, uint32_t answers) {
+  (void)ctx;
+  g_ncommit++;
+  g_commit_answers += answers;
+  if (wait_ns > g_commit_max_ns) g_commit_max_ns = wait_ns;
+}
+
+static const amp_engine_sink_t g_sink = {emit_rec, NULL, committed_rec};
 
 /* ---- environment --------------------------------------------------------- */
 
@@ -137,6 +147,8 @@ static void env_open(env_t *v, const amp_engine_cfg_t *over) {
   v->workers = v->cfg.workers ? v->cfg.workers : 1;
   env_start(v);
   g_nans = 0;
+  g_ncommit = g_commit_answers = 0;
+  g_commit_max_ns = 0;
 }
 
 static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f) {
@@ -441,9 +453,19 @@ static void test_amp_settle(void) {
   amp_held_info_t hi[4];
   AMP_CHECK_EQ(amp_engine_held_list(v.e, 0, hi, 4), 2);
   AMP_CHECK_MEM(hi[0].set_id, s.set_id, 32);
+  struct timespec c0, c1;
+  clock_gettime(CLOCK_MONOTONIC, &c0);
   send(&v, &s.h[2]);
   pump(&v, 3);
+  clock_gettime(CLOCK_MONOTONIC, &c1);
   for (int i = 0; i < 3; i++) EXPECT_FULFILL(&s.h[i]);
+  /* one commit report, before the fulfills it releases, for 3 answers; its
+   * wait lies within the time the last shard took to be answered */
+  AMP_CHECK_EQ(g_ncommit, 1);
+  AMP_CHECK_EQ(g_commit_answers, 3);
+  AMP_CHECK(g_commit_max_ns > 0);
+  AMP_CHECK(g_commit_max_ns <= (uint64_t)(c1.tv_sec - c0.tv_sec) * 1000000000ull +
+                                   (uint64_t)c1.tv_nsec - (uint64_t)c0.tv_nsec);
   AMP_CHECK_EQ(STAT(&v, held_now), 0);
   AMP_CHECK_EQ(STAT(&v, sets_settled), 1);
   AMP_CHECK_EQ(STAT(&v, htlcs_settled), 3);
@@ -701,6 +723,10 @@ static void test_rules(void) {
   }
 #undef GO
 #undef NEW_T
+  /* every failure here went through the store: one commit report each */
+  AMP_CHECK(g_nans > 0);
+  AMP_CHECK_EQ(g_commit_answers, g_nans);
+  AMP_CHECK_EQ(g_ncommit, g_nans);
   env_close(&v);
 }
 
@@ -1215,7 +1241,7 @@ static void *mt_thread(void *arg) {
   mt_ctx_t *c = arg;
   amp_worker_t *w = amp_engine_worker(c->v->e, c->idx);
   amp_worker_attach(w);
-  amp_engine_sink_t sink = {mt_emit, c};
+  amp_engine_sink_t sink = {mt_emit, c, NULL};
   amp_engine_peeled_t in[32];
   amp_engine_in_t rin[32];
   uint64_t now = real_ns();

@@ -32,8 +32,20 @@ check() {
 # 1. One record per frame, every bad class, two gateways, full sync.
 say "1500 payments, 1-6 shards, 10% bad traffic of every class"
 pktgen "$T/a.pcap" "$T/node.key" -n 1500 --shards 1-6 --bad-mix 0.1 --interleave 3
-run a "$T/a.pcap"
+run a "$T/a.pcap" --summary-json "$T/a.json"
 check a "$T/a.pcap.expect"
+# Every answer of a fresh store went out after its own commit, whose wait the
+# engine reports: the commit's share is counted once per answer, and is part
+# of the answer's latency.
+python3 - "$T/a.json" <<'PY' || fail "the commit's share of latency is not reported per answer"
+import json, sys
+l = json.load(open(sys.argv[1]))["latency_ns"]
+c, a = l["commit"], l["all"]
+print(f"commit share: {c['count']} answers, p50 {c['p50'] / 1e3:.0f} us of {a['p50'] / 1e3:.0f} us")
+assert c["count"] == a["count"] > 0, (c["count"], a["count"])
+assert 0 < c["p50"] <= a["p99"] and c["max"] <= a["max"] * 1.01
+PY
+grep -q "of which the store commit" "$T/a.summary" || fail "the summary does not show the commit's share"
 for cls in missing_shard wrong_share replayed_onion flipped_onion_bit bad_frame_tag \
   unknown_gateway underpaid_total mismatched_total expired_cltv malformed_tlv; do
   awk -v c="$cls" '$1 == c && $2 > 0 && $3 == $2 { ok = 1 } END { exit !ok }' "$T/a.check" \
