@@ -344,7 +344,7 @@ static uint64_t thread_cpu_ns(void) {
  * entries, a fresh one takes a page fault per 14 entries), *half = HTLCs
  * timed. */
 static double feed(benv_t *b, run_t *r, size_t *half) {
-  amp_engine_sink_t sink = {emit_cb, r};
+  amp_engine_sink_t sink = {emit_cb, r, NULL};
   amp_engine_in_t in[BURST];
   uint64_t t0 = amp_bench_now_ns(), c0 = thread_cpu_ns();
   size_t mid = (r->n / 2 / BURST) * BURST;
@@ -380,7 +380,7 @@ static double feed(benv_t *b, run_t *r, size_t *half) {
 
 /* One set at a time: the latency without queueing. */
 static void unloaded(benv_t *b, run_t *r) {
-  amp_engine_sink_t sink = {emit_cb, r};
+  amp_engine_sink_t sink = {emit_cb, r, NULL};
   amp_engine_in_t in[16];
   for (size_t s = 0; s < r->sets; s++) {
     size_t k = r->shards;
@@ -649,7 +649,7 @@ int main(int argc, char **argv) {
     }
     run_t ro;
     memset(&ro, 0, sizeof ro);
-    amp_engine_sink_t nos = {NULL, NULL};
+    amp_engine_sink_t nos = {NULL, NULL, NULL};
     uint64_t t_in = 0, t0;
     size_t mid = (n / 2 / BURST) * BURST; /* first half: warm-up, not timed */
     for (size_t i = 0; i < n; i += BURST) {
@@ -700,7 +700,7 @@ int main(int argc, char **argv) {
   size_t held_n = quick ? 100000 : 1000000;
   if (getenv("AMP_BENCH_HELD")) held_n = strtoull(getenv("AMP_BENCH_HELD"), NULL, 0);
   benv_open(&b, (uint32_t)(held_n + 4096));
-  amp_engine_sink_t none = {NULL, NULL};
+  amp_engine_sink_t none = {NULL, NULL, NULL};
   size_t ja0 = 0, jr0 = 0, ja1 = 0, jr1 = 0;
   int have_je = je_stats(&ja0, &jr0);
   size_t rss0 = rss_bytes();
