@@ -10,10 +10,16 @@ The real ampd binary on DPDK ports, fed by traffic from ampd-pktgen:
      ampd-check; plus an rx-only run (--bench-rx-only: frames parsed,
      authenticated and dropped) to show the pcap reader is not the bottleneck;
   3. workers 1 and 2 over two net_pcap ports (the same traffic both times);
+     and net_ring fed by an in-process generator lcore (tests/ampd-ring
+     --bench: the real daemon, frames built before the clock starts, every
+     answer checked) for AMP sets of 1, 3 and 16 shards, workers 1 and 2;
   4. sync full, meta and none side by side;
   5. an offered-load sweep (25..125% of the measured capacity, and
      --topspeed) through net_af_packet on a veth pair in a network namespace
-     made for the run, fed by tcpreplay at fixed --pps;
+     made for the run, fed by tcpreplay at fixed --pps; a recorder on the veth
+     (tests/capture_replies.py --sent) keeps the frames sent and the replies
+     with kernel timestamps, and ampd-check --sent gives the wire latency of
+     every answered HTLC beside ampd's own TSC figures;
 and writes a table on stdout, bench/results/e2e.json and bench/results/e2e.png.
 Figures come from ampd's --summary-json (dataplane/ampd_app.c).
 """
@@ -35,8 +41,11 @@ AMPD = os.path.join(B, "dataplane/ampd")
 PKTGEN = os.path.join(B, "bench/ampd-pktgen")
 CHECK = os.path.join(B, "bench/ampd-check")
 CRYPTO = os.path.join(B, "bench/bench_crypto")
+RING = os.path.join(B, "tests/ampd-ring")
 CACHE = os.path.join(B, "bench-cache")
 RESULTS = os.path.join(ROOT, "bench/results")
+CAPTURE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                       "tests", "capture_replies.py")
 
 
 def key(label):
@@ -262,6 +271,44 @@ def run_pcap(work, tag, pcaps, nk, gws, workers=1, sync="full", extra=(), check=
     return r
 
 
+def ring_lcores(workers):
+    """eal()'s placement for ampd-ring, plus the generator's lcore (the next
+    number) on the main lcore's CPU: the main lcore sleeps in its control
+    loop, the generator wakes every 200 us to top the rings up."""
+    a = eal("ring", workers)
+    spec = a[1] if a[0] == "--lcores" else ",".join("%d@%d" % (i, i) for i in range(workers + 1))
+    return "%s,%d@%s" % (spec, workers + 1, spec.split(",")[0].split("@")[1])
+
+
+def run_ring(work, tag, shards, htlcs, workers):
+    """ampd over net_ring in-process (tests/ampd-ring --bench): good traffic,
+    AMP sets of `shards`, built before the clock; returns the same figures as
+    run_pcap (from ampd's summary) plus the generator's."""
+    d = os.path.join(work, tag)
+    os.makedirs(d, exist_ok=True)
+    lc = ring_lcores(workers)
+    cmd = [RING, "--bench", "--payments", str(max(1, htlcs // shards)), "--shards", str(shards),
+           "--workers", str(workers), "--lcores", lc, "--sync", "full",
+           "--summary-json", os.path.join(d, "summary.json"), "--keep", os.path.join(d, "run")]
+    la = loadavg()
+    with open(os.path.join(d, "stdout"), "w") as o, open(os.path.join(d, "stderr"), "w") as e:
+        rc = subprocess.run(cmd, stdout=o, stderr=e).returncode
+    if rc == 77:
+        return None
+    line = [l for l in open(os.path.join(d, "stdout")) if l.startswith("ampd-ring-bench ")]
+    if not line:
+        sys.exit("e2e: ampd-ring --bench exited %d without its figures (see %s)" % (rc, d))
+    b = json.loads(line[-1].split(" ", 1)[1])
+    r = derive(json.load(open(os.path.join(d, "summary.json"))), workers)
+    r["loadavg"] = la
+    r["lcores_spec"] = lc
+    r["check"] = "pass" if b["pass"] and rc == 0 else "FAIL"
+    if r["check"] != "pass":
+        log("ampd-ring --bench FAILED for %s (exit %d; see %s)" % (tag, rc, d))
+    r["generator"] = b["generator"]
+    return r
+
+
 def crypto_ceiling(work, tag):
     d = os.path.join(work, "crypto-" + tag)
     os.makedirs(os.path.join(d, "bench/results"), exist_ok=True)
@@ -316,9 +363,54 @@ def parse_tcpreplay(out):
     return r
 
 
+def wire_check(d, pcap_path, replies, sent, cap_rc):
+    """ampd-check over one sweep step's capture: the answers (counts) and the
+    wire latency (request frame on vb -> its answer's frame on vb, kernel
+    stamps), in us. HTLCs past tcpreplay's --limit were never sent: they are
+    'none' here and not a fault; 'sent_unanswered' counts the ones that were
+    sent and got nothing (frames lost before ampd, above capacity)."""
+    jp = os.path.join(d, "check.json")
+    c = subprocess.run([CHECK, "--expect", pcap_path + ".expect", replies, "--sent", sent,
+                        "--json", jp], capture_output=True, text=True)
+    open(os.path.join(d, "check.txt"), "w").write(c.stdout + c.stderr)
+    try:
+        j = json.load(open(jp))
+    except (OSError, ValueError):
+        return {"error": "ampd-check exited %d: %s" % (c.returncode, (c.stderr or c.stdout)[-300:])}
+    w = j.get("wire_latency_us", {})
+    tot = {k: sum(v[k] for v in j["classes"].values()) for k in ("htlcs", "ok", "none", "wrong", "dup")}
+    r = {"check": tot, "recorder_lost_frames": cap_rc == 3,
+         "sent_requests": w.get("sent_requests", 0), "answered": w.get("answered", 0),
+         "matched": w.get("matched", 0), "negative": w.get("negative", 0),
+         "sent_unanswered": max(0, tot["none"] - (tot["htlcs"] - w.get("sent_requests", 0)))}
+    for k in ("all", "fulfill", "fail", "mpp_timeout"):
+        if k in w:
+            r[k] = {x: w[k][x] for x in ("n", "p50", "p99", "p999", "max")}
+    return r
+
+
+def cpu_s(pid):
+    """CPU time (user + system) of a live process, in s, or None."""
+    try:
+        f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def run_afpacket(work, ns, tag, pcap_path, nk, packets, pps=None):
     d = os.path.join(work, tag)
     os.makedirs(d, exist_ok=True)
+    # the recorder first: every frame tcpreplay sends out of vb and every reply
+    # arriving on vb, with kernel timestamps
+    replies, sent, ready = (os.path.join(d, x) for x in ("replies.pcap", "sent.pcap", "cap.ready"))
+    cap = subprocess.Popen(["ip", "netns", "exec", ns.name, sys.executable, CAPTURE, "vb", replies,
+                            ready, "--sent", sent], stderr=open(os.path.join(d, "capture.log"), "w"))
+    t0 = time.time()
+    while not os.path.exists(ready) and time.time() - t0 < 10 and cap.poll() is None:
+        time.sleep(0.05)
+    if not os.path.exists(ready):
+        sys.exit("e2e: the reply recorder did not start (%s)" % d)
     cmd = (["ip", "netns", "exec", ns.name, AMPD] + eal(tag, 1) +
            ["--vdev", "net_af_packet0,iface=va", "--"] +
            ampd_args(d, nk, (1, 2), "full", [], exit_idle=1500))
@@ -341,11 +433,23 @@ def run_afpacket(work, ns, tag, pcap_path, nk, packets, pps=None):
         p.send_signal(signal.SIGTERM)
         rc = p.wait()
     cleanup_prefix(tag)
+    time.sleep(0.3)
+    cap_cpu = cpu_s(cap.pid)
+    cap.send_signal(signal.SIGTERM)
+    try:
+        cap_rc = cap.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        cap.kill()
+        cap_rc = cap.wait()
     if rc != 0:
         sys.exit("e2e: ampd exited %d in %s (see %s)" % (rc, tag, d))
     s = json.load(open(os.path.join(d, "summary.json")))
     r = derive(s, 1)
     r["loadavg"] = la
+    r["wire_latency_us"] = wire_check(d, pcap_path, replies, sent, cap_rc)
+    # what the recorder cost: it shares the 2 CPUs with ampd (Python, one
+    # recvmsg per frame, both directions)
+    r["recorder_cpu_s"] = cap_cpu
     r["tcpreplay"] = parse_tcpreplay(t.stdout + t.stderr)
     r["frames_offered"] = r["tcpreplay"].get("sent", packets)
     r["frames_received"] = s["dataplane"]["rx_pkts"]
@@ -374,13 +478,17 @@ LAT_NOTE = ("latency: of fulfills, from the rx burst that brought the HTLC to it
 def plot(sweep, png):
     dat = png[:-4] + ".dat"
     with open(dat, "w") as f:
-        f.write("# offered_pct offered_pps accepted_htlc_s settled_htlc_s p99_ms p50_ms\n")
+        f.write("# offered_pct offered_pps accepted_htlc_s settled_htlc_s p99_ms p50_ms"
+                " wire_p99_ms wire_p50_ms\n")
         for s in sweep:
             if s["offered_pct"] is None:
                 continue
-            f.write("%g %g %d %d %.3f %.3f\n" % (s["offered_pct"], s["offered_pps"],
+            wf = s.get("wire_latency_us", {}).get("fulfill")
+            f.write("%g %g %d %d %.3f %.3f %s %s\n" % (s["offered_pct"], s["offered_pps"],
                     s["htlc_per_s"], s["settled_per_s"], s["latency_fulfill_us"]["p99"] / 1e3,
-                    s["latency_fulfill_us"]["p50"] / 1e3))
+                    s["latency_fulfill_us"]["p50"] / 1e3,
+                    "%.3f" % (wf["p99"] / 1e3) if wf and wf["n"] else "NaN",
+                    "%.3f" % (wf["p50"] / 1e3) if wf and wf["n"] else "NaN"))
     gp = os.path.join(ROOT, "bench/plot.gp")
     r = subprocess.run(["gnuplot", "-e", "datafile='%s'; outfile='%s'" % (dat, png), gp],
                        capture_output=True, text=True)
@@ -433,6 +541,26 @@ def main():
         log("workers 1 and 2 (two net_pcap ports)")
         w1 = best("w1", [pc["s3"], pc_b], nk, (1, 2, 3, 4), workers=1)
         w2 = best("w2", [pc["s3"], pc_b], nk, (1, 2, 3, 4), workers=2)
+        ring = {}
+        if os.access(RING, os.X_OK):
+            for w in (1, 2):
+                for k in (1, 3, 16):
+                    log("net_ring, %d-shard sets, %d worker(s), generator lcore" % (k, w))
+                    rs = [run_ring(work, "ring-s%d-w%d-%d" % (k, w, i), k, htlcs, w)
+                          for i in range(reps)]
+                    if None in rs:
+                        log("no net_ring runs: ring ports cannot be made here")
+                        out["ring_skipped"] = "rte_eth_from_rings failed"
+                        break
+                    rs.sort(key=lambda r: r["htlc_per_s"])
+                    ring["ring_s%d_w%d" % (k, w)] = rs[len(rs) // 2]
+                    if reps > 1:
+                        ring["ring_s%d_w%d" % (k, w)]["htlc_per_s_all"] = [r["htlc_per_s"] for r in rs]
+                if "ring_skipped" in out:
+                    break
+        else:
+            log("no net_ring runs: %s is not built" % RING)
+            out["ring_skipped"] = "ampd-ring not built"
         sync = {"full": runs["pcap_s3"]}
         for m in ("meta", "none"):
             log("sync %s" % m)
@@ -474,6 +602,7 @@ def main():
                     "busy_share": rx["busy_share"], "loadavg": rx["loadavg"],
                     "vs_full_pipeline": round(rx["frames_per_s"] / max(1, runs["pcap_mix"]["htlc_per_s"]), 1)},
         "pcap": runs,
+        "ring": ring,
         "workers": {"1": w1, "2": w2, "scaling": round(w2["htlc_per_s"] / max(1, w1["htlc_per_s"]), 3)},
         "sync": sync,
         "sweep": sweep,
@@ -481,7 +610,7 @@ def main():
         "loadavg_end": loadavg(), "seconds": round(time.time() - t_start, 1),
         "target_ratio": 0.90,
     })
-    for r in list(runs.values()) + [w1, w2] + list(sync.values()):
+    for r in list(runs.values()) + list(ring.values()) + [w1, w2] + list(sync.values()):
         r["ratio"] = round(r["htlc_per_s_per_worker"] / ceiling, 3)
         r["ratio_cpu"] = round(r["htlc_per_busy_cpu_s"] / r["workers"] / ceiling, 3)
 
@@ -501,10 +630,28 @@ def main():
     print(HEAD)
     for k, r in runs.items():
         print(row(k, r, ceiling))
+    for k, r in ring.items():
+        print(row(k, r, ceiling))
     print(row("2 ports, workers 1", w1, ceiling))
     print(row("2 ports, workers 2", w2, ceiling))
     for m in ("meta", "none"):
         print(row("pcap_s3 sync " + m, sync[m], ceiling))
+    if ring:
+        g = [r["generator"] for r in ring.values()]
+        print("net_ring rows: ampd-ring --bench, the generator on its own lcore (with the main lcore's"
+              " CPU), frames built before the clock; it enqueued %d-%d frames per second of its own"
+              " work (%.0fx the fastest ring run); lowest rx-ring fill while traffic remained %s of"
+              " %d; rings found empty %d times, pool %d times%s" % (
+                  min(x["enqueue_per_work_s"] for x in g), max(x["enqueue_per_work_s"] for x in g),
+                  min(x["enqueue_per_work_s"] for x in g) / max(1, max(r["htlc_per_s"] for r in ring.values())),
+                  min(x["rx_ring_min_fill"] for x in g), g[0]["rx_ring_capacity"],
+                  sum(x["rx_ring_empty"] for x in g), sum(x["pool_empty"] for x in g),
+                  ": the generator was never the bottleneck" if not any(x["starved"] for x in g)
+                  else ": SOME RUNS WAITED FOR TRAFFIC"))
+        if "ring_s3_w1" in ring and "ring_s3_w2" in ring:
+            out["ring_scaling_s3"] = round(ring["ring_s3_w2"]["htlc_per_s"] /
+                                           max(1, ring["ring_s3_w1"]["htlc_per_s"]), 3)
+            print("net_ring scaling 2 workers / 1 worker (3-shard sets): %.2f" % out["ring_scaling_s3"])
     print("\nscaling 2 workers / 1 worker: %.2f (2 cores shared with the control thread, the store"
           " writer, and whatever else runs)" % out["workers"]["scaling"])
     print("ratio = HTLC/s per worker core / ceiling (target >= 0.90); per second of worker CPU time"
@@ -519,14 +666,27 @@ def main():
     if sweep:
         print("\noffered-load sweep (net_af_packet on a veth pair, tcpreplay; capacity = %d HTLC/s"
               " from pcap_s3):" % cap)
-        print("%-9s %8s %8s %8s %8s %8s %8s %8s %9s %8s %s" % ("offered", "pps", "sent", "rx",
-              "HTLC/s", "settled", "p50 us", "p99 us", "lost", "timeouts", "fails"))
+        print("%-9s %8s %8s %8s %8s %8s %8s %8s %9s %9s %9s %8s %s" % ("offered", "pps", "sent",
+              "rx", "HTLC/s", "settled", "p50 us", "p99 us", "wire p50", "wire p99", "lost",
+              "timeouts", "fails"))
         for s in sweep:
-            print("%-9s %8d %8d %8d %8d %8d %8.0f %8.0f %9d %8d %d" % (
+            wf = s["wire_latency_us"].get("fulfill", {})
+            print("%-9s %8d %8d %8d %8d %8d %8.0f %8.0f %9s %9s %9d %8d %d%s" % (
                 "%d%%" % s["offered_pct"] if s["offered_pct"] else "topspeed", s["offered_pps"],
                 s["frames_offered"], s["frames_received"], s["htlc_per_s"], s["settled_per_s"],
                 s["latency_fulfill_us"]["p50"], s["latency_fulfill_us"]["p99"],
-                s["frames_lost"], s["fails"].get("timeouts", 0), sum(s["fails"].values())))
+                wf.get("p50", "-"), wf.get("p99", "-"),
+                s["frames_lost"], s["fails"].get("timeouts", 0), sum(s["fails"].values()),
+                " (recorder lost frames)" if s["wire_latency_us"].get("recorder_lost_frames") else ""))
+        print("p50/p99: fulfills, ampd's TSC (rx burst -> answer into its reply frame); wire p50/p99:"
+              " fulfills, from the recorder's kernel timestamps on vb (request frame sent -> reply"
+              " frame back), ampd-check --sent")
+        print("answered HTLCs matched to their request frame (and the recorder's CPU time, Python on"
+              " the same 2 CPUs): %s" % ", ".join(
+                  "%s %d/%d (%.1f s)" % ("%d%%" % s["offered_pct"] if s["offered_pct"] else "top",
+                                         s["wire_latency_us"].get("matched", 0),
+                                         s["wire_latency_us"].get("answered", 0),
+                                         s.get("recorder_cpu_s") or 0) for s in sweep))
         print("lost: frames tcpreplay sent that never reached ampd (the kernel's af_packet ring"
               " overflowed; DPDK's port counters do not see them); timeouts: shards of sets that lost"
               " a sibling that way, and of the one payment cut by --limit")
@@ -538,8 +698,8 @@ def main():
         plot(sweep, os.path.join(RESULTS, "e2e.png"))
         print(", bench/results/e2e.png", end="")
     print(" (%.0f s)" % out["seconds"])
-    bad = [k for k, r in list(runs.items()) + [("w1", w1), ("w2", w2)] + list(sync.items())
-           if r.get("check") == "FAIL"]
+    bad = [k for k, r in list(runs.items()) + list(ring.items()) + [("w1", w1), ("w2", w2)] +
+           list(sync.items()) if r.get("check") == "FAIL"]
     if bad:
         sys.exit("e2e: answers did not match the expectations in: " + ", ".join(bad))
 
