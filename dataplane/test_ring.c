@@ -96,6 +96,7 @@ typedef struct {
   _Atomic int gen_done;
   _Atomic uint64_t last_reply_ns;
   uint64_t start_ns;
+  uint64_t busy_ns;            /* hook_poll: when ampd last had work in hand */
   int gen_error;
   int no_rings;                /* rte_eth_from_rings failed: skip */
   char runtime_dir[512];       /* EAL's, removed at the end */
@@ -222,14 +223,22 @@ static int hook_started(void *arg, ampd_app_t *app) {
 
 static int hook_poll(void *arg, ampd_app_t *app) {
   inj_t *j = arg;
-  (void)app;
   uint64_t now = now_ns();
   if (now - j->start_ns > (uint64_t)DEADLINE_S * 1000000000ULL) {
     fprintf(stderr, "ampd-ring: deadline of %d s reached\n", DEADLINE_S);
     return 1;
   }
   if (!atomic_load(&j->gen_done)) return 0;
-  return now - atomic_load(&j->last_reply_ns) > (uint64_t)QUIET_MS * 1000000ULL;
+  /* Quiet counts only once ampd has taken every frame and has nothing in
+   * flight: on a loaded machine a commit can hold replies back for longer
+   * than QUIET_MS (seen: 65 s) with frames still in the rx rings. */
+  int busy = 0;
+  for (unsigned q = 0; q < j->n_rxq; q++) busy |= rte_ring_count(j->rx[q]) != 0;
+  for (unsigned i = 0; i < app->n_workers; i++) busy |= atomic_load(&app->workers[i].busy);
+  if (busy) j->busy_ns = now;
+  uint64_t last = atomic_load(&j->last_reply_ns);
+  if (j->busy_ns > last) last = j->busy_ns;
+  return now - last > (uint64_t)QUIET_MS * 1000000ULL;
 }
 
 static void hook_stopped(void *arg, ampd_app_t *app) {
