@@ -28,6 +28,8 @@
  */
 #include "amp_engine.h"
 
+#include <assert.h>
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdalign.h>
@@ -43,6 +45,7 @@
 
 #include "amp_child.h"
 #include "amp_failure.h"
+#include "amp_inflight.h"
 #include "amp_msg.h"
 #include "amp_payload.h"
 #include "amp_secp.h"
@@ -102,8 +105,8 @@ typedef struct limbo_link {
 /* One HTLC in flight (held, or answered and awaiting its commit). Keep small:
  * bench_engine measures bytes per held HTLC. */
 typedef struct htlc {
-  struct cds_lfht_node id_node;  /* in-flight table: (scid, htlc_id) */
-  struct cds_lfht_node tag_node; /* onion tag table: (cltv, tag) */
+  uint64_t id_hash;              /* in the in-flight table f_id under this */
+  uint64_t tag_hash;             /* in the onion tag table f_tag (if in_tag) */
   amp_timer_node_t timer;        /* owner's wheel; owner-only */
   struct htlc *set_next;         /* set list (under the set lock) */
   struct htlc **set_pprev;
@@ -271,7 +274,8 @@ struct amp_engine {
   _Atomic uint32_t height;
   _Atomic uint64_t held;
   _Atomic uint64_t add_index;
-  struct cds_lfht *t_id, *t_tag, *t_set, *t_addr, *t_hash;
+  amp_inflight_t *f_id, *f_tag;  /* in flight: (scid, htlc_id), (cltv, onion tag) */
+  struct cds_lfht *t_set, *t_addr, *t_hash;
   amp_worker_t **w;
   gw_t gw[GW_SLOTS];
   _Atomic int64_t test_fail;     /* test hook: submissions to fail */
@@ -337,13 +341,13 @@ typedef struct {
   uint64_t scid, id;
 } idkey_t;
 
-static inline unsigned long hash_id_(const amp_engine_t *e, uint64_t scid, uint64_t id) {
+static inline uint64_t hash_id_(const amp_engine_t *e, uint64_t scid, uint64_t id) {
   uint64_t m[2] = {scid, id};
-  return (unsigned long)amp_siphash_words(&e->hk, m, 2);
+  return amp_siphash_words(&e->hk, m, 2);
 }
 
-static int match_id_(struct cds_lfht_node *n, const void *key) {
-  const htlc_t *h = container_of_(n, htlc_t, id_node);
+static int match_id_(const void *obj, const void *key) {
+  const htlc_t *h = obj;
   const idkey_t *k = key;
   return h->scid == k->scid && h->htlc_id == k->id;
 }
@@ -353,13 +357,21 @@ typedef struct {
   const uint8_t *tag;
 } tagkey_t;
 
-static inline unsigned long hash_tag_(const amp_engine_t *e, uint32_t cltv, const uint8_t tag[16]) {
+static inline uint64_t hash_tag_(const amp_engine_t *e, uint32_t cltv, const uint8_t tag[16]) {
   uint64_t m[3] = {cltv, amp_siphash_load64(tag), amp_siphash_load64(tag + 8)};
-  return (unsigned long)amp_siphash_words(&e->hk, m, 3);
+  return amp_siphash_words(&e->hk, m, 3);
 }
 
-static int match_tag_(struct cds_lfht_node *n, const void *key) {
-  const htlc_t *h = container_of_(n, htlc_t, tag_node);
+/* An HTLC leaves an in-flight table it is in (under the hash it went in
+ * with): NOTFOUND would be an engine bug. */
+static void inflight_del_(amp_inflight_t *t, uint64_t hash, const htlc_t *h) {
+  int rc = amp_inflight_del(t, hash, h);
+  assert(rc == AMP_OK);
+  (void)rc;
+}
+
+static int match_tag_(const void *obj, const void *key) {
+  const htlc_t *h = obj;
   const tagkey_t *k = key;
   return h->cltv_expiry == k->cltv && memcmp(h->tag, k->tag, 16) == 0;
 }
@@ -566,8 +578,8 @@ static void htlc_retire_(amp_worker_t *w, htlc_t *h) {
     atomic_fetch_sub(&e->gw[h->gw_slot].held, 1);
     h->counted = 0;
   }
-  cds_lfht_del(e->t_id, &h->id_node);
-  if (h->in_tag) cds_lfht_del(e->t_tag, &h->tag_node);
+  inflight_del_(e->f_id, h->id_hash, h);
+  if (h->in_tag) inflight_del_(e->f_tag, h->tag_hash, h);
   ST(&h->state, (uint8_t)H_ANSWERING);
   retire_(w, &h->limbo, htlc_free_limbo_);
 }
@@ -935,6 +947,7 @@ typedef struct {
   const uint8_t *payload;
   size_t payload_len;
   const uint8_t *tag;            /* 16 bytes when peel_err == OK or PAYLOAD */
+  uint64_t tag_hash;             /* hash_tag_(cltv_expiry, tag) */
 } arrival_t;
 
 static inv_t *placeholder_(amp_worker_t *w, const amp_payload_t *pl) {
@@ -1224,7 +1237,7 @@ static void answer_from_store_(amp_worker_t *w, htlc_t *h, const amp_store_resol
  * repeats an HTLC in flight or the pool is empty (both counted): neither
  * costs a peel. Cost: one keyed hash (done by the caller), one add_unique. */
 static htlc_t *admit_(amp_worker_t *w, uint64_t gateway_id, uint64_t scid, uint64_t htlc_id,
-                      unsigned long id_hash) {
+                      uint64_t id_hash) {
   amp_engine_t *e = w->e;
   htlc_t *h = htlc_alloc_(w);
   if (!h) {
@@ -1234,10 +1247,12 @@ static htlc_t *admit_(amp_worker_t *w, uint64_t gateway_id, uint64_t scid, uint6
   h->gateway_id = gateway_id;
   h->scid = scid;
   h->htlc_id = htlc_id;
+  h->id_hash = id_hash;
   idkey_t ik = {scid, htlc_id};
-  struct cds_lfht_node *got = cds_lfht_add_unique(e->t_id, id_hash, match_id_, &ik, &h->id_node);
-  if (got != &h->id_node) {
-    CNT(w, redelivery_inflight);
+  htlc_t *got = amp_inflight_add_unique(e->f_id, id_hash, match_id_, &ik, h);
+  if (got != h) {
+    if (got) CNT(w, redelivery_inflight);
+    else CNT(w, overload_dropped); /* no room near its bucket: a hash is not uniform */
     ST(&h->state, (uint8_t)H_FREE);
     pool_put_local(&w->hp, h);
     return NULL;
@@ -1249,7 +1264,6 @@ static htlc_t *admit_(amp_worker_t *w, uint64_t gateway_id, uint64_t scid, uint6
 /* The rest of an admitted HTLC's arrival, after its peel. */
 static void arrive_(amp_worker_t *w, htlc_t *h, const arrival_t *a, const amp_engine_sink_t *sink) {
   amp_engine_t *e = w->e;
-  struct cds_lfht_node *got;
   h->amount_msat = a->amount_msat;
   h->cltv_expiry = a->cltv_expiry;
   memcpy(h->channel_id, a->channel_id, 32);
@@ -1283,10 +1297,11 @@ static void arrive_(amp_worker_t *w, htlc_t *h, const arrival_t *a, const amp_en
   }
   /* the onion's tag: in flight elsewhere, or durable under another HTLC? */
   tagkey_t tk = {a->cltv_expiry, h->tag};
-  got = cds_lfht_add_unique(e->t_tag, hash_tag_(e, a->cltv_expiry, h->tag), match_tag_, &tk,
-                            &h->tag_node);
-  if (got != &h->tag_node) {
-    CNT(w, replays);
+  h->tag_hash = a->tag_hash;
+  htlc_t *other = amp_inflight_add_unique(e->f_tag, h->tag_hash, match_tag_, &tk, h);
+  if (other != h) {
+    if (other) CNT(w, replays);
+    else CNT(w, overload_dropped);
     fail_details_(w, h);
     return;
   }
@@ -1296,7 +1311,7 @@ static void arrive_(amp_worker_t *w, htlc_t *h, const arrival_t *a, const amp_en
     if (amp_store_replay_get(e->st, a->cltv_expiry, h->tag, &s2, &i2) == AMP_OK &&
         (s2 != h->scid || i2 != h->htlc_id)) {
       CNT(w, replays);
-      cds_lfht_del(e->t_tag, &h->tag_node); /* the tag is the other HTLC's */
+      inflight_del_(e->f_tag, h->tag_hash, h); /* the tag is the other HTLC's */
       h->in_tag = 0;
       fail_details_(w, h);
       return;
@@ -1361,24 +1376,22 @@ void amp_worker_process(amp_worker_t *w, const amp_engine_in_t *in, size_t n,
   uint8_t tags[BURST][32];
   const uint8_t *tmsg[BURST];
   size_t tlen[BURST];
+  uint64_t idh[BURST], tgh[BURST];
   for (size_t base = 0; base < n; base += BURST) {
-    size_t k = n - base < BURST ? n - base : BURST, na = 0;
+    size_t k = n - base < BURST ? n - base : BURST, na = 0, nd = 0;
     for (size_t i = 0; i < k; i++) {
       const amp_engine_in_t *x = &in[base + i];
       CNT(w, msgs_in);
       int t = amp_msg_type(x->msg, x->len);
       if (t == AMP_MSG_UPDATE_ADD_HTLC) {
         CNT(w, htlcs_in);
-        if (amp_msg_add_decode(&m[na], x->msg, x->len) != AMP_OK) {
+        if (amp_msg_add_decode(&m[nd], x->msg, x->len) != AMP_OK) {
           CNT(w, bad_msg);
           continue;
         }
-        hs[na] = admit_(w, x->gateway_id, x->scid, m[na].id, hash_id_(e, x->scid, m[na].id));
-        if (!hs[na]) continue;
-        src[na] = x;
-        assoc[na] = m[na].payment_hash;
-        onion[na] = m[na].onion;
-        na++;
+        idh[nd] = hash_id_(e, x->scid, m[nd].id);
+        amp_inflight_prefetch(e->f_id, idh[nd]);
+        src[nd++] = x;
       } else if (t == AMP_MSG_UPDATE_FULFILL_HTLC || t == AMP_MSG_UPDATE_FAIL_HTLC ||
                  t == AMP_MSG_UPDATE_FAIL_MALFORMED_HTLC) {
         CNT(w, fwd_answers_ignored);
@@ -1398,6 +1411,18 @@ void amp_worker_process(amp_worker_t *w, const amp_engine_in_t *in, size_t n,
         CNT(w, unknown_msg);
       }
     }
+    /* admit, the id table's lines on their way (compacting m, src) */
+    for (size_t i = 0; i < nd; i++) {
+      hs[na] = admit_(w, src[i]->gateway_id, src[i]->scid, m[i].id, idh[i]);
+      if (!hs[na]) continue;
+      if (na != i) {
+        m[na] = m[i];
+        src[na] = src[i];
+      }
+      assoc[na] = m[na].payment_hash;
+      onion[na] = m[na].onion;
+      na++;
+    }
     if (!na) continue;
     amp_sphinx_peel_burst(w->hops, na, e->nk, assoc, onion);
     size_t nt = 0;
@@ -1412,8 +1437,11 @@ void amp_worker_process(amp_worker_t *w, const amp_engine_in_t *in, size_t n,
     amp_sha256_batch(tags, tmsg, tlen, nt);
     nt = 0;
     for (size_t i = 0; i < na; i++)
-      if (w->hops[i].err == AMP_OK || w->hops[i].err == AMP_ERR_PAYLOAD)
+      if (w->hops[i].err == AMP_OK || w->hops[i].err == AMP_ERR_PAYLOAD) {
+        tgh[i] = hash_tag_(e, m[i].cltv_expiry, tags[nt]);
+        amp_inflight_prefetch(e->f_tag, tgh[i]);
         amp_store_prefetch_replayed(e->st, m[i].cltv_expiry, tags[nt++]);
+      }
     nt = 0;
     for (size_t i = 0; i < na; i++) {
       amp_sphinx_hop_t *hp = &w->hops[i];
@@ -1432,6 +1460,7 @@ void amp_worker_process(amp_worker_t *w, const amp_engine_in_t *in, size_t n,
           .payload = hp->payload,
           .payload_len = hp->payload_len,
           .tag = ok ? tags[nt++] : NULL,
+          .tag_hash = ok ? tgh[i] : 0,
       };
       arrive_(w, hs[i], &a, sink);
       amp_wipe(hp->shared_secret, 32);
@@ -1463,6 +1492,7 @@ void amp_worker_process_peeled(amp_worker_t *w, const amp_engine_peeled_t *in, s
         .payload = in[i].payload,
         .payload_len = in[i].payload_len,
         .tag = tag,
+        .tag_hash = hash_tag_(w->e, in[i].cltv_expiry, tag),
     };
     arrive_(w, h, &a, sink);
   }
@@ -1824,12 +1854,13 @@ int amp_engine_new(amp_engine_t **out, const amp_engine_cfg_t *cfg) {
   if ((rc = amp_random(&e->hk, sizeof e->hk)) != AMP_OK) goto fail;
   rc = AMP_ERR_NOMEM;
   uint64_t inflight = (uint64_t)c->pool_htlcs * c->workers;
-  e->t_id = table_new_(inflight);
-  e->t_tag = table_new_(inflight);
+  if (amp_inflight_new(&e->f_id, inflight) != AMP_OK ||
+      amp_inflight_new(&e->f_tag, inflight) != AMP_OK)
+    goto fail;
   e->t_set = table_new_(inflight);
   e->t_addr = table_new_(0);
   e->t_hash = table_new_(0);
-  if (!e->t_id || !e->t_tag || !e->t_set || !e->t_addr || !e->t_hash) goto fail;
+  if (!e->t_set || !e->t_addr || !e->t_hash) goto fail;
   e->w = calloc(c->workers, sizeof *e->w);
   if (!e->w) goto fail;
   for (unsigned i = 0; i < c->workers; i++) {
@@ -1941,8 +1972,6 @@ void amp_engine_delete(amp_engine_t *e) {
   if (e->w) drain_(e);
   struct cds_lfht_iter it;
   struct cds_lfht_node *n;
-  if (e->t_id) cds_lfht_for_each(e->t_id, &it, n) cds_lfht_del(e->t_id, n);
-  if (e->t_tag) cds_lfht_for_each(e->t_tag, &it, n) cds_lfht_del(e->t_tag, n);
   if (e->t_set) {
     cds_lfht_for_each(e->t_set, &it, n) {
       skey_t *sk = container_of_(n, skey_t, node);
@@ -1983,8 +2012,8 @@ void amp_engine_delete(amp_engine_t *e) {
     rcu_barrier();
     rcu_thread_online();
   }
-  if (e->t_id) cds_lfht_destroy(e->t_id, NULL);
-  if (e->t_tag) cds_lfht_destroy(e->t_tag, NULL);
+  amp_inflight_delete(e->f_id);
+  amp_inflight_delete(e->f_tag);
   if (e->t_set) cds_lfht_destroy(e->t_set, NULL);
   if (e->t_hash) cds_lfht_destroy(e->t_hash, NULL);
   if (e->t_addr) cds_lfht_destroy(e->t_addr, NULL);
@@ -2281,30 +2310,35 @@ size_t amp_engine_set_list(amp_engine_t *e, size_t skip, amp_set_info_t *out, si
   return got;
 }
 
+typedef struct {
+  size_t skip, max, seen, got;
+  amp_held_info_t *out;
+} held_ctx_t;
+
+static void held_one_(void *obj, void *ctx) {
+  held_ctx_t *c = ctx;
+  const htlc_t *h = obj;
+  if (c->got >= c->max || LD(&h->state) != H_HELD) return;
+  if (c->seen++ < c->skip) return;
+  amp_held_info_t *o = &c->out[c->got++];
+  memset(o, 0, sizeof *o);
+  o->gateway_id = h->gateway_id;
+  o->scid = h->scid;
+  o->htlc_id = h->htlc_id;
+  o->amount_msat = h->amount_msat;
+  o->cltv_expiry = h->cltv_expiry;
+  set_t *s = h->set;
+  if (s) memcpy(o->set_id, s->k.key, 32);
+  o->deadline_ms = h->timer.deadline_ms;
+  o->child_index = h->child_index;
+}
+
 size_t amp_engine_held_list(amp_engine_t *e, size_t skip, amp_held_info_t *out, size_t max) {
   int reg = admin_begin_(e);
-  size_t i = 0, got = 0;
-  struct cds_lfht_iter it;
-  struct cds_lfht_node *nd;
-  cds_lfht_for_each(e->t_id, &it, nd) {
-    if (got >= max) break;
-    htlc_t *h = container_of_(nd, htlc_t, id_node);
-    if (LD(&h->state) != H_HELD) continue;
-    if (i++ < skip) continue;
-    amp_held_info_t *o = &out[got++];
-    memset(o, 0, sizeof *o);
-    o->gateway_id = h->gateway_id;
-    o->scid = h->scid;
-    o->htlc_id = h->htlc_id;
-    o->amount_msat = h->amount_msat;
-    o->cltv_expiry = h->cltv_expiry;
-    set_t *s = h->set;
-    if (s) memcpy(o->set_id, s->k.key, 32);
-    o->deadline_ms = h->timer.deadline_ms;
-    o->child_index = h->child_index;
-  }
+  held_ctx_t c = {skip, max, 0, 0, out};
+  amp_inflight_for_each(e->f_id, held_one_, &c);
   admin_end_(e, reg);
-  return got;
+  return c.got;
 }
 
 size_t amp_engine_invoice_sets(amp_engine_t *e, const uint8_t addr[32], amp_set_info_t *out,
