@@ -2,9 +2,10 @@
  * See amp_engine.h for the contract. Layout of this file:
  *   1. keyed hash, pools, small lock-free stacks
  *   2. objects: HTLC entries, live sets, done sets, invoices, store ops
- *   3. tables (cds_lfht under RCU QSBR): in-flight HTLCs by (scid, htlc id),
- *      in-flight onion tags by (cltv, tag), sets by (kind, id), invoices by
- *      payment_addr and by payment_hash
+ *   3. tables: in-flight HTLCs by (scid, htlc id) and in-flight onion tags
+ *      by (cltv, tag) on amp_inflight (one cache line per operation, fixed
+ *      size, prefetched a burst ahead); sets by (kind, id) and invoices by
+ *      payment_addr and by payment_hash on cds_lfht under RCU QSBR
  *   4. the worker: arrival, rules, hold, completion, timers, store completions
  *   5. recovery and the admin functions
  *
@@ -23,13 +24,14 @@
  * - Timers are intrusive in the HTLC entry and only its owner touches its
  *   wheel: an HTLC answered by another worker stays linked until its timer
  *   fires (and sees the entry is no longer held) or until the owner reuses the
- *   entry (unlinking it first). Entries and sets freed by any thread go back
- *   to their owner's pool through call_rcu and a lock-free return stack.
+ *   entry (unlinking it first). Entries and sets a worker retires wait in
+ *   its limbo list, handed to RCU in one call_rcu per poll; after the grace
+ *   period they go back to their owner's pool through a lock-free return
+ *   stack (the admin thread's few retirements: one call_rcu each).
  */
 #include "amp_engine.h"
 
 #include <assert.h>
-
 #include <errno.h>
 #include <pthread.h>
 #include <stdalign.h>

@@ -44,11 +44,14 @@
  * the store's writer, liburcu's call_rcu thread, and one admin thread at a
  * time for the amp_engine_invoice_* / set / held functions (they serialize on
  * a mutex and wait for their own commits). Workers never block on locks other
- * than a per-set spinlock held for a few dozen instructions.
+ * than a per-set spinlock and the in-flight tables' per-bucket spinlocks
+ * (amp_inflight.h), each held for a few dozen instructions.
  *
  * Memory: held HTLCs and live sets come from per-worker pools sized at start
- * (lazily touched); entries freed by another thread return to their owner
- * through a lock-free return list after an RCU grace period. Settled and
+ * (lazily touched); the two in-flight tables are sized at start for every
+ * pool entry and touched then (~43 B per HTLC of pool capacity, both);
+ * retired entries return to their owner through a lock-free return list
+ * after an RCU grace period (handed over in batches, one call_rcu per poll). Settled and
  * cancelled set records, invoices and settlement arrays come from jemalloc
  * (settlement arrays are cached per worker, so steady state does not
  * allocate).
