@@ -183,9 +183,32 @@ static void *injector(void *arg) {
   return NULL;
 }
 
+/* ring_port makes the rx and tx rings (size each) and ampd's port on them.
+ * Returns 0, or -1 (*no_rings set when the port itself could not be made:
+ * the caller skips). */
+static int ring_port(struct rte_ring **rx, unsigned n_rx, struct rte_ring **tx, unsigned n_tx,
+                     unsigned size, int *no_rings) {
+  char name[32];
+  for (unsigned q = 0; q < n_rx; q++) {
+    snprintf(name, sizeof name, "ring_rx%u", q);
+    rx[q] = rte_ring_create(name, size, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+    if (!rx[q]) return -1;
+  }
+  for (unsigned q = 0; q < n_tx; q++) {
+    snprintf(name, sizeof name, "ring_tx%u", q);
+    tx[q] = rte_ring_create(name, size, SOCKET_ID_ANY, RING_F_SC_DEQ);
+    if (!tx[q]) return -1;
+  }
+  if (rte_eth_from_rings("net_ring_ampd", rx, n_rx, tx, n_tx, SOCKET_ID_ANY) < 0) {
+    fprintf(stderr, "ampd-ring: rte_eth_from_rings: %s\n", rte_strerror(rte_errno));
+    *no_rings = 1;
+    return -1;
+  }
+  return 0;
+}
+
 static int hook_after_eal(void *arg) {
   inj_t *j = arg;
-  char name[32];
   snprintf(j->runtime_dir, sizeof j->runtime_dir, "%s", rte_eal_get_runtime_dir());
   j->pool = rte_pktmbuf_pool_create("ring_inj", 8191, 0, 0,
                                     RTE_PKTMBUF_HEADROOM + AMP_FRAME_MAX_LEN + 64, SOCKET_ID_ANY);
@@ -193,23 +216,7 @@ static int hook_after_eal(void *arg) {
     fprintf(stderr, "ampd-ring: cannot make the injection pool: %s\n", rte_strerror(rte_errno));
     return -1;
   }
-  for (unsigned q = 0; q < j->n_rxq; q++) {
-    snprintf(name, sizeof name, "ring_rx%u", q);
-    j->rx[q] = rte_ring_create(name, RING_SIZE, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
-    if (!j->rx[q]) return -1;
-  }
-  for (unsigned q = 0; q < j->n_txq; q++) {
-    snprintf(name, sizeof name, "ring_tx%u", q);
-    j->tx[q] = rte_ring_create(name, RING_SIZE, SOCKET_ID_ANY, RING_F_SC_DEQ);
-    if (!j->tx[q]) return -1;
-  }
-  int port = rte_eth_from_rings("net_ring_ampd", j->rx, j->n_rxq, j->tx, j->n_txq, SOCKET_ID_ANY);
-  if (port < 0) {
-    fprintf(stderr, "ampd-ring: rte_eth_from_rings: %s\n", rte_strerror(rte_errno));
-    j->no_rings = 1;
-    return -1;
-  }
-  return 0;
+  return ring_port(j->rx, j->n_rxq, j->tx, j->n_txq, RING_SIZE, &j->no_rings);
 }
 
 static int hook_started(void *arg, ampd_app_t *app) {
@@ -500,7 +507,6 @@ static int bench_gen_main(void *arg) {
 
 static int bench_after_eal(void *arg) {
   bench_t *b = arg;
-  char name[32];
   snprintf(b->runtime_dir, sizeof b->runtime_dir, "%s", rte_eal_get_runtime_dir());
   /* every rx ring full, a burst in each worker's hands, and slack */
   unsigned n_mbufs = b->n_q * BENCH_RING + 1024;
@@ -510,19 +516,7 @@ static int bench_after_eal(void *arg) {
             rte_strerror(rte_errno));
     return -1;
   }
-  for (unsigned q = 0; q < b->n_q; q++) {
-    snprintf(name, sizeof name, "ring_rx%u", q);
-    b->rx[q] = rte_ring_create(name, BENCH_RING, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
-    snprintf(name, sizeof name, "ring_tx%u", q);
-    b->tx[q] = rte_ring_create(name, BENCH_RING, SOCKET_ID_ANY, RING_F_SC_DEQ);
-    if (!b->rx[q] || !b->tx[q]) return -1;
-  }
-  if (rte_eth_from_rings("net_ring_ampd", b->rx, b->n_q, b->tx, b->n_q, SOCKET_ID_ANY) < 0) {
-    fprintf(stderr, "ampd-ring: rte_eth_from_rings: %s\n", rte_strerror(rte_errno));
-    b->no_rings = 1;
-    return -1;
-  }
-  return 0;
+  return ring_port(b->rx, b->n_q, b->tx, b->n_q, BENCH_RING, &b->no_rings);
 }
 
 static int bench_started(void *arg, ampd_app_t *app) {
