@@ -103,8 +103,9 @@ def main():
             sys.exit(77)
         cap_py = CAPTURE
         replies = os.path.join(work, "replies.pcap")
+        cap_err = open(os.path.join(work, "capture.err"), "w")
         cap = subprocess.Popen(["ip", "netns", "exec", ns.name, "python3", cap_py, "vb", replies,
-                                os.path.join(work, "cap.ready")])
+                                os.path.join(work, "cap.ready")], stderr=cap_err)
         while not os.path.exists(os.path.join(work, "cap.ready")):
             time.sleep(0.1)
         tag = "soak"
@@ -201,6 +202,7 @@ def main():
         time.sleep(0.5)
         cap.send_signal(signal.SIGTERM)
         cap.wait()
+        cap_err.close()
     chk = subprocess.run([e2e.CHECK, "--expect", pcap + ".expect", replies], capture_output=True,
                          text=True)
     # The replay stops at --limit: expectations past it are not sent. Count
@@ -263,17 +265,33 @@ def main():
                 per_pay[x["payment"]] = per_pay.get(x["payment"], 0) + 1
     cut = pay_sent & pay_unsent
     cut_htlcs = sum(per_pay[q] for q in cut)
+    # What the machine lost, not ampd: frames tcpreplay sent that the kernel
+    # dropped before ampd's af_packet ring (a CPU-starved ampd, e.g. beside
+    # another benchmark: each such HTLC leaves up to 7 sibling shards to time
+    # out, as they must), and reply frames the recorder's ring dropped.
+    port_in = sum(x.get("ipackets", 0) for x in summ.get("port_stats", []))
+    lost_in = max(0, out["tcpreplay"].get("sent", 0) - port_in)
+    m = re.search(r"dropped (\d+) frame", open(os.path.join(work, "capture.err")).read())
+    rec_lost = int(m.group(1)) if m else 0
+    out["lost_before_ampd"], out["recorder_dropped_frames"] = lost_in, rec_lost
     tot = re.search(r"^total\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", chk.stdout, re.M)
     out["check_tail"] = chk.stdout[-1500:]
     if tot:
         n, okc, none, wrong, dup = (int(x) for x in tot.groups())
         out["check"] = {"htlcs": n, "ok": okc, "none": none, "wrong": wrong, "dup": dup,
                         "cut_payments": len(cut), "cut_htlcs": cut_htlcs}
-        need(dup == 0 and wrong <= cut_htlcs and okc + wrong == sent_htlcs,
+        unanswered = sent_htlcs - okc - wrong
+        need(dup == 0 and wrong <= cut_htlcs + 7 * lost_in and
+             (unanswered == 0 or (rec_lost > 0 and 0 <= unanswered <= 16 * rec_lost)),
              "ampd-check: %d of %d HTLCs that reached ampd answered as expected; %d timed out"
              " because %d payments were cut by the end of the replay (%d of their HTLCs had been"
-             " sent); %d dup; %d never sent" % (okc, sent_htlcs, wrong, len(cut), cut_htlcs, dup,
-                                                none))
+             " sent) or lost a shard before ampd (%d frames dropped by the kernel before ampd's"
+             " port: bound %d); %d answers not recorded (the recorder's ring dropped %d frames);"
+             " %d dup; %d never sent" % (okc, sent_htlcs, wrong, len(cut), cut_htlcs, lost_in,
+                                         cut_htlcs + 7 * lost_in, unanswered, rec_lost, dup, none))
+        need(lost_in * 100 <= max(sent_htlcs, 1),
+             "frames lost before ampd under 1%% (%d of %d): above that the machine, not ampd, "
+             "was the soak's bottleneck" % (lost_in, sent_htlcs))
     else:
         need(False, "ampd-check ran (%s)" % chk.stdout[-300:])
     print(chk.stdout[-900:])
