@@ -213,7 +213,7 @@ int amp_check_expect(amp_check_t *c, const amp_gen_htlc_t *x) {
   memcpy(e->payment_hash, x->payment_hash, 32);
   memcpy(e->onion_sha256, x->onion_sha256, 32);
   e->ss_off = c->ss_len;
-  memcpy(c->ss + c->ss_len, x->ss, need);
+  if (need) memcpy(c->ss + c->ss_len, x->ss, need);   /* no hops: c->ss may be NULL */
   c->ss_len += need;
   /* tables at most half full */
   if (2 * c->n > c->by_key.cap) {
