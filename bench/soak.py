@@ -295,6 +295,9 @@ def main():
     else:
         need(False, "ampd-check ran (%s)" % chk.stdout[-300:])
     print(chk.stdout[-900:])
+    if tot and "MISMATCH" in chk.stdout[-200:]:
+        print("(ampd-check's own verdict above counts the HTLCs the replay never sent and the"
+              " timed-out shards of cut payments; the soak's ampd-check line accounts for them)")
     out["ok"] = ok
     os.makedirs(e2e.RESULTS, exist_ok=True)
     json.dump(out, open(os.path.join(e2e.RESULTS, "soak.json"), "w"), indent=1)
