@@ -268,6 +268,22 @@ static void hook_stopped(void *arg, ampd_app_t *app) {
 /* traffic_cfg makes the node key in dir/node.key and fills gc with the
  * defaults, the node's public key and two gateways with random keys.
  * Returns 0, or 1 with a message on stderr. */
+/* The run's directory: keep (made if absent) or a fresh one under /tmp.
+ * Returns 0, or -1 (reported) when no directory could be made. */
+static int run_dir(char *dir, size_t n, const char *keep) {
+  if (keep) {
+    snprintf(dir, n, "%s", keep);
+    mkdir(dir, 0700);
+    return 0;
+  }
+  snprintf(dir, n, "/tmp/ampd-ring.XXXXXX");
+  if (!mkdtemp(dir)) {
+    perror("mkdtemp");
+    return -1;
+  }
+  return 0;
+}
+
 static int traffic_cfg(amp_gen_cfg_t *gc, const char *dir) {
   if (amp_secp_init() != AMP_OK) return 1;
   char keyfile[300], err[AMP_CONFIG_ERR_MAX];
@@ -602,16 +618,7 @@ static int bench_main(int argc, char **argv) {
     return 2;
   }
   char dir[256], sum_path[300];
-  if (keep) {
-    snprintf(dir, sizeof dir, "%s", keep);
-    mkdir(dir, 0700);
-  } else {
-    snprintf(dir, sizeof dir, "/tmp/ampd-ring.XXXXXX");
-    if (!mkdtemp(dir)) {
-      perror("mkdtemp");
-      return 1;
-    }
-  }
+  if (run_dir(dir, sizeof dir, keep) != 0) return 1;
   snprintf(sum_path, sizeof sum_path, "%s/summary.json", dir);
   if (!summary) summary = sum_path;
 
@@ -810,16 +817,7 @@ int main(int argc, char **argv) {
   if (workers < 1 || workers > MAX_Q) workers = 2;
 
   char dir[256];
-  if (keep) {
-    snprintf(dir, sizeof dir, "%s", keep);
-    mkdir(dir, 0700);
-  } else {
-    snprintf(dir, sizeof dir, "/tmp/ampd-ring.XXXXXX");
-    if (!mkdtemp(dir)) {
-      perror("mkdtemp");
-      return 1;
-    }
-  }
+  if (run_dir(dir, sizeof dir, keep) != 0) return 1;
   /* Traffic: two gateways, every bad class. */
   amp_gen_cfg_t gc;
   char err[AMP_CONFIG_ERR_MAX];
