@@ -36,13 +36,17 @@ run a "$T/a.pcap" --summary-json "$T/a.json"
 check a "$T/a.pcap.expect"
 # Every answer of a fresh store went out after its own commit, whose wait the
 # engine reports: the commit's share is counted once per answer, and is part
-# of the answer's latency.
+# of the answer's latency. An answer whose rx stamp was overwritten in ampd's
+# fixed stamp table (two HTLCs in flight on one slot: rare, by design) has a
+# commit share but no latency; it is counted as unmatched.
 python3 - "$T/a.json" <<'PY' || fail "the commit's share of latency is not reported per answer"
 import json, sys
 l = json.load(open(sys.argv[1]))["latency_ns"]
 c, a = l["commit"], l["all"]
 print(f"commit share: {c['count']} answers, p50 {c['p50'] / 1e3:.0f} us of {a['p50'] / 1e3:.0f} us")
-assert c["count"] == a["count"] > 0, (c["count"], a["count"])
+u = l["unmatched"]
+assert a["count"] > 0 and c["count"] == a["count"] + u, (c["count"], a["count"], u)
+assert u * 100 <= c["count"], ("unmatched stamps", u, c["count"])
 assert 0 < c["p50"] <= a["p99"] and c["max"] <= a["max"] * 1.01
 PY
 grep -q "of which the store commit" "$T/a.summary" || fail "the summary does not show the commit's share"
