@@ -25,6 +25,11 @@ void amp_hmac_update(amp_hmac_t *ctx, const void *data, size_t len) {
   amp_sha256_update(&ctx->inner, data, len);
 }
 
+void amp_hmac_update2(amp_hmac_t *a, const void *da, size_t la, amp_hmac_t *b, const void *db,
+                      size_t lb) {
+  amp_sha256_update2(&a->inner, da, la, &b->inner, db, lb);
+}
+
 void amp_hmac_final(amp_hmac_t *ctx, uint8_t out[AMP_SHA256_LEN]) {
   uint8_t ih[AMP_SHA256_LEN];
   amp_sha256_final(&ctx->inner, ih);            /* wipes inner */

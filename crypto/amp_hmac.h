@@ -23,6 +23,11 @@ void amp_hmac_init(amp_hmac_t *ctx, const void *key, size_t key_len);
 /* amp_hmac_update absorbs len bytes of message (len may be 0, data then may
  * be NULL). */
 void amp_hmac_update(amp_hmac_t *ctx, const void *data, size_t len);
+/* amp_hmac_update2 is amp_hmac_update(a, da, la) and amp_hmac_update(b, db,
+ * lb) through amp_sha256_update2 (two MACs of a burst at ~0.65x the time on
+ * SHA-NI). a and b must be distinct. */
+void amp_hmac_update2(amp_hmac_t *a, const void *da, size_t la, amp_hmac_t *b, const void *db,
+                      size_t lb);
 /* amp_hmac_final writes the 32-byte tag and wipes ctx. */
 void amp_hmac_final(amp_hmac_t *ctx, uint8_t out[AMP_SHA256_LEN]);
 /* amp_hmac_sha256 is init + update + final: out = HMAC-SHA256(key, msg).

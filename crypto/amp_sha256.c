@@ -177,6 +177,38 @@ void amp_sha256_update(amp_sha256_t *ctx, const void *data, size_t len) {
   }
 }
 
+void amp_sha256_update2(amp_sha256_t *a, const void *da, size_t la, amp_sha256_t *b,
+                        const void *db, size_t lb) {
+#if defined(__x86_64__)
+  if (impl_get() == IMPL_SHANI && la >= 64 && lb >= 64) {
+    const uint8_t *pa = da, *pb = db;
+    /* each to its next block boundary alone (one block at most) */
+    size_t ta = a->buf_len ? 64 - a->buf_len : 0, tb = b->buf_len ? 64 - b->buf_len : 0;
+    amp_sha256_update(a, pa, ta);
+    amp_sha256_update(b, pb, tb);
+    pa += ta;
+    la -= ta;
+    pb += tb;
+    lb -= tb;
+    size_t n = (la < lb ? la : lb) / 64;
+    if (n) {
+      amp_sha256_compress2_shani_(a->h, pa, b->h, pb, n);
+      a->bytes += 64 * n;
+      b->bytes += 64 * n;
+      pa += 64 * n;
+      la -= 64 * n;
+      pb += 64 * n;
+      lb -= 64 * n;
+    }
+    amp_sha256_update(a, pa, la);
+    amp_sha256_update(b, pb, lb);
+    return;
+  }
+#endif
+  amp_sha256_update(a, da, la);
+  amp_sha256_update(b, db, lb);
+}
+
 void amp_sha256_final(amp_sha256_t *ctx, uint8_t out[AMP_SHA256_LEN]) {
   compress_fn compress = compress_get();
   uint64_t bits = ctx->bytes << 3;

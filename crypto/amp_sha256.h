@@ -60,6 +60,15 @@ void amp_sha256(uint8_t out[AMP_SHA256_LEN], const void *data, size_t len);
 void amp_sha256_batch(uint8_t (*out)[AMP_SHA256_LEN], const uint8_t *const *msg,
                       const size_t *len, size_t n);
 
+/* amp_sha256_update2 is amp_sha256_update(a, da, la) and amp_sha256_update(b,
+ * db, lb), with the whole blocks the two have in common compressed two at a
+ * time on SHA-NI (interleaved as in the batch: ~0.65x the time of the two
+ * updates for long inputs). a and b must be distinct contexts; da may be NULL
+ * when la is 0, db when lb is 0. Same result as the two updates, on either
+ * implementation. Used for the HMACs of a burst (two onions, two frames). */
+void amp_sha256_update2(amp_sha256_t *a, const void *da, size_t la, amp_sha256_t *b,
+                        const void *db, size_t lb);
+
 /* amp_sha256_impl names the implementation in use: "sha-ni" or "portable".
  * Returns a static string. The first call (of any function here) picks
  * SHA-NI when CPUID reports SHA, SSSE3 and SSE4.1. */
@@ -76,12 +85,15 @@ AMP_WARN_UNUSED int amp_sha256_use(const char *name);
  * amp_sha256_compress_shani_ runs nblocks 64-byte blocks through h with the
  * SHA extensions (the CPU must have SHA, SSSE3 and SSE4.1).
  * amp_sha256_x2_shani_ hashes two whole messages at once, their blocks
- * interleaved; same CPU requirement. */
+ * interleaved; amp_sha256_compress2_shani_ runs nblocks blocks of ba through
+ * ha and of bb through hb, interleaved; same CPU requirement. */
 extern const uint32_t amp_sha256_k_[64];
 #if defined(__x86_64__)
 void amp_sha256_compress_shani_(uint32_t h[8], const uint8_t *blocks, size_t nblocks);
 void amp_sha256_x2_shani_(uint8_t out0[AMP_SHA256_LEN], const uint8_t *m0, size_t len0,
                           uint8_t out1[AMP_SHA256_LEN], const uint8_t *m1, size_t len1);
+void amp_sha256_compress2_shani_(uint32_t ha[8], const uint8_t *ba, uint32_t hb[8],
+                                 const uint8_t *bb, size_t nblocks);
 #endif
 
 #endif /* AMP_SHA256_H */

@@ -130,6 +130,21 @@ void amp_sha256_compress_shani_(uint32_t h[8], const uint8_t *blocks, size_t nbl
   _mm_storeu_si128((__m128i *)(h + 4), efgh);
 }
 
+AMP_SHANI_TARGET
+void amp_sha256_compress2_shani_(uint32_t ha[8], const uint8_t *ba, uint32_t hb[8],
+                                 const uint8_t *bb, size_t nblocks) {
+  __m128i a0, a1, b0, b1, abcd, efgh;
+  load_state(&a0, &a1, ha);
+  load_state(&b0, &b1, hb);
+  for (; nblocks > 0; nblocks--, ba += 64, bb += 64) block2(&a0, &a1, ba, &b0, &b1, bb);
+  unpack_state(&abcd, &efgh, a0, a1);
+  _mm_storeu_si128((__m128i *)ha, abcd);
+  _mm_storeu_si128((__m128i *)(ha + 4), efgh);
+  unpack_state(&abcd, &efgh, b0, b1);
+  _mm_storeu_si128((__m128i *)hb, abcd);
+  _mm_storeu_si128((__m128i *)(hb + 4), efgh);
+}
+
 /* A message seen as a sequence of blocks: its whole 64-byte blocks in place,
  * then one or two padded blocks in tail. */
 typedef struct {

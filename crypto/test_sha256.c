@@ -101,6 +101,52 @@ static void check_incremental(uint64_t *rng) {
   }
 }
 
+/* amp_sha256_update2 == two amp_sha256_update calls: contexts at every
+ * buffer offset (a prefix absorbed first), lengths on both sides of a block,
+ * equal and unequal, one side empty; then more input after it. */
+static void check_update2(uint64_t *rng) {
+  static const size_t edge[] = {0, 1, 55, 63, 64, 65, 127, 128, 129, 1300, 1332};
+  uint8_t wa[32], wb[32], ga[32], gb[32];
+  for (int iter = 0; iter < 600; iter++) {
+    uint64_t r = amp_test_rand(rng);
+    size_t pa = (size_t)(r % 130), pb = (size_t)((r >> 8) % 130);
+    size_t la, lb;
+    if (iter < 121) { /* every pair of edge lengths */
+      la = edge[iter % 11];
+      lb = edge[iter / 11];
+    } else {
+      la = (size_t)((r >> 16) % 1500);
+      lb = (r >> 32) & 1 ? la : (size_t)((r >> 40) % 1500);
+    }
+    size_t oa = (size_t)((r >> 48) % 64), ob = 200 + (size_t)((r >> 56) % 64), tail = iter % 70;
+    /* a's message: pat[oa .. oa + pa + la + tail), b's likewise at ob */
+    amp_sha256(wa, pat + oa, pa + la + tail);
+    amp_sha256(wb, pat + ob, pb + lb + tail);
+    amp_sha256_t a, b;
+    amp_sha256_init(&a);
+    amp_sha256_init(&b);
+    amp_sha256_update(&a, pat + oa, pa);
+    amp_sha256_update(&b, pat + ob, pb);
+    amp_sha256_update2(&a, pat + oa + pa, la, &b, pat + ob + pb, lb);
+    amp_sha256_update2(&a, pat + oa + pa + la, tail, &b, pat + ob + pb + lb, tail);
+    amp_sha256_final(&a, ga);
+    amp_sha256_final(&b, gb);
+    AMP_CHECK_MEM(ga, wa, 32);
+    AMP_CHECK_MEM(gb, wb, 32);
+  }
+  /* empty sides may be NULL */
+  amp_sha256_t a, b;
+  amp_sha256_init(&a);
+  amp_sha256_init(&b);
+  amp_sha256_update2(&a, NULL, 0, &b, pat, 200);
+  amp_sha256_update2(&a, pat, 200, &b, NULL, 0);
+  amp_sha256_final(&a, ga);
+  amp_sha256_final(&b, gb);
+  amp_sha256(wa, pat, 200);
+  AMP_CHECK_MEM(ga, wa, 32);
+  AMP_CHECK_MEM(gb, wa, 32);
+}
+
 /* Batches of n = 0..9 messages of mixed lengths == one-shot each. */
 static void check_batch(uint64_t *rng) {
   uint8_t out[10][32], want[32];
@@ -171,6 +217,7 @@ static void run_impl(const char *name, uint64_t *rng) {
   fprintf(stderr, "implementation %s\n", amp_sha256_impl());
   check_known();
   check_incremental(rng);
+  check_update2(rng);
   check_batch(rng);
 }
 
