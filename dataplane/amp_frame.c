@@ -101,6 +101,18 @@ int amp_frame_verify_hmac(const amp_frame_t *f, const amp_hmac_t *kctx) {
   return ok;
 }
 
+void amp_frame_verify_hmac2(const amp_frame_t *f0, const amp_hmac_t *k0, const amp_frame_t *f1,
+                            const amp_hmac_t *k1, int ok[2]) {
+  amp_hmac_t h0 = *k0, h1 = *k1;
+  uint8_t mac[2][AMP_SHA256_LEN];
+  amp_hmac_update2(&h0, f0->auth, f0->auth_len, &h1, f1->auth, f1->auth_len);
+  amp_hmac_final(&h0, mac[0]);
+  amp_hmac_final(&h1, mac[1]);
+  ok[0] = amp_ct_eq(mac[0], f0->tag, AMP_FRAME_TAG_LEN);
+  ok[1] = amp_ct_eq(mac[1], f1->tag, AMP_FRAME_TAG_LEN);
+  amp_wipe(mac, sizeof mac);
+}
+
 int amp_frame_verify(const amp_frame_t *f, const uint8_t key[32]) {
   amp_hmac_t h;
   amp_hmac_init(&h, key, 32);

@@ -374,6 +374,42 @@ static void test_window(uint64_t *rs) {
   free(m.seen);
 }
 
+/* amp_frame_verify_hmac2 == two amp_frame_verify_hmac calls: random frame
+ * pairs of different sizes, each side intact or with one bit of its records
+ * or tag flipped, each under the right or a wrong key. */
+static void test_verify_pair(uint64_t *rs) {
+  static uint8_t buf[2][AMP_FRAME_MAX_LEN];
+  amp_frame_t f[2];
+  amp_hmac_t kc, kbad;
+  uint8_t other[32];
+  memcpy(other, KEY, 32);
+  other[5] ^= 0x20;
+  amp_hmac_init(&kc, KEY, 32);
+  amp_hmac_init(&kbad, other, 32);
+  for (int iter = 0; iter < 400; iter++) {
+    size_t len[2];
+    for (int j = 0; j < 2; j++) {
+      int n = 1 + (int)(amp_test_rand(rs) % 5);
+      uint16_t sizes[8];
+      for (int i = 0; i < n; i++) sizes[i] = (uint16_t)(2 + amp_test_rand(rs) % 1600);
+      len[j] = build(buf[j], sizeof buf[j], n, sizes, (uint64_t)iter + 1);
+      AMP_REQUIRE(len[j] > 0);
+      int how = (iter >> (2 * j)) & 3; /* 0 intact, 1 record bit, 2 tag bit, 3 wrong key */
+      if (how == 1) buf[j][AMP_FRAME_L2L4_LEN + 24 + amp_test_rand(rs) % 8] ^= 4; /* a scid */
+      if (how == 2) buf[j][len[j] - 1 - amp_test_rand(rs) % 16] ^= 1;
+      AMP_REQUIRE(amp_frame_parse(&f[j], buf[j], len[j]) == AMP_FRAME_OK);
+    }
+    const amp_hmac_t *k0 = ((iter & 3) == 3) ? &kbad : &kc;
+    const amp_hmac_t *k1 = (((iter >> 2) & 3) == 3) ? &kbad : &kc;
+    int ok[2] = {-1, -1};
+    amp_frame_verify_hmac2(&f[0], k0, &f[1], k1, ok);
+    AMP_CHECK_EQ(ok[0], amp_frame_verify_hmac(&f[0], k0));
+    AMP_CHECK_EQ(ok[1], amp_frame_verify_hmac(&f[1], k1));
+    AMP_CHECK_EQ(ok[0], (iter & 3) == 0);
+    AMP_CHECK_EQ(ok[1], ((iter >> 2) & 3) == 0);
+  }
+}
+
 static void test_mutations(uint64_t *rs) {
   static uint8_t good[4096];
   uint16_t sizes[4] = {40, 2, 700, 9};
@@ -426,6 +462,7 @@ int main(void) {
   test_builder_limits();
   test_malformed();
   test_window(&rs);
+  test_verify_pair(&rs);
   test_mutations(&rs);
   return amp_test_done();
 }

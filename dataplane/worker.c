@@ -11,8 +11,9 @@
  * Answers go to the gateway that sent the HTLC: each gateway has at most one
  * open reply frame per worker, so several small answers share a frame (and
  * one seq). Nothing here blocks or allocates except mbufs from the pool.
- * Cost per frame before the engine: parse ~50 ns, HMAC ~1.5 us for 1.5 kB,
- * window ~20 ns under an uncontended lock.
+ * Cost per frame before the engine: parse ~50 ns, HMAC ~0.55 us for 1.5 kB
+ * (two frames' HMACs interleaved; ~0.75 us alone), window ~20 ns under an
+ * uncontended lock.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -231,35 +232,39 @@ int ampd_worker_txbuf_init(ampd_worker_t *w, unsigned pi, uint16_t queue) {
 
 /* ---- rx ------------------------------------------------------------------ */
 
-/* Frame checks for one packet; on success appends its records to w->in
- * (tips are handled here). data must stay valid until the engine returns. */
-static void rx_frame(ampd_worker_t *w, uint16_t pi, const uint8_t *data, size_t len,
-                     size_t *n_in, uint64_t now, uint64_t tsc) {
+/* Frame checks before the tag: parse, address, gateway. Returns the
+ * gateway's index, or -1 (the drop counted). */
+static int rx_parse(ampd_worker_t *w, amp_frame_t *f, const uint8_t *data, size_t len) {
   ampd_app_t *app = w->app;
-  amp_frame_t f;
-  int r = amp_frame_parse_port(&f, data, len, app->cfg.udp_port);
+  int r = amp_frame_parse_port(f, data, len, app->cfg.udp_port);
   if (r != AMP_FRAME_OK) {
     w->cnt.drop[r]++;
-    return;
+    return -1;
   }
-  if (app->cfg.has_ipv4 && memcmp(f.addr.dst_ip, app->cfg.ipv4, 4) != 0) {
+  if (app->cfg.has_ipv4 && memcmp(f->addr.dst_ip, app->cfg.ipv4, 4) != 0) {
     w->cnt.drop_not_ours++;
-    return;
+    return -1;
   }
-  int gi = ampd_gateway_find(app, f.gateway_id);
-  if (gi < 0) {
-    w->cnt.drop[AMP_FRAME_DROP_UNKNOWN_GATEWAY]++;
-    return;
-  }
+  int gi = ampd_gateway_find(app, f->gateway_id);
+  if (gi < 0) w->cnt.drop[AMP_FRAME_DROP_UNKNOWN_GATEWAY]++;
+  return gi;
+}
+
+/* The rest of a parsed frame from gateway gi whose tag check gave tag_ok:
+ * anti-replay, then its records appended to w->in (tips are handled here).
+ * The frame's data must stay valid until the engine returns. */
+static void rx_accept(ampd_worker_t *w, uint16_t pi, const amp_frame_t *f, int gi, int tag_ok,
+                      size_t *n_in, uint64_t now, uint64_t tsc) {
+  ampd_app_t *app = w->app;
   ampd_gateway_t *g = &app->gateways[gi];
-  if (!amp_frame_verify_hmac(&f, &g->kctx)) {
+  if (!tag_ok) {
     w->cnt.drop[AMP_FRAME_DROP_BAD_TAG]++;
     return;
   }
   rte_spinlock_lock(&g->lock);
-  int fresh = amp_frame_window_accept(&g->win, f.seq);
+  int fresh = amp_frame_window_accept(&g->win, f->seq);
   if (fresh) {
-    g->peer = f.addr;
+    g->peer = f->addr;
     g->peer_port = pi;
     g->learned = 1;
   }
@@ -269,8 +274,8 @@ static void rx_frame(ampd_worker_t *w, uint16_t pi, const uint8_t *data, size_t 
     return;
   }
   w->cnt.rx_frames++;
-  for (uint16_t i = 0; i < f.count; i++) {
-    const amp_frame_rec_t *rec = &f.rec[i];
+  for (uint16_t i = 0; i < f->count; i++) {
+    const amp_frame_rec_t *rec = &f->rec[i];
     if (amp_be16(rec->msg) == AMP_MSG_TIP) {
       uint32_t h;
       if (amp_msg_tip_decode(&h, rec->msg, rec->len) != AMP_OK) {
@@ -285,7 +290,7 @@ static void rx_frame(ampd_worker_t *w, uint16_t pi, const uint8_t *data, size_t 
       continue;
     }
     amp_engine_in_t *in = &w->in[(*n_in)++];
-    in->gateway_id = f.gateway_id;
+    in->gateway_id = f->gateway_id;
     in->scid = rec->scid;
     in->msg = rec->msg;
     in->len = rec->len;
@@ -300,9 +305,15 @@ static void rx_frame(ampd_worker_t *w, uint16_t pi, const uint8_t *data, size_t 
   }
 }
 
+/* Frames are parsed one by one and their tags checked two at a time (the
+ * two HMACs interleaved on SHA-NI: ~0.2 us saved per 1.5 kB frame); a frame
+ * waits for its partner in f[0] and is accepted before it, so frames are
+ * accepted in arrival order. */
 static void rx_burst(ampd_worker_t *w, struct rte_mbuf **pkts, uint16_t nb, uint16_t pi,
                      uint64_t now, uint64_t tsc) {
   size_t n_in = 0;
+  amp_frame_t f[2];
+  int gi[2], held = 0;
   for (uint16_t i = 0; i < nb; i++) {
     struct rte_mbuf *m = pkts[i];
     if (i + 1 < nb) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
@@ -321,8 +332,21 @@ static void rx_burst(ampd_worker_t *w, struct rte_mbuf **pkts, uint16_t nb, uint
         continue;
       }
     }
-    rx_frame(w, pi, data, m->pkt_len, &n_in, now, tsc);
+    if ((gi[held] = rx_parse(w, &f[held], data, m->pkt_len)) < 0) continue;
+    if (!held) {
+      held = 1;
+      continue;
+    }
+    int ok[2];
+    amp_frame_verify_hmac2(&f[0], &w->app->gateways[gi[0]].kctx, &f[1],
+                           &w->app->gateways[gi[1]].kctx, ok);
+    rx_accept(w, pi, &f[0], gi[0], ok[0], &n_in, now, tsc);
+    rx_accept(w, pi, &f[1], gi[1], ok[1], &n_in, now, tsc);
+    held = 0;
   }
+  if (held)
+    rx_accept(w, pi, &f[0], gi[0], amp_frame_verify_hmac(&f[0], &w->app->gateways[gi[0]].kctx),
+              &n_in, now, tsc);
   /* ---- The engine hookup: one call per burst. ---- */
   if (n_in && likely(!w->app->bench_rx_only)) amp_worker_process(w->ew, w->in, n_in, &w->sink);
   rte_pktmbuf_free_bulk(pkts, nb);
