@@ -283,7 +283,7 @@ def ring_lcores(workers):
     return "%s,%d@%s" % (spec, workers + 1, spec.split(",")[0].split("@")[1])
 
 
-def run_ring(work, tag, shards, htlcs, workers):
+def run_ring(work, tag, shards, htlcs, workers, rate=None):
     """ampd over net_ring in-process (tests/ampd-ring --bench): good traffic,
     AMP sets of `shards`, built before the clock; returns the same figures as
     run_pcap (from ampd's summary) plus the generator's."""
@@ -293,6 +293,8 @@ def run_ring(work, tag, shards, htlcs, workers):
     cmd = [RING, "--bench", "--payments", str(max(1, htlcs // shards)), "--shards", str(shards),
            "--workers", str(workers), "--lcores", lc, "--sync", "full",
            "--summary-json", os.path.join(d, "summary.json"), "--keep", os.path.join(d, "run")]
+    if rate:
+        cmd += ["--rate", str(int(rate))]
     la = loadavg()
     with open(os.path.join(d, "stdout"), "w") as o, open(os.path.join(d, "stderr"), "w") as e:
         rc = subprocess.run(cmd, stdout=o, stderr=e).returncode
@@ -588,6 +590,20 @@ def main():
                     ring["ring_s%d_w%d" % (k, w)] = median(rs)
                 if "ring_skipped" in out:
                     break
+            if "ring_s3_w1" in ring:
+                # below capacity: latency without saturation's queues (one
+                # HTLC per frame, so frames/s = HTLC/s)
+                pace = round(0.75 * ring["ring_s3_w1"]["htlc_per_s"])
+                for w in (1, 2):
+                    log("net_ring, 3-shard sets, %d worker(s), paced at %d frames/s" % (w, pace))
+                    tg = "ring-s3-w%d-paced" % w
+                    rs = [around(work, "%s-%d" % (tg, i),
+                                 lambda i=i: run_ring(work, "%s-%d" % (tg, i), 3, htlcs, w, pace))
+                          for i in range(reps)]
+                    if None not in rs:
+                        m = median(rs)
+                        m["paced_frames_per_s"] = pace
+                        ring["ring_s3_w%d_paced" % w] = m
         else:
             log("no net_ring runs: %s is not built" % RING)
             out["ring_skipped"] = "ampd-ring not built"
@@ -666,7 +682,7 @@ def main():
     for m in ("meta", "none"):
         print(row("pcap_s3 sync " + m, sync[m], ceiling))
     if ring:
-        g = [r["generator"] for r in ring.values()]
+        g = [r["generator"] for k, r in ring.items() if "paced" not in k]
         print("net_ring rows: ampd-ring --bench, the generator on its own lcore (with the main lcore's"
               " CPU), frames built before the clock; it enqueued %d-%d frames per second of its own"
               " work (%.0fx the fastest ring run); lowest rx-ring fill while traffic remained %s of"
@@ -681,6 +697,15 @@ def main():
             out["ring_scaling_s3"] = round(ring["ring_s3_w2"]["htlc_per_s"] /
                                            max(1, ring["ring_s3_w1"]["htlc_per_s"]), 3)
             print("net_ring scaling 2 workers / 1 worker (3-shard sets): %.2f" % out["ring_scaling_s3"])
+        for w in (1, 2):
+            r = ring.get("ring_s3_w%d_paced" % w)
+            if r:
+                print("net_ring paced at %d frames/s (75%% of one worker's capacity; its ratio is the"
+                      " pace's), %d worker(s): fulfill p50 %.1f ms, p99 %.1f ms; store commit p50"
+                      " %.1f ms, p99 %.1f ms" % (r["paced_frames_per_s"], w,
+                                                r["latency_fulfill_us"]["p50"] / 1e3,
+                                                r["latency_fulfill_us"]["p99"] / 1e3,
+                                                r["commit_us"]["p50"] / 1e3, r["commit_us"]["p99"] / 1e3))
     print("\nscaling 2 workers / 1 worker: %.2f (2 cores shared with the control thread, the store"
           " writer, and whatever else runs)" % out["workers"]["scaling"])
     print("ratio = HTLC/s per worker core / the ceiling measured around that run (target >= 0.90;"

@@ -24,6 +24,7 @@
  *
  *   ampd-ring --bench --payments N --shards K [--workers W] [--lcores SPEC]
  *             [--sync full|meta|none] [--summary-json FILE] [--keep DIR]
+ *             [--rate FRAMES_PER_S]
  *
  * Benchmark mode: the same daemon over net_ring, fed by a generator LCORE
  * (the EAL lcore after ampd's W workers, launched by the started hook) with
@@ -43,7 +44,10 @@
  * rx-ring fill it saw while traffic remained, the times it found a ring
  * empty (starved) or the mbuf pool empty (blocked). One machine-readable
  * line at the end: `ampd-ring-bench {JSON}`. Exit 0 when every answer was
- * the expected one, nothing was lost and every set settled.
+ * the expected one, nothing was lost and every set settled. --rate paces
+ * the generator (each queue gets its share of FRAMES_PER_S, in proportion to
+ * its frames, topped up at every wake to what is due by then): latency below capacity; the rings run
+ * dry between frames by design, so a paced run is never called starved.
  *
  * --lcores is EAL's (default: main lcore on CPU 0, workers 1..W on CPUs
  * w % ncpu, the generator with the main lcore); it must name W + 1 lcores
@@ -378,6 +382,8 @@ typedef struct {
   uint16_t data_room;
   arena_t req[MAX_Q];          /* the traffic of each rx queue, in order */
   size_t req_pos[MAX_Q];
+  uint64_t req_sent[MAX_Q];    /* frames enqueued per rx queue */
+  double rate;                 /* --rate: frames/s over all queues; 0: as fast as taken */
   arena_t tip;                 /* the tip frame, sent first, alone */
   unsigned tip_q;
   uint32_t height;
@@ -423,15 +429,16 @@ static void bench_drain(bench_t *b) {
   }
 }
 
-/* bench_fill tops rx queue q up with its next frames, as many as fit.
- * Returns the frames enqueued. */
-static unsigned bench_fill(bench_t *b, unsigned q, const arena_t *a, size_t *pos) {
+/* bench_fill tops rx queue q up with its next frames, as many as fit and
+ * at most max. Returns the frames enqueued. */
+static unsigned bench_fill(bench_t *b, unsigned q, const arena_t *a, size_t *pos, uint64_t max) {
   unsigned done = 0;
   struct rte_mbuf *m[32];
-  while (*pos < a->len) {
+  while (*pos < a->len && done < max) {
     unsigned room = rte_ring_free_count(b->rx[q]);
     if (room == 0) break;
     if (room > 32) room = 32;
+    if (room > max - done) room = (unsigned)(max - done);
     if (rte_pktmbuf_alloc_bulk(b->pool, m, room) != 0) {
       b->pool_empty++;
       break;
@@ -469,7 +476,7 @@ static int bench_gen_main(void *arg) {
   b->tsc_hz = (double)rte_get_tsc_hz();
   size_t tpos = 0;
   uint64_t t0 = now_ns();
-  if (bench_fill(b, b->tip_q, &b->tip, &tpos) != 1) b->error = 1;
+  if (bench_fill(b, b->tip_q, &b->tip, &tpos, 1) != 1) b->error = 1;
   b->ring_min_fill = -1;
   int started[MAX_Q] = {0}, have_height = 0;
   for (;;) {
@@ -498,7 +505,19 @@ static int bench_gen_main(void *arg) {
       }
       started[q] = 1;
       if (!b->t_first_enq) b->t_first_enq = now_ns();
-      b->frames_enq += bench_fill(b, q, &b->req[q], &b->req_pos[q]);
+      uint64_t max = UINT64_MAX;   /* paced: this queue's share of rate x time so far */
+      if (b->rate > 0) {
+        /* shares by frames, not equal: a set's shards go to both queues in
+         * the order they were built, and the queues must keep step */
+        size_t all = 0;
+        for (unsigned k = 0; k < b->n_q; k++) all += b->req[k].n;
+        double share = all ? (double)b->req[q].n / (double)all : 1;
+        double due = b->rate * share * (double)(now_ns() - b->t_first_enq) / 1e9 + 1;
+        max = due > (double)b->req_sent[q] ? (uint64_t)due - b->req_sent[q] : 0;
+      }
+      unsigned e = bench_fill(b, q, &b->req[q], &b->req_pos[q], max);
+      b->req_sent[q] += e;
+      b->frames_enq += e;
       if (b->req_pos[q] >= b->req[q].len) b->t_last_enq = now_ns();
     }
     uint64_t c1 = rte_rdtsc();
@@ -598,6 +617,7 @@ static int bench_main(int argc, char **argv) {
   unsigned workers = 1;
   uint64_t payments = 1000;
   const char *shards = "3", *lcores_arg = NULL, *sync = "full", *summary = NULL, *keep = NULL;
+  double offered = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--bench")) continue;
     if (!strcmp(argv[i], "--workers") && i + 1 < argc) workers = (unsigned)atoi(argv[++i]);
@@ -607,14 +627,15 @@ static int bench_main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--sync") && i + 1 < argc) sync = argv[++i];
     else if (!strcmp(argv[i], "--summary-json") && i + 1 < argc) summary = argv[++i];
     else if (!strcmp(argv[i], "--keep") && i + 1 < argc) keep = argv[++i];
+    else if (!strcmp(argv[i], "--rate") && i + 1 < argc) offered = strtod(argv[++i], NULL);
     else {
       fprintf(stderr, "ampd-ring --bench: unknown or incomplete option %s\n", argv[i]);
       return 2;
     }
   }
-  if (workers < 1 || workers > 2 || !payments) {
+  if (workers < 1 || workers > 2 || !payments || !(offered >= 0)) {
     fprintf(stderr, "ampd-ring --bench: --workers 1 or 2 (one gateway per queue),"
-                    " --payments >= 1\n");
+                    " --payments >= 1, --rate >= 0 frames/s (0: as fast as ampd takes them)\n");
     return 2;
   }
   char dir[256], sum_path[300];
@@ -637,6 +658,7 @@ static int bench_main(int argc, char **argv) {
   gc.threads = (uint32_t)ncpu;
   static bench_t b;
   b.n_q = workers;
+  b.rate = offered;
   b.height = gc.height;
   amp_gen_t *gen;
   if (amp_gen_new(&gen, &gc, err, sizeof err) != AMP_OK) {
@@ -743,7 +765,8 @@ static int bench_main(int argc, char **argv) {
   const double rate = rx_s > 0 ? in / rx_s : 0, sets_rate = rx_s > 0 ? sets / rx_s : 0;
   const double enq_rate = enq_s > 0 ? (double)b.frames_enq / enq_s : 0;
   const double enq_cap = fill_s > 0 ? (double)b.frames_enq / fill_s : 0;
-  const int starved = b.ring_empty || b.pool_empty;
+  /* paced (--rate): the rings run dry between frames by design */
+  const int starved = b.rate == 0 && (b.ring_empty || b.pool_empty);
   double lat[4];
   const char *const lat_k[4] = {"p50", "p99", "p999", "max"};
   for (int i = 0; i < 4; i++) lat[i] = jnum(s, "latency_ns", "fulfill", lat_k[i], NULL) / 1e3;
@@ -763,6 +786,7 @@ static int bench_main(int argc, char **argv) {
       "tip_wait_us", (double)b.tip_wait_ns / 1e3, "rx_ring_min_fill", b.ring_min_fill,
       "rx_ring_capacity", BENCH_RING - 1, "rx_ring_empty", (json_int_t)b.ring_empty,
       "pool_empty", (json_int_t)b.pool_empty, "starved", starved);
+  if (gen_j) json_object_set_new(gen_j, "rate", json_real(b.rate));
   json_t *lat_j = json_pack("{s:f, s:f, s:f, s:f}", lat_k[0], lat[0], lat_k[1], lat[1],
                             lat_k[2], lat[2], lat_k[3], lat[3]);
   json_t *out = json_pack("{s:b, s:I, s:s, s:I, s:I, s:s, s:f, s:f, s:f, s:f, s:f, s:f, s:f,"
@@ -810,7 +834,8 @@ int main(int argc, char **argv) {
       fprintf(stderr, "usage: ampd-ring [--workers N] [--payments N] [--records R] [--keep DIR]\n"
                       "       ampd-ring --bench --payments N --shards K [--workers W]"
                       " [--lcores SPEC]\n"
-                      "                 [--sync MODE] [--summary-json FILE] [--keep DIR]\n");
+                      "                 [--sync MODE] [--summary-json FILE] [--keep DIR]"
+                      " [--rate FRAMES_PER_S]\n");
       return 2;
     }
   }
