@@ -560,10 +560,13 @@ def main():
                 m["ratio_all"] = [r["ratio"] for r in rs]
             return m
 
+        def repeated(tag, run):   # run(tag of one rep) -> figures, or None: can't run here
+            rs = [around(work, t, lambda t=t: run(t))
+                  for t in ("%s-%d" % (tag, i) for i in range(reps))]
+            return None if None in rs else median(rs)
+
         def best(tag, *args, **kw):
-            return median([around(work, "%s-%d" % (tag, i),
-                                  lambda i=i: run_pcap(work, "%s-%d" % (tag, i), *args, **kw))
-                           for i in range(reps)])
+            return repeated(tag, lambda t: run_pcap(work, t, *args, **kw))
 
         runs = {}
         log("rx only: frames parsed, authenticated, dropped")
@@ -579,15 +582,13 @@ def main():
             for w in (1, 2):
                 for k in (1, 3, 16):
                     log("net_ring, %d-shard sets, %d worker(s), generator lcore" % (k, w))
-                    tg = "ring-s%d-w%d" % (k, w)
-                    rs = [around(work, "%s-%d" % (tg, i),
-                                 lambda i=i: run_ring(work, "%s-%d" % (tg, i), k, htlcs, w))
-                          for i in range(reps)]
-                    if None in rs:
+                    m = repeated("ring-s%d-w%d" % (k, w),
+                                 lambda t: run_ring(work, t, k, htlcs, w))
+                    if m is None:
                         log("no net_ring runs: ring ports cannot be made here")
                         out["ring_skipped"] = "rte_eth_from_rings failed"
                         break
-                    ring["ring_s%d_w%d" % (k, w)] = median(rs)
+                    ring["ring_s%d_w%d" % (k, w)] = m
                 if "ring_skipped" in out:
                     break
             if "ring_s3_w1" in ring:
@@ -596,12 +597,9 @@ def main():
                 pace = round(0.75 * ring["ring_s3_w1"]["htlc_per_s"])
                 for w in (1, 2):
                     log("net_ring, 3-shard sets, %d worker(s), paced at %d frames/s" % (w, pace))
-                    tg = "ring-s3-w%d-paced" % w
-                    rs = [around(work, "%s-%d" % (tg, i),
-                                 lambda i=i: run_ring(work, "%s-%d" % (tg, i), 3, htlcs, w, pace))
-                          for i in range(reps)]
-                    if None not in rs:
-                        m = median(rs)
+                    m = repeated("ring-s3-w%d-paced" % w,
+                                 lambda t: run_ring(work, t, 3, htlcs, w, pace))
+                    if m is not None:
                         m["paced_frames_per_s"] = pace
                         ring["ring_s3_w%d_paced" % w] = m
         else:

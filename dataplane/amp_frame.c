@@ -91,26 +91,28 @@ int amp_frame_parse(amp_frame_t *f, const uint8_t *pkt, size_t len) {
   return amp_frame_parse_port(f, pkt, len, AMP_FRAME_UDP_PORT);
 }
 
-int amp_frame_verify_hmac(const amp_frame_t *f, const amp_hmac_t *kctx) {
-  amp_hmac_t h = *kctx;
+/* Finishes h (the frame's records absorbed) and compares with its tag in
+ * constant time. */
+static int tag_matches_(amp_hmac_t *h, const amp_frame_t *f) {
   uint8_t mac[AMP_SHA256_LEN];
-  amp_hmac_update(&h, f->auth, f->auth_len);
-  amp_hmac_final(&h, mac);
+  amp_hmac_final(h, mac);
   int ok = amp_ct_eq(mac, f->tag, AMP_FRAME_TAG_LEN);
   amp_wipe(mac, sizeof mac);
   return ok;
 }
 
+int amp_frame_verify_hmac(const amp_frame_t *f, const amp_hmac_t *kctx) {
+  amp_hmac_t h = *kctx;
+  amp_hmac_update(&h, f->auth, f->auth_len);
+  return tag_matches_(&h, f);
+}
+
 void amp_frame_verify_hmac2(const amp_frame_t *f0, const amp_hmac_t *k0, const amp_frame_t *f1,
                             const amp_hmac_t *k1, int ok[2]) {
   amp_hmac_t h0 = *k0, h1 = *k1;
-  uint8_t mac[2][AMP_SHA256_LEN];
   amp_hmac_update2(&h0, f0->auth, f0->auth_len, &h1, f1->auth, f1->auth_len);
-  amp_hmac_final(&h0, mac[0]);
-  amp_hmac_final(&h1, mac[1]);
-  ok[0] = amp_ct_eq(mac[0], f0->tag, AMP_FRAME_TAG_LEN);
-  ok[1] = amp_ct_eq(mac[1], f1->tag, AMP_FRAME_TAG_LEN);
-  amp_wipe(mac, sizeof mac);
+  ok[0] = tag_matches_(&h0, f0);
+  ok[1] = tag_matches_(&h1, f1);
 }
 
 int amp_frame_verify(const amp_frame_t *f, const uint8_t key[32]) {
