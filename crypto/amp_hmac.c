@@ -30,6 +30,16 @@ void amp_hmac_update2(amp_hmac_t *a, const void *da, size_t la, amp_hmac_t *b, c
   amp_sha256_update2(&a->inner, da, la, &b->inner, db, lb);
 }
 
+void amp_hmac_update_n(amp_hmac_t *const *ctx, const void *const *data, const size_t *len,
+                       size_t n) {
+  amp_sha256_t *in[32];
+  for (size_t base = 0; base < n; base += 32) {
+    size_t k = n - base < 32 ? n - base : 32;
+    for (size_t i = 0; i < k; i++) in[i] = &ctx[base + i]->inner;
+    amp_sha256_update_n(in, data + base, len + base, k);
+  }
+}
+
 void amp_hmac_final(amp_hmac_t *ctx, uint8_t out[AMP_SHA256_LEN]) {
   uint8_t ih[AMP_SHA256_LEN];
   amp_sha256_final(&ctx->inner, ih);            /* wipes inner */

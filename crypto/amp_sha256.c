@@ -3,6 +3,8 @@
 #include "amp_sha256.h"
 
 #include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__)
@@ -87,7 +89,7 @@ static void compress_portable(uint32_t st[8], const uint8_t *p, size_t nblocks) 
 
 typedef void (*compress_fn)(uint32_t st[8], const uint8_t *p, size_t nblocks);
 
-enum { IMPL_UNSET = 0, IMPL_PORTABLE = 1, IMPL_SHANI = 2 };
+enum { IMPL_UNSET = 0, IMPL_PORTABLE = 1, IMPL_SHANI = 2, IMPL_SHANI_X16 = 3 };
 
 /* Written once at first use (or by amp_sha256_use); relaxed atomics make the
  * racing first calls of several threads well defined, at no cost on x86. */
@@ -106,10 +108,44 @@ static int cpu_has_shani(void) {
 #endif
 }
 
+/* AVX-512 F and BW, and the OS saving the opmask and all 512 bits of the 32
+ * vector registers (XCR0 bits 1, 2, 5, 6, 7). */
+static int cpu_has_avx512(void) {
+#if defined(__x86_64__)
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d) || !((c >> 27) & 1)) return 0; /* OSXSAVE */
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+  if (!((b >> 16) & 1) || !((b >> 30) & 1)) return 0; /* AVX512F, AVX512BW */
+  unsigned lo, hi;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return (lo & 0xe6) == 0xe6;
+#else
+  return 0;
+#endif
+}
+
+static int impl_auto(void) {
+  if (!cpu_has_shani()) return IMPL_PORTABLE;
+  return cpu_has_avx512() ? IMPL_SHANI_X16 : IMPL_SHANI;
+}
+
+static int impl_named(const char *name) {
+  if (strcmp(name, "auto") == 0) return impl_auto();
+  if (strcmp(name, "portable") == 0) return IMPL_PORTABLE;
+  if (strcmp(name, "sha-ni") == 0) return cpu_has_shani() ? IMPL_SHANI : IMPL_UNSET;
+  if (strcmp(name, "sha-ni+avx512") == 0)
+    return cpu_has_shani() && cpu_has_avx512() ? IMPL_SHANI_X16 : IMPL_UNSET;
+  return IMPL_UNSET;
+}
+
+/* First use: AMP_SHA256 in the environment, when it names an implementation
+ * this CPU has, else the best one (an operator who would rather keep AVX-512
+ * off, on CPUs that lower their clock for it, sets AMP_SHA256=sha-ni). */
 static int impl_get(void) {
   int v = atomic_load_explicit(&impl_choice, memory_order_relaxed);
   if (v == IMPL_UNSET) {
-    v = cpu_has_shani() ? IMPL_SHANI : IMPL_PORTABLE;
+    const char *env = getenv("AMP_SHA256");
+    if (!env || (v = impl_named(env)) == IMPL_UNSET) v = impl_auto();
     atomic_store_explicit(&impl_choice, v, memory_order_relaxed);
   }
   return v;
@@ -117,27 +153,22 @@ static int impl_get(void) {
 
 static inline compress_fn compress_get(void) {
 #if defined(__x86_64__)
-  if (impl_get() == IMPL_SHANI) return amp_sha256_compress_shani_;
+  if (impl_get() >= IMPL_SHANI) return amp_sha256_compress_shani_;
 #endif
   return compress_portable;
 }
 
 const char *amp_sha256_impl(void) {
-  return impl_get() == IMPL_SHANI ? "sha-ni" : "portable";
+  switch (impl_get()) {
+  case IMPL_SHANI_X16: return "sha-ni+avx512";
+  case IMPL_SHANI: return "sha-ni";
+  default: return "portable";
+  }
 }
 
 int amp_sha256_use(const char *name) {
-  int v;
-  if (strcmp(name, "auto") == 0) {
-    v = cpu_has_shani() ? IMPL_SHANI : IMPL_PORTABLE;
-  } else if (strcmp(name, "portable") == 0) {
-    v = IMPL_PORTABLE;
-  } else if (strcmp(name, "sha-ni") == 0) {
-    if (!cpu_has_shani()) return AMP_ERR_STATE;
-    v = IMPL_SHANI;
-  } else {
-    return AMP_ERR_STATE;
-  }
+  int v = impl_named(name);
+  if (v == IMPL_UNSET) return AMP_ERR_STATE;
   atomic_store_explicit(&impl_choice, v, memory_order_relaxed);
   return AMP_OK;
 }
@@ -180,7 +211,7 @@ void amp_sha256_update(amp_sha256_t *ctx, const void *data, size_t len) {
 void amp_sha256_update2(amp_sha256_t *a, const void *da, size_t la, amp_sha256_t *b,
                         const void *db, size_t lb) {
 #if defined(__x86_64__)
-  if (impl_get() == IMPL_SHANI && la >= 64 && lb >= 64) {
+  if (impl_get() >= IMPL_SHANI && la >= 64 && lb >= 64) {
     const uint8_t *pa = da, *pb = db;
     /* each to its next block boundary alone (one block at most) */
     size_t ta = a->buf_len ? 64 - a->buf_len : 0, tb = b->buf_len ? 64 - b->buf_len : 0;
@@ -207,6 +238,61 @@ void amp_sha256_update2(amp_sha256_t *a, const void *da, size_t la, amp_sha256_t
 #endif
   amp_sha256_update(a, da, la);
   amp_sha256_update(b, db, lb);
+}
+
+/* Lanes below this many go through pairs: sixteen lanes cost ~9.5 paired
+ * SHA-NI stream-blocks (bench_crypto), so ten busy lanes already gain. */
+#define X16_MIN_LANES 10
+
+void amp_sha256_update_n(amp_sha256_t *const *ctx, const void *const *data, const size_t *len,
+                         size_t n) {
+  size_t i = 0;
+#if defined(__x86_64__)
+  if (impl_get() == IMPL_SHANI_X16) {
+    while (n - i >= X16_MIN_LANES) {
+      size_t k = n - i < 16 ? n - i : 16;
+      const uint8_t *p[16];
+      size_t rem[16];
+      uint32_t *st[16];
+      uint32_t spare[16][8];
+      size_t m = SIZE_MAX;
+      for (size_t j = 0; j < k; j++) {
+        amp_sha256_t *c = ctx[i + j];
+        size_t l = len[i + j], t = c->buf_len ? 64 - c->buf_len : 0;
+        if (t > l) t = l;
+        amp_sha256_update(c, data[i + j], t); /* to its block boundary */
+        p[j] = data[i + j];
+        if (t) p[j] += t;
+        rem[j] = l - t;
+        st[j] = c->h;
+        size_t b = c->buf_len ? 0 : rem[j] / 64;
+        if (b < m) m = b;
+      }
+      if (m) {
+        /* idle lanes hash the first lane's blocks into scratch */
+        for (size_t j = k; j < 16; j++) {
+          p[j] = p[0];
+          st[j] = spare[j];
+          memset(spare[j], 0, sizeof spare[j]);
+        }
+        amp_sha256_compress16_avx512_(st, p, m);
+        for (size_t j = 0; j < k; j++) {
+          ctx[i + j]->bytes += 64 * m;
+          p[j] += 64 * m;
+          rem[j] -= 64 * m;
+        }
+        amp_wipe(spare, sizeof spare);
+      }
+      size_t j = 0;
+      for (; j + 1 < k; j += 2)
+        amp_sha256_update2(ctx[i + j], p[j], rem[j], ctx[i + j + 1], p[j + 1], rem[j + 1]);
+      if (j < k) amp_sha256_update(ctx[i + j], p[j], rem[j]);
+      i += k;
+    }
+  }
+#endif
+  for (; i + 1 < n; i += 2) amp_sha256_update2(ctx[i], data[i], len[i], ctx[i + 1], data[i + 1], len[i + 1]);
+  if (i < n) amp_sha256_update(ctx[i], data[i], len[i]);
 }
 
 void amp_sha256_final(amp_sha256_t *ctx, uint8_t out[AMP_SHA256_LEN]) {
@@ -237,7 +323,7 @@ void amp_sha256_batch(uint8_t (*out)[AMP_SHA256_LEN], const uint8_t *const *msg,
                       const size_t *len, size_t n) {
   size_t i = 0;
 #if defined(__x86_64__)
-  if (impl_get() == IMPL_SHANI) {
+  if (impl_get() >= IMPL_SHANI) {
     for (; i + 1 < n; i += 2)
       amp_sha256_x2_shani_(out[i], msg[i], len[i], out[i + 1], msg[i + 1], len[i + 1]);
   }

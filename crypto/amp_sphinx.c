@@ -102,8 +102,9 @@ static void amp_peel_ecdh_(amp_sphinx_hop_t *h, const amp_pubkey_t *eph, const u
 }
 
 /* Stage 3: mu key, HMAC over hop_payloads || assoc, constant-time compare.
- * Two onions at a time where the chunk has two to check: their 21 blocks of
- * hop_payloads go through the SHA-NI rounds interleaved (amp_hmac_update2). */
+ * The chunk's onions together: their 20 whole blocks of hop_payloads go
+ * through amp_hmac_update_n (sixteen at a time on AVX-512, else in pairs on
+ * SHA-NI). */
 static void amp_peel_mac_start_(amp_hmac_t *c, const amp_sphinx_hop_t *h) {
   uint8_t mu[32];
   amp_sphinx_derive_key(mu, "mu", h->shared_secret);
@@ -117,25 +118,25 @@ static void amp_peel_mac_check_(amp_sphinx_hop_t *h, amp_hmac_t *c, const uint8_
   amp_wipe(mac, sizeof mac);
   if (!ok) amp_peel_fail_(h, onion, AMP_ERR_ONION_HMAC, AMP_FAIL_INVALID_ONION_HMAC);
 }
-static void amp_peel_hmac_(amp_sphinx_hop_t *h, const uint8_t *assoc, size_t assoc_len,
-                           const uint8_t *onion) {
-  amp_hmac_t c;
-  amp_peel_mac_start_(&c, h);
-  amp_hmac_update(&c, onion + AMP_ONION_PAYLOADS_OFF_, AMP_ONION_PAYLOADS_LEN);
-  amp_hmac_update(&c, assoc, assoc_len);
-  amp_peel_mac_check_(h, &c, onion);
-}
-static void amp_peel_hmac2_(amp_sphinx_hop_t *h0, const uint8_t *assoc0, const uint8_t *onion0,
-                            amp_sphinx_hop_t *h1, const uint8_t *assoc1, const uint8_t *onion1,
-                            size_t assoc_len) {
-  amp_hmac_t c0, c1;
-  amp_peel_mac_start_(&c0, h0);
-  amp_peel_mac_start_(&c1, h1);
-  amp_hmac_update2(&c0, onion0 + AMP_ONION_PAYLOADS_OFF_, AMP_ONION_PAYLOADS_LEN, &c1,
-                   onion1 + AMP_ONION_PAYLOADS_OFF_, AMP_ONION_PAYLOADS_LEN);
-  amp_hmac_update2(&c0, assoc0, assoc_len, &c1, assoc1, assoc_len);
-  amp_peel_mac_check_(h0, &c0, onion0);
-  amp_peel_mac_check_(h1, &c1, onion1);
+static void amp_peel_hmacs_(amp_sphinx_hop_t *out, size_t n, const uint8_t *const *assoc,
+                            size_t assoc_len, const uint8_t *const *onion) {
+  amp_hmac_t mc[AMP_SPHINX_CHUNK_];
+  amp_hmac_t *mp[AMP_SPHINX_CHUNK_];
+  const void *md[AMP_SPHINX_CHUNK_];
+  size_t ml[AMP_SPHINX_CHUNK_], mi[AMP_SPHINX_CHUNK_], nm = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (out[i].err != AMP_OK) continue;
+    amp_peel_mac_start_(&mc[nm], &out[i]);
+    mp[nm] = &mc[nm];
+    md[nm] = onion[i] + AMP_ONION_PAYLOADS_OFF_;
+    ml[nm] = AMP_ONION_PAYLOADS_LEN;
+    mi[nm++] = i;
+  }
+  amp_hmac_update_n(mp, md, ml, nm);
+  for (size_t j = 0; j < nm; j++) {
+    amp_hmac_update(&mc[j], assoc[mi[j]], assoc_len);
+    amp_peel_mac_check_(&out[mi[j]], &mc[j], onion[mi[j]]); /* wipes mc[j] */
+  }
 }
 
 /* Stage 4: rho key; decrypt the first 1300 bytes of hop_payloads || zeros.
@@ -210,17 +211,7 @@ static void amp_peel_chunk_(amp_sphinx_hop_t *out, size_t n, const uint8_t node_
   for (size_t i = 0; i < n; i++) amp_peel_parse_(&out[i], &eph[i], onion[i]);
   for (size_t i = 0; i < n; i++)
     if (out[i].err == AMP_OK) amp_peel_ecdh_(&out[i], &eph[i], node_key, onion[i]);
-  size_t held = n; /* an onion waiting for a partner, or n */
-  for (size_t i = 0; i < n; i++) {
-    if (out[i].err != AMP_OK) continue;
-    if (held == n) {
-      held = i;
-      continue;
-    }
-    amp_peel_hmac2_(&out[held], assoc[held], onion[held], &out[i], assoc[i], onion[i], assoc_len);
-    held = n;
-  }
-  if (held != n) amp_peel_hmac_(&out[held], assoc[held], assoc_len, onion[held]);
+  amp_peel_hmacs_(out, n, assoc, assoc_len, onion);
   for (size_t i = 0; i < n; i++)
     if (out[i].err == AMP_OK) amp_peel_decrypt_(&out[i], rho[i], onion[i]);
   for (size_t i = 0; i < n; i++)

@@ -147,6 +147,44 @@ static void check_update2(uint64_t *rng) {
   AMP_CHECK_MEM(gb, wa, 32);
 }
 
+/* amp_sha256_update_n == n amp_sha256_update calls, for n = 0..40 (below,
+ * at and above the ten lanes that take the sixteen-lane path, and more than
+ * one group): contexts at random buffer offsets, lengths equal (the peel's
+ * onions) or not (frames), some empty or under a block, then a second call
+ * with more input. */
+static void check_update_n(uint64_t *rng) {
+  enum { MAXN = 40 };
+  amp_sha256_t c[MAXN], *cp[MAXN];
+  const void *d[MAXN];
+  size_t len[MAXN], pre[MAXN], off[MAXN], tail[MAXN];
+  uint8_t got[32], want[32];
+  for (int iter = 0; iter < 300; iter++) {
+    size_t n = iter <= MAXN ? (size_t)iter : (size_t)(amp_test_rand(rng) % (MAXN + 1));
+    uint64_t mode = amp_test_rand(rng) % 3; /* 0 all 1332 B, 1 mixed, 2 a few empty */
+    for (size_t i = 0; i < n; i++) {
+      uint64_t r = amp_test_rand(rng);
+      pre[i] = mode == 0 ? 0 : (size_t)(r % 130);
+      len[i] = mode == 0 ? 1332 : (size_t)((r >> 8) % 1600);
+      if (mode == 2 && (r >> 40) % 4 == 0) len[i] = 0;
+      tail[i] = (size_t)((r >> 24) % 70);
+      off[i] = (size_t)((r >> 48) % 200);
+      amp_sha256_init(&c[i]);
+      amp_sha256_update(&c[i], pat + off[i], pre[i]);
+      cp[i] = &c[i];
+      d[i] = len[i] ? pat + off[i] + pre[i] : NULL;
+    }
+    amp_sha256_update_n(cp, d, len, n);
+    for (size_t i = 0; i < n; i++) d[i] = pat + off[i] + pre[i] + len[i];
+    amp_sha256_update_n(cp, d, tail, n);
+    for (size_t i = 0; i < n; i++) {
+      amp_sha256_final(&c[i], got);
+      amp_sha256(want, pat + off[i], pre[i] + len[i] + tail[i]);
+      AMP_CHECK_MEM(got, want, 32);
+    }
+  }
+  amp_sha256_update_n(NULL, NULL, NULL, 0);
+}
+
 /* Batches of n = 0..9 messages of mixed lengths == one-shot each. */
 static void check_batch(uint64_t *rng) {
   uint8_t out[10][32], want[32];
@@ -218,23 +256,52 @@ static void run_impl(const char *name, uint64_t *rng) {
   check_known();
   check_incremental(rng);
   check_update2(rng);
+  check_update_n(rng);
   check_batch(rng);
 }
 
-int main(void) {
+/* --env-expect NAME: run with AMP_SHA256 set; the first use must pick NAME
+ * ("auto": what amp_sha256_use("auto") picks, for an unknown value). */
+static int env_expect(const char *name) {
+  char got[32];
+  snprintf(got, sizeof got, "%s", amp_sha256_impl()); /* the first use */
+  fprintf(stderr, "AMP_SHA256=%s -> %s\n", getenv("AMP_SHA256") ? getenv("AMP_SHA256") : "(unset)", got);
+  if (strcmp(name, "auto") == 0) {
+    AMP_CHECK(amp_sha256_use("auto") == AMP_OK);
+    AMP_CHECK(strcmp(got, amp_sha256_impl()) == 0);
+  } else {
+    AMP_CHECK(strcmp(got, name) == 0);
+  }
+  uint8_t a[32], b[32];
+  AMP_REQUIRE(amp_test_unhex(b, 32, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") == 32);
+  amp_sha256(a, "abc", 3);
+  AMP_CHECK_MEM(a, b, 32);
+  return amp_test_done();
+}
+
+int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[1], "--env-expect") == 0) return env_expect(argv[2]);
   uint64_t seed = amp_test_seed(), rng = seed ? seed : 1;
   for (size_t i = 0; i < sizeof pat; i++) pat[i] = (uint8_t)(i * 7 + 3);
 
   AMP_CHECK(amp_sha256_use("nonsense") == AMP_ERR_STATE);
   AMP_CHECK(amp_sha256_use("auto") == AMP_OK);
   const char *def = amp_sha256_impl();
-  AMP_CHECK(strcmp(def, "sha-ni") == 0 || strcmp(def, "portable") == 0);
+  AMP_CHECK(strcmp(def, "sha-ni+avx512") == 0 || strcmp(def, "sha-ni") == 0 ||
+            strcmp(def, "portable") == 0);
 
   run_impl("portable", &rng);
   if (amp_sha256_use("sha-ni") == AMP_OK) {
-    AMP_CHECK(strcmp(def, "sha-ni") == 0); /* auto picks it when present */
+    AMP_CHECK(strcmp(def, "portable") != 0); /* auto picks it when present */
     run_impl("sha-ni", &rng);
     check_cross();
+    if (amp_sha256_use("sha-ni+avx512") == AMP_OK) {
+      AMP_CHECK(strcmp(def, "sha-ni+avx512") == 0);
+      run_impl("sha-ni+avx512", &rng);
+    } else {
+      AMP_CHECK(strcmp(def, "sha-ni") == 0);
+      fprintf(stderr, "SKIPPED: CPU lacks AVX-512; sixteen-lane half not tested\n");
+    }
   } else {
     AMP_CHECK(strcmp(def, "portable") == 0);
     fprintf(stderr, "SKIPPED: CPU lacks SHA-NI; SHA-NI half not tested\n");

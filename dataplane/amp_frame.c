@@ -107,12 +107,23 @@ int amp_frame_verify_hmac(const amp_frame_t *f, const amp_hmac_t *kctx) {
   return tag_matches_(&h, f);
 }
 
-void amp_frame_verify_hmac2(const amp_frame_t *f0, const amp_hmac_t *k0, const amp_frame_t *f1,
-                            const amp_hmac_t *k1, int ok[2]) {
-  amp_hmac_t h0 = *k0, h1 = *k1;
-  amp_hmac_update2(&h0, f0->auth, f0->auth_len, &h1, f1->auth, f1->auth_len);
-  ok[0] = tag_matches_(&h0, f0);
-  ok[1] = tag_matches_(&h1, f1);
+void amp_frame_verify_hmac_n(const amp_frame_t *const *f, const amp_hmac_t *const *kctx,
+                             size_t n, int *ok) {
+  amp_hmac_t h[32];
+  amp_hmac_t *hp[32];
+  const void *d[32];
+  size_t l[32];
+  for (size_t base = 0; base < n; base += 32) {
+    size_t k = n - base < 32 ? n - base : 32;
+    for (size_t i = 0; i < k; i++) {
+      h[i] = *kctx[base + i];
+      hp[i] = &h[i];
+      d[i] = f[base + i]->auth;
+      l[i] = f[base + i]->auth_len;
+    }
+    amp_hmac_update_n(hp, d, l, k);
+    for (size_t i = 0; i < k; i++) ok[base + i] = tag_matches_(&h[i], f[base + i]); /* wipes h[i] */
+  }
 }
 
 int amp_frame_verify(const amp_frame_t *f, const uint8_t key[32]) {

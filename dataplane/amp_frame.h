@@ -138,12 +138,12 @@ int amp_frame_parse_port(amp_frame_t *f, const uint8_t *pkt, size_t len, uint16_
  * in the key and the tag. Returns 1 if the tag matches, 0 otherwise. */
 int amp_frame_verify_hmac(const amp_frame_t *f, const amp_hmac_t *kctx);
 
-/* amp_frame_verify_hmac2 is ok[0] = amp_frame_verify_hmac(f0, k0) and ok[1] =
- * amp_frame_verify_hmac(f1, k1), the two HMACs' blocks interleaved on SHA-NI
- * (amp_hmac_update2: ~0.75x the time of two calls for 1.5 kB frames). For
- * the frames of an rx burst, two at a time. */
-void amp_frame_verify_hmac2(const amp_frame_t *f0, const amp_hmac_t *k0, const amp_frame_t *f1,
-                            const amp_hmac_t *k1, int ok[2]);
+/* amp_frame_verify_hmac_n is ok[i] = amp_frame_verify_hmac(f[i], kctx[i]) for
+ * i < n, the HMACs' blocks through amp_hmac_update_n (sixteen frames at a time
+ * on AVX-512, else two interleaved on SHA-NI). For the frames of an rx burst.
+ * n may be 0. */
+void amp_frame_verify_hmac_n(const amp_frame_t *const *f, const amp_hmac_t *const *kctx,
+                             size_t n, int *ok);
 
 /* amp_frame_finish_hmac is amp_frame_finish with a precomputed key context
  * (see amp_frame_verify_hmac). Returns the frame length, 0 if the builder

@@ -184,6 +184,7 @@ typedef struct {
   uint16_t open_list[AMP_CONFIG_MAX_GATEWAYS];
   amp_engine_in_t *in;               /* AMPD_BURST * AMP_FRAME_MAX_RECORDS */
   uint8_t *lin;                      /* AMPD_BURST linear copies of multi-segment frames */
+  amp_frame_t *fr;                   /* AMPD_BURST parsed frames of an rx burst */
   ampd_counters_t cnt;
   uint64_t first_rx_ns;              /* for the summary's rate */
   /* Instrumentation: latency (cycles) of fulfills and of fails/malformed,

