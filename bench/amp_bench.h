@@ -4,7 +4,7 @@
  * timed rounds, each round running an operation enough times to last ~2 ms,
  * so the noise of a shared 2-core VM shows as spread, not as a bias.
  * Results go to stdout as a table and to bench/results/<name>.json with the
- * machine (CPU model, cores, sha_ni/avx2 flags) and the git commit. */
+ * machine (CPU model, cores, sha_ni/avx2/avx512 flags) and the git commit. */
 #ifndef AMP_BENCH_H
 #define AMP_BENCH_H
 
@@ -65,7 +65,7 @@ static inline double amp_bench_run(amp_bench_fn fn, void *ctx, double ops_per_it
 static inline const char *amp_bench_machine_json(void) {
   static char out[1024];
   char model[256] = "unknown", line[4096];
-  int sha_ni = 0, avx2 = 0, cores = 0;
+  int sha_ni = 0, avx2 = 0, avx512 = 0, cores = 0;
   FILE *f = fopen("/proc/cpuinfo", "r");
   if (f) {
     while (fgets(line, sizeof line, f)) {
@@ -77,6 +77,7 @@ static inline const char *amp_bench_machine_json(void) {
       if (!strncmp(line, "flags", 5)) {
         if (strstr(line, " sha_ni")) sha_ni = 1;
         if (strstr(line, " avx2")) avx2 = 1;
+        if (strstr(line, " avx512f") && strstr(line, " avx512bw")) avx512 = 1;
       }
     }
     fclose(f);
@@ -89,8 +90,10 @@ static inline const char *amp_bench_machine_json(void) {
     pclose(g);
   }
   snprintf(out, sizeof out,
-           "{\"cpu\": \"%s\", \"cores\": %d, \"sha_ni\": %s, \"avx2\": %s, \"commit\": \"%s\"}",
-           model, cores, sha_ni ? "true" : "false", avx2 ? "true" : "false", commit);
+           "{\"cpu\": \"%s\", \"cores\": %d, \"sha_ni\": %s, \"avx2\": %s, \"avx512\": %s,"
+           " \"commit\": \"%s\"}",
+           model, cores, sha_ni ? "true" : "false", avx2 ? "true" : "false",
+           avx512 ? "true" : "false", commit);
   return out;
 }
 

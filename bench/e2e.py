@@ -85,7 +85,8 @@ def machine():
     except OSError:
         commit, dirty = "unknown", False
     return {"cpu": model, "cores": cores, "sha_ni": " sha_ni" in flags,
-            "avx2": " avx2" in flags, "commit": commit, "tree_dirty": dirty,
+            "avx2": " avx2" in flags,
+            "avx512": " avx512f" in flags and " avx512bw" in flags, "commit": commit, "tree_dirty": dirty,
             "kernel": os.uname().release}
 
 
@@ -658,9 +659,9 @@ def main():
         r["ratio_vs_best_ceiling"] = round(r["htlc_per_s_per_worker"] / ceiling, 3)
 
     # ---- table
-    print("\nampd end to end (%s profile): %s, %d cores, sha_ni %s, avx2 %s, commit %s%s" %
+    print("\nampd end to end (%s profile): %s, %d cores, sha_ni %s, avx2 %s, avx512 %s, commit %s%s" %
           (out["profile"], out["machine"]["cpu"], out["machine"]["cores"], out["machine"]["sha_ni"],
-           out["machine"]["avx2"], out["machine"]["commit"], " (dirty)" if out["machine"]["tree_dirty"] else ""))
+           out["machine"]["avx2"], out["machine"]["avx512"], out["machine"]["commit"], " (dirty)" if out["machine"]["tree_dirty"] else ""))
     print("disk IRQ on CPU %s: %s" % (IRQ_CPU, "one worker: placed on the other CPU (main lcore and store writer take the IRQ CPU); two: main lcore with worker 1, worker 2 on the IRQ CPU"
           if IRQ_CPU is not None else "not found; -l 0-1"))
     print("load average %.2f at start, %.2f at end; crypto ceiling 1/(parse+ecdh), measured on the"
