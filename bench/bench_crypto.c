@@ -82,6 +82,14 @@ static void run_hmac_pair(void *ctx, uint64_t n) {
  * the peel's HMAC stage and the rx burst's frame tags run them: sixteen lanes
  * on AVX-512, pairs on SHA-NI alone): per MAC. */
 static uint8_t g_lanes[16][1344];
+/* Iteration i's sixteen inputs: g_lanes (the first byte varies), len each. */
+static void lanes_(const void *d[16], size_t l[16], uint64_t i, size_t len) {
+  g_lanes[0][0] = (uint8_t)i;
+  for (int k = 0; k < 16; k++) {
+    d[k] = g_lanes[k];
+    l[k] = len;
+  }
+}
 static void run_hmac_x16(void *ctx, uint64_t n) {
   (void)ctx;
   uint8_t out[32];
@@ -89,12 +97,10 @@ static void run_hmac_x16(void *ctx, uint64_t n) {
   const void *d[16];
   size_t l[16];
   for (uint64_t i = 0; i < n; i++) {
-    g_lanes[0][0] = (uint8_t)i;
+    lanes_(d, l, i, 1332);
     for (int k = 0; k < 16; k++) {
       amp_hmac_init(&c[k], g_key + k, 16);
       cp[k] = &c[k];
-      d[k] = g_lanes[k];
-      l[k] = 1332;
     }
     amp_hmac_update_n(cp, d, l, 16);
     for (int k = 0; k < 16; k++) {
@@ -111,12 +117,10 @@ static void run_sha_x16(void *ctx, uint64_t n) {
   const void *d[16];
   size_t l[16];
   for (uint64_t i = 0; i < n; i++) {
-    g_lanes[0][0] = (uint8_t)i;
+    lanes_(d, l, i, 21 * 64);
     for (int k = 0; k < 16; k++) {
       amp_sha256_init(&c[k]);
       cp[k] = &c[k];
-      d[k] = g_lanes[k];
-      l[k] = 21 * 64;
     }
     amp_sha256_update_n(cp, d, l, 16);
     g_sink ^= (uint8_t)c[0].h[0];

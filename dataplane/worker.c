@@ -11,9 +11,9 @@
  * Answers go to the gateway that sent the HTLC: each gateway has at most one
  * open reply frame per worker, so several small answers share a frame (and
  * one seq). Nothing here blocks or allocates except mbufs from the pool.
- * Cost per frame before the engine: parse ~50 ns, HMAC ~0.55 us for 1.5 kB
- * (two frames' HMACs interleaved; ~0.75 us alone), window ~20 ns under an
- * uncontended lock.
+ * Cost per frame before the engine: parse ~50 ns, HMAC ~0.45 us for 1.5 kB
+ * (a burst's frames sixteen at a time on AVX-512; ~0.55 us in SHA-NI pairs,
+ * ~0.75 us alone), window ~20 ns under an uncontended lock.
  */
 #include <stdlib.h>
 #include <string.h>
