@@ -129,7 +129,8 @@ def main():
             (p.pid, a.rate, a.minutes, os.path.basename(pcap)))
         packets = int(a.rate * secs)
         rep = subprocess.Popen(["ip", "netns", "exec", ns.name, "tcpreplay", "-q", "-i", "vb",
-                                "--pps", str(a.rate), "--limit", str(packets), pcap],
+                                "--pps", str(a.rate), *e2e.TCPREPLAY_PACED, "--limit",
+                                str(packets), pcap],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         height = 800000
         ampctl(data, "settip", str(height))

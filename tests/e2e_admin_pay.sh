@@ -31,7 +31,7 @@ addr=$(jget "$T/inv" 'd["payment_addr"]')
 pay() {   # pay TAG SHARDS HTLC-ID-BASE AMOUNT
   pktgen "$T/$1.pcap" "$T/node.key" -n 1 --shards "$2" --payment-addr "$addr" \
     --htlc-id-base "$3" --seq-base "$(( $3 + 1 ))" --amount "$4"
-  in_ns tcpreplay -q -i vb --pps 200 "$T/$1.pcap" >"$T/$1.tcpreplay" 2>&1 \
+  in_ns tcpreplay -q -i vb --pps 200 -T nano "$T/$1.pcap" >"$T/$1.tcpreplay" 2>&1 \
     || { cat "$T/$1.tcpreplay"; fail "tcpreplay $1"; }
 }
 nsets() { ctl lookupinvoice --payment_addr "$addr" >"$T/look" && jget "$T/look" 'len([s for s in d["sets"] if s["state"] == "settled"])'; }
@@ -64,7 +64,7 @@ pktgen "$T/p3.pcap" "$T/node.key" -n 400 --shards 1-4 --bad-mix 0.05 --htlc-id-b
   --seq-base 100001
 # The hostile clients connect first; then the traffic starts (tcpreplay, run
 # by the script) and the well-formed client is served while it flows.
-python3 - "$T/data/ampd.sock" "$T/p3.tcpreplay" ip netns exec "$NS" tcpreplay -q -i vb --pps 400 \
+python3 - "$T/data/ampd.sock" "$T/p3.tcpreplay" ip netns exec "$NS" tcpreplay -q -i vb --pps 400 -T nano \
   "$T/p3.pcap" <<'PY' || fail "hostile clients"
 import json, resource, socket, subprocess, sys, time
 path, replay_log, replay = sys.argv[1], sys.argv[2], sys.argv[3:]

@@ -34,7 +34,7 @@ wait_for 'grep -qs "worker 0 on lcore" "$T/ampd.log"' 30 \
 grep "port 0" "$T/ampd.log" || true
 
 say "replaying $(grep -c '"expect"' "$T/in.pcap.expect") HTLCs with tcpreplay into vb"
-in_ns tcpreplay -q -i vb --pps 1500 "$T/in.pcap" >"$T/tcpreplay.log" 2>&1 \
+in_ns tcpreplay -q -i vb --pps 1500 -T nano "$T/in.pcap" >"$T/tcpreplay.log" 2>&1 \
   || { cat "$T/tcpreplay.log"; fail "tcpreplay"; }
 rc=0
 wait "$pid" || rc=$?
