@@ -18,9 +18,16 @@
  *   flips the set to CLOSING under the lock: exactly one worker completes a
  *   set. Timeouts unlink an HTLC under the same lock (O(1), doubly linked); a
  *   set left empty goes DEAD and leaves the table.
- * - Once its outcome is durable a set is replaced in the table
- *   (cds_lfht_replace, atomic for readers and add_unique) by a small done
- *   record, so a late shard or a reused set_id always finds it.
+ * - Once its outcome is durable a set leaves the table: the store's set
+ *   index (amp_store_set_find) then refuses a late shard or a reused set_id.
+ *   A worker that misses in the table asks the store before it makes a set.
+ *   In the one race left (it asked before the outcome was committed and
+ *   publishes after the set left, e.g. preempted in between), the store
+ *   refuses to settle a set_id twice (AMP_ERR_EXISTS): those HTLCs fail,
+ *   none is fulfilled. Only an outcome the store never recorded (it gave up,
+ *   or no memory for the intent) leaves a small done record in the table
+ *   instead (cds_lfht_replace, atomic for readers and add_unique), which
+ *   lives as long as the engine.
  * - Timers are intrusive in the HTLC entry and only its owner touches its
  *   wheel: an HTLC answered by another worker stays linked until its timer
  *   fires (and sees the entry is no longer held) or until the owner reuses the
@@ -176,7 +183,9 @@ typedef struct limbo {
   limbo_link_t *head;
 } limbo_t;
 
-/* A settled or cancelled set, kept for rule 8 and the admin. */
+/* A set whose settle or cancel the store did not record (it gave up, or no
+ * memory for the intent), kept for rule 8 and the admin while the engine
+ * lives. Durable outcomes are the store's (amp_store_set_find). */
 typedef struct {
   skey_t k;
   uint8_t cancelled;
@@ -809,6 +818,17 @@ static void fail_code_(amp_worker_t *w, htlc_t *h, uint16_t code) {
 
 /* ---- sets: completion and cancel ----------------------------------------- */
 
+/* The outcome of s is durable: it leaves the table (the store's set index
+ * answers for it from now on: see receive_) and goes back to its pool after
+ * a grace period. Readers still holding it see it CLOSING. Cost: one
+ * cds_lfht_del. */
+static void set_done_(amp_worker_t *w, set_t *s) {
+  cds_lfht_del(w->e->t_set, &s->k.node);
+  retire_(w, &s->limbo, set_free_limbo_);
+}
+
+/* The outcome of s is not durable (the store gave up, or there was no
+ * memory for the intent): a done record replaces it in the table. */
 static void set_replace_done_(amp_worker_t *w, set_t *s, int cancelled, uint64_t settle_index,
                               uint64_t amount) {
   amp_engine_t *e = w->e;
@@ -952,6 +972,17 @@ typedef struct {
   uint64_t tag_hash;             /* hash_tag_(cltv_expiry, tag) */
 } arrival_t;
 
+/* Rule 8 for a set_id not in the table: settled or cancelled durably? The
+ * store's set filter first (lock-free, one cache line: a new set_id stops
+ * there), its index under the read lock only on a "maybe" (done sets, and
+ * ~1% false positives). An AMP set_id and an MPP payment hash share that
+ * index. */
+static int set_durable_(amp_engine_t *e, const uint8_t id[32]) {
+  uint64_t idx;
+  int cancelled;
+  return amp_store_maybe_set(e->st, id) && amp_store_set_find(e->st, id, &idx, &cancelled) == AMP_OK;
+}
+
 static inv_t *placeholder_(amp_worker_t *w, const amp_payload_t *pl) {
   amp_engine_t *e = w->e;
   inv_t *inv = calloc(1, sizeof *inv);
@@ -1091,6 +1122,10 @@ static void receive_(amp_worker_t *w, htlc_t *h, const arrival_t *a, const amp_p
     else CNT(w, fail_set_done);
     goto fail;
   }
+  if (!sk && set_durable_(e, sid)) {
+    CNT(w, fail_set_done); /* whichever invoice it paid: the store keeps no addr here */
+    goto fail;
+  }
   if (sk && ((set_t *)sk)->inv != inv) {
     CNT(w, fail_set_other_invoice);
     goto fail;
@@ -1119,7 +1154,13 @@ static void receive_(amp_worker_t *w, htlc_t *h, const arrival_t *a, const amp_p
   int complete = 0;
   /* the lookup above serves the first pass; a retry looks again */
   for (int pass = 0;; pass++) {
-    if (pass) sk = set_find_h_(e, kind, sid, shv);
+    if (pass) {
+      sk = set_find_h_(e, kind, sid, shv);
+      if (!sk && set_durable_(e, sid)) { /* it settled meanwhile */
+        CNT(w, fail_set_done);
+        goto fail_uncount;
+      }
+    }
     if (!sk) {
       set_t *ns = set_alloc_(w);
       if (!ns) {
@@ -1638,14 +1679,14 @@ static void complete_(amp_worker_t *w, op_t *o, const amp_engine_sink_t *sink) {
     if (inv->rec.type == AMP_INVOICE_MPP) ST(&inv->rec.state, (uint8_t)AMP_INVOICE_SETTLED);
     atomic_fetch_sub(&inv->closing, 1);
     CNT(w, sets_settled);
-    set_replace_done_(w, s, 0, o->in.settle_index, s->sum_msat);
+    set_done_(w, s);
     arr_put_(w, o->arr, o->arr_cls, o->in.n_htlcs);
     break;
   }
   case OP_CANCEL_SET:
     CNT(w, sets_cancelled);
     atomic_fetch_sub(&o->s->inv->closing, 1);
-    set_replace_done_(w, o->s, 1, o->in.settle_index, 0);
+    set_done_(w, o->s);
     break;
   case OP_INV_PUT:
     /* the store numbers invoices */
@@ -1756,31 +1797,6 @@ static int rec_invoice_(void *ctx, const amp_store_invoice_t *r) {
   inv->durable = 1;
   if (r->add_index > c->max_add) c->max_add = r->add_index;
   if (inv_insert_(c->e, inv)) free(inv); /* duplicate hash: first one wins */
-  return 0;
-}
-
-static int rec_set_(void *ctx, const amp_store_set_t *st) {
-  rec_ctx_t *c = ctx;
-  amp_engine_t *e = c->e;
-  inv_t *inv = inv_by_addr_(e, st->payment_addr);
-  dset_t *d = calloc(1, sizeof *d);
-  if (!d) {
-    c->err = AMP_ERR_NOMEM;
-    return 1;
-  }
-  d->k.kind = (inv && inv->rec.type == AMP_INVOICE_MPP) ? K_MPP : K_AMP;
-  memcpy(d->k.key, st->set_id, 32);
-  d->cancelled = st->cancelled;
-  d->inv = inv;
-  memcpy(d->payment_addr, st->payment_addr, 32);
-  d->settle_index = st->settle_index;
-  d->amount_msat = st->amount_msat;
-  /* a later record for the same set (settled after a cancel cannot happen;
-   * keep the first) */
-  struct cds_lfht_node *got = cds_lfht_add_unique(
-      e->t_set, hash_set_(e, d->k.kind, d->k.key), match_set_, &(setkey_t){d->k.kind, d->k.key},
-      &d->k.node);
-  if (got != &d->k.node) free(d);
   return 0;
 }
 
@@ -1898,8 +1914,6 @@ int amp_engine_new(amp_engine_t **out, const amp_engine_cfg_t *cfg) {
     int reg = rcu_enter_();
     rec_ctx_t rc2 = {e, AMP_OK, 0};
     rc = amp_store_invoice_foreach(e->st, rec_invoice_, &rc2);
-    if (rc == AMP_OK) rc = rc2.err;
-    if (rc == AMP_OK) rc = amp_store_set_foreach(e->st, 1, rec_set_, &rc2);
     if (rc == AMP_OK) rc = rc2.err;
     atomic_store(&e->add_index, rc2.max_add);
     rcu_leave_(reg);
@@ -2289,13 +2303,55 @@ static void set_info_(amp_set_info_t *o, const skey_t *sk) {
   }
 }
 
+/* A durable set as the admin sees it, from its settle log record. AMP or
+ * MPP: the invoice's type (AMP when the invoice is unknown). */
+static void set_info_log_(amp_engine_t *e, amp_set_info_t *o, const amp_store_set_t *st) {
+  memset(o, 0, sizeof *o);
+  memcpy(o->set_id, st->set_id, 32);
+  memcpy(o->payment_addr, st->payment_addr, 32);
+  const inv_t *inv = inv_by_addr_(e, st->payment_addr);
+  o->is_amp = !(inv && inv->rec.type == AMP_INVOICE_MPP);
+  o->state = st->cancelled ? AMP_SET_CANCELLED : AMP_SET_SETTLED;
+  o->amount_msat = st->cancelled ? 0 : st->amount_msat;
+  o->settle_index = st->settle_index;
+}
+
+/* Reading the settle log for the admin: sets from an index on, each one
+ * kept (matching payment_addr, if addr) into out until max. */
+typedef struct {
+  amp_engine_t *e;
+  const uint8_t *addr;           /* NULL: every set */
+  amp_set_info_t *out;
+  size_t max, got;
+} log_read_t;
+
+static int log_read_cb_(void *ctx, const amp_store_set_t *st) {
+  log_read_t *c = ctx;
+  if (c->got >= c->max) return 1;
+  if (c->addr && memcmp(st->payment_addr, c->addr, 32) != 0) return 0;
+  set_info_log_(c->e, &c->out[c->got++], st);
+  return c->got >= c->max;
+}
+
 int amp_engine_set_lookup(amp_engine_t *e, const uint8_t id[32], amp_set_info_t *out) {
   int reg = admin_begin_(e);
+  int rc = AMP_OK;
   skey_t *sk = set_find_(e, K_AMP, id);
   if (!sk) sk = set_find_(e, K_MPP, id);
-  if (sk) set_info_(out, sk);
+  if (sk) {
+    set_info_(out, sk);
+  } else {
+    uint64_t idx;
+    int cancelled;
+    rc = amp_store_set_find(e->st, id, &idx, &cancelled);
+    if (rc == AMP_OK) {
+      log_read_t c = {e, NULL, out, 1, 0};
+      rc = amp_store_set_foreach(e->st, idx, log_read_cb_, &c);
+      if (rc == AMP_OK && (c.got != 1 || memcmp(out->set_id, id, 32) != 0)) rc = AMP_ERR_IO;
+    }
+  }
   admin_end_(e, reg);
-  return sk ? AMP_OK : AMP_ERR_NOTFOUND;
+  return rc;
 }
 
 size_t amp_engine_set_list(amp_engine_t *e, size_t skip, amp_set_info_t *out, size_t max) {
@@ -2307,6 +2363,12 @@ size_t amp_engine_set_list(amp_engine_t *e, size_t skip, amp_set_info_t *out, si
     if (got >= max) break;
     if (i++ < skip) continue;
     set_info_(&out[got++], container_of_(nd, skey_t, node));
+  }
+  /* then the durable ones: the settle log's indexes run 1, 2, ... */
+  if (got < max) {
+    log_read_t c = {e, NULL, out + got, max - got, 0};
+    uint64_t from = 1 + (skip > i ? skip - i : 0);
+    if (amp_store_set_foreach(e->st, from, log_read_cb_, &c) == AMP_OK) got += c.got;
   }
   admin_end_(e, reg);
   return got;
@@ -2343,6 +2405,15 @@ size_t amp_engine_held_list(amp_engine_t *e, size_t skip, amp_held_info_t *out, 
   return c.got;
 }
 
+size_t amp_engine_set_table_size(amp_engine_t *e) {
+  int reg = admin_begin_(e);
+  long before = 0, after = 0;
+  unsigned long n = 0;
+  cds_lfht_count_nodes(e->t_set, &before, &n, &after);
+  admin_end_(e, reg);
+  return (size_t)n;
+}
+
 size_t amp_engine_invoice_sets(amp_engine_t *e, const uint8_t addr[32], amp_set_info_t *out,
                                size_t max) {
   int reg = admin_begin_(e);
@@ -2355,6 +2426,10 @@ size_t amp_engine_invoice_sets(amp_engine_t *e, const uint8_t addr[32], amp_set_
     const uint8_t *pa = sk->live ? ((const set_t *)sk)->inv->rec.payment_addr
                                  : ((const dset_t *)sk)->payment_addr;
     if (memcmp(pa, addr, 32) == 0) set_info_(&out[got++], sk);
+  }
+  if (got < max) {
+    log_read_t c = {e, addr, out + got, max - got, 0};
+    if (amp_store_set_foreach(e->st, 1, log_read_cb_, &c) == AMP_OK) got += c.got;
   }
   admin_end_(e, reg);
   return got;

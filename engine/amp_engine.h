@@ -184,10 +184,12 @@ typedef struct {
 const char *amp_engine_counter_name(size_t i, const char **desc);
 
 /* amp_engine_new creates the engine: copies cfg (and the node key), checks
- * it, and recovers from the store: every invoice and every settled or
- * cancelled set is loaded into the in-memory indexes. Workers must not run
- * yet. Returns AMP_OK, AMP_ERR_CONFIG (bad cfg: zero workers, no store, bad
- * node key), AMP_ERR_NOMEM, AMP_ERR_IO (store read). Cost: O(invoices + sets). */
+ * it, and recovers from the store: every invoice is loaded into the
+ * in-memory indexes. Settled and cancelled sets stay the store's (its set
+ * index answers rule 8; the engine's set table holds live sets only). Workers
+ * must not run yet. Returns AMP_OK, AMP_ERR_CONFIG (bad cfg: zero workers, no
+ * store, bad node key), AMP_ERR_NOMEM, AMP_ERR_IO (store read). Cost:
+ * O(invoices). */
 AMP_WARN_UNUSED int amp_engine_new(amp_engine_t **e, const amp_engine_cfg_t *cfg);
 
 /* amp_engine_delete frees everything and wipes the node key. Every worker
@@ -323,13 +325,17 @@ typedef struct {
   uint64_t settle_index;         /* done sets */
 } amp_set_info_t;
 
-/* amp_engine_set_lookup finds a set by set_id (AMP) or payment_hash (MPP).
- * Returns AMP_OK or AMP_ERR_NOTFOUND. */
+/* amp_engine_set_lookup finds a set by set_id (AMP) or payment_hash (MPP):
+ * a live one in memory, a settled or cancelled one in the store (its settle
+ * log record: one LMDB read). Returns AMP_OK, AMP_ERR_NOTFOUND, AMP_ERR_IO. */
 AMP_WARN_UNUSED int amp_engine_set_lookup(amp_engine_t *e, const uint8_t id[32],
                                           amp_set_info_t *out);
 
-/* amp_engine_set_list writes up to max sets (live and done, table order,
- * skipping the first `skip`). Returns the count. */
+/* amp_engine_set_list writes up to max sets, skipping the first `skip`: the
+ * live ones (and the few done ones the store did not record) in table
+ * order, then the settled and cancelled ones in settle-index order from the
+ * store's log. Returns the count. Cost: O(skip + max) (LMDB reads for the
+ * log part). */
 size_t amp_engine_set_list(amp_engine_t *e, size_t skip, amp_set_info_t *out, size_t max);
 
 /* One held HTLC as the admin sees it. */
@@ -348,9 +354,16 @@ typedef struct {
  * Returns the count. */
 size_t amp_engine_held_list(amp_engine_t *e, size_t skip, amp_held_info_t *out, size_t max);
 
+/* amp_engine_set_table_size counts the sets the engine holds in memory: the
+ * live ones, plus a done record for each outcome the store did not record.
+ * A durable outcome leaves nothing here. Admin thread; cost O(table). */
+size_t amp_engine_set_table_size(amp_engine_t *e);
+
 /* amp_engine_invoice_sets writes up to max sets of the invoice with that
- * payment_addr (live and done, table order). Returns the count (the total
- * may be larger). Cost: O(sets in memory). */
+ * payment_addr: live ones (table order), then settled and cancelled ones
+ * (settle-index order). Returns the count (the total may be larger). Cost:
+ * O(live sets) plus a walk of the store's settle log (every set ever
+ * recorded; it stops at max). */
 size_t amp_engine_invoice_sets(amp_engine_t *e, const uint8_t addr[32], amp_set_info_t *out,
                                size_t max);
 

@@ -502,10 +502,47 @@ static void test_amp_reuse(void) {
     idx[k] = si.settle_index;
   }
   AMP_CHECK(idx[0] < idx[1] && idx[1] < idx[2]);
+  /* settled sets leave the engine's memory; the store answers for them */
+  AMP_CHECK_EQ(amp_engine_set_table_size(v.e), 0);
+  {
+    amp_set_info_t si, list[8], of_inv[8];
+    AMP_CHECK(amp_engine_set_lookup(v.e, s[1].set_id, &si) == AMP_OK);
+    AMP_CHECK_EQ(si.state, AMP_SET_SETTLED);
+    AMP_CHECK_EQ(si.settle_index, idx[1]);
+    AMP_CHECK_EQ(si.amount_msat, 700 * 2);
+    AMP_CHECK(si.is_amp);
+    AMP_CHECK(memcmp(si.payment_addr, inv.payment_addr, 32) == 0);
+    /* a held shard of a fourth set: the list gives it first, then the log */
+    static aset_t h4;
+    mk_amp_set(&h4, inv.payment_addr, 2, 700, 1400, CLTV);
+    send(&v, &h4.h[0]);
+    pump(&v, want);
+    AMP_CHECK_EQ(amp_engine_set_table_size(v.e), 1);
+    AMP_CHECK_EQ(amp_engine_set_list(v.e, 0, list, 8), 4);
+    AMP_CHECK_EQ(list[0].state, AMP_SET_COLLECTING);
+    AMP_CHECK(memcmp(list[0].set_id, h4.set_id, 32) == 0);
+    for (int k = 0; k < 3; k++) {
+      AMP_CHECK(memcmp(list[1 + k].set_id, s[k].set_id, 32) == 0);
+      AMP_CHECK_EQ(list[1 + k].settle_index, idx[k]);
+    }
+    /* paging: skip 2 = the live one and the first settled one */
+    AMP_CHECK_EQ(amp_engine_set_list(v.e, 2, list, 8), 2);
+    AMP_CHECK(memcmp(list[0].set_id, s[1].set_id, 32) == 0);
+    AMP_CHECK_EQ(amp_engine_set_list(v.e, 1, list, 1), 1);
+    AMP_CHECK(memcmp(list[0].set_id, s[0].set_id, 32) == 0);
+    AMP_CHECK_EQ(amp_engine_invoice_sets(v.e, inv.payment_addr, of_inv, 8), 4);
+    AMP_CHECK_EQ(amp_engine_invoice_sets(v.e, inv.payment_addr, of_inv, 2), 2);
+    send(&v, &h4.h[1]);
+    want += 2;
+    pump(&v, want);
+    EXPECT_FULFILL(&h4.h[0]);
+    EXPECT_FULFILL(&h4.h[1]);
+    AMP_CHECK_EQ(amp_engine_set_table_size(v.e), 0);
+  }
   amp_store_invoice_t got;
   AMP_CHECK(amp_engine_invoice_lookup_addr(v.e, inv.payment_addr, &got) == AMP_OK);
-  AMP_CHECK_EQ(got.amt_paid_msat, 700 * 6);
-  AMP_CHECK_EQ(got.sets_settled, 3);
+  AMP_CHECK_EQ(got.amt_paid_msat, 700 * 6 + 1400);
+  AMP_CHECK_EQ(got.sets_settled, 4);
   AMP_CHECK_EQ(got.state, AMP_INVOICE_OPEN);
   /* a late shard for a settled set */
   static aset_t late;
@@ -528,9 +565,16 @@ static void test_amp_reuse(void) {
   send(&v, &again);
   pump(&v, want + 2);
   EXPECT_DETAILS(&again);
+  AMP_CHECK_EQ(STAT(&v, fail_set_done), 1); /* counters restart with the engine */
   AMP_CHECK(amp_engine_invoice_lookup_addr(v.e, inv.payment_addr, &got) == AMP_OK);
-  AMP_CHECK_EQ(got.amt_paid_msat, 700 * 6);
-  AMP_CHECK_EQ(got.sets_settled, 3);
+  AMP_CHECK_EQ(got.amt_paid_msat, 700 * 6 + 1400);
+  AMP_CHECK_EQ(got.sets_settled, 4);
+  /* recovery loads no set: they are the store's */
+  AMP_CHECK_EQ(amp_engine_set_table_size(v.e), 0);
+  amp_set_info_t si2;
+  AMP_CHECK(amp_engine_set_lookup(v.e, s[2].set_id, &si2) == AMP_OK);
+  AMP_CHECK_EQ(si2.state, AMP_SET_SETTLED);
+  AMP_CHECK_EQ(si2.settle_index, idx[2]);
   env_close(&v);
 }
 
@@ -565,6 +609,21 @@ static void test_mpp(void) {
   pump(&v, 3);
   EXPECT_DETAILS(&t[2]);
   AMP_CHECK_EQ(STAT(&v, fail_invoice_not_open), 1);
+  /* the store's set index has the MPP payment's hash: an AMP set_id equal to
+   * it is refused before a set is made (the store would refuse its settle) */
+  AMP_CHECK_EQ(amp_engine_set_table_size(v.e), 0);
+  amp_store_invoice_t amp = add_amp(&v, 0);
+  static aset_t a;
+  mk_amp_set(&a, amp.payment_addr, 1, 1000, 1000, CLTV);
+  memcpy(a.set_id, inv.payment_hash, 32);
+  uint8_t pl[256];
+  size_t pn = mk_payload(pl, 1000, CLTV, amp.payment_addr, 1000, a.share[0], a.set_id, 0);
+  mk_add(&a.h[0], pl, pn);
+  send(&v, &a.h[0]);
+  pump(&v, 4);
+  EXPECT_DETAILS(&a.h[0]);
+  AMP_CHECK_EQ(STAT(&v, fail_set_done), 1);
+  AMP_CHECK_EQ(amp_engine_set_table_size(v.e), 0);
   env_close(&v);
 }
 
@@ -1172,6 +1231,15 @@ static void test_store_errors(void) {
   EXPECT_CODE(&s2.h[1], AMP_FAIL_TEMPORARY_NODE_FAILURE);
   AMP_CHECK_EQ(STAT(&v, store_gave_up), 2);
   AMP_CHECK_EQ(STAT(&v, sets_settled), 1);
+  /* the settled set left memory; the one the store never recorded stays as
+   * a done record (the store cannot answer for it) */
+  AMP_CHECK_EQ(amp_engine_set_table_size(v.e), 1);
+  amp_set_info_t si;
+  AMP_CHECK(amp_engine_set_lookup(v.e, s2.set_id, &si) == AMP_OK);
+  AMP_CHECK_EQ(si.state, AMP_SET_CANCELLED);
+  AMP_CHECK_EQ(si.settle_index, 0);
+  AMP_CHECK(amp_engine_set_lookup(v.e, s.set_id, &si) == AMP_OK);
+  AMP_CHECK_EQ(si.state, AMP_SET_SETTLED);
   /* nothing durable: a redelivery is processed afresh, and this time the set
    * id is known as failed (in memory), so it fails durably */
   settle_down(&v);

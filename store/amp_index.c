@@ -617,6 +617,7 @@ static void filter_grow(amp_hidx_t *ix, int kind) {
 /* --- set index --------------------------------------------------------------- */
 
 #define SIDX_INIT_SLOTS 1024u
+#define SIDX_FILTER_INIT 4096u
 
 static uint64_t sidx_hash(const amp_sidx_t *sx, const uint8_t id[32]) {
   uint64_t w[4] = {amp_siphash_load64(id), amp_siphash_load64(id + 8),
@@ -630,8 +631,38 @@ int amp_sidx_init(amp_sidx_t *sx, const amp_sipkey_t *key) {
   sx->slot = big_alloc(SIDX_INIT_SLOTS * sizeof(amp_sent_t));
   if (!sx->slot) return AMP_ERR_NOMEM;
   sx->mask = SIDX_INIT_SLOTS - 1;
+  amp_cbf_t *f = cbf_new(SIDX_FILTER_INIT);
+  if (!f) {
+    big_free(sx->slot, SIDX_INIT_SLOTS * sizeof(amp_sent_t));
+    sx->slot = NULL;
+    return AMP_ERR_NOMEM;
+  }
+  atomic_init(&sx->f, f);
+  sx->f_cap = SIDX_FILTER_INIT;
   rwlock_init_writer_pref(&sx->lock);
   return AMP_OK;
+}
+
+/* Writer, write lock held (or no reader yet): replace the set filter by one
+ * sized for `keys`, built from every entry in the table (pending ones
+ * included). On no memory the old one stays: only false positives grow. */
+static void sidx_filter_build(amp_sidx_t *sx, uint64_t keys) {
+  amp_cbf_t *nf = cbf_new(keys);
+  if (!nf) return;
+  if (grow((void **)&sx->retired, &sx->cap_retired, sx->n_retired + 1, sizeof *sx->retired) !=
+      AMP_OK) {
+    cbf_free(nf);
+    return;
+  }
+  for (uint64_t i = 0; i <= sx->mask; i++)
+    if (sx->slot[i].v) amp_cbf_add(nf, sidx_hash(sx, sx->slot[i].id));
+  sx->retired[sx->n_retired++] = atomic_load(&sx->f);
+  atomic_store_explicit(&sx->f, nf, memory_order_seq_cst);
+  sx->f_cap = keys;
+}
+
+int amp_sidx_maybe(const amp_sidx_t *sx, const uint8_t id[32]) {
+  return maybe_in(&((amp_sidx_t *)sx)->f, sidx_hash(sx, id));
 }
 
 void amp_sidx_fini(amp_sidx_t *sx) {
@@ -639,6 +670,9 @@ void amp_sidx_fini(amp_sidx_t *sx) {
   pthread_rwlock_destroy(&sx->lock);
   big_free(sx->slot, (sx->mask + 1) * sizeof(amp_sent_t));
   free(sx->pend);
+  cbf_free(atomic_load(&sx->f));
+  for (uint32_t i = 0; i < sx->n_retired; i++) cbf_free(sx->retired[i]);
+  free(sx->retired);
   memset(sx, 0, sizeof *sx);
 }
 
@@ -681,9 +715,11 @@ static int sidx_reserve(amp_sidx_t *sx) {
 int amp_sidx_reserve(amp_sidx_t *sx, uint64_t n) {
   uint64_t size = sx->mask + 1, nsize = size;
   while (n * 10 > nsize * 7) nsize *= 2;
-  if (nsize == size) return AMP_OK;
+  int rc = AMP_OK;
+  if (nsize == size && n <= sx->f_cap) return AMP_OK;
   pthread_rwlock_wrlock(&sx->lock);
-  int rc = sidx_grow(sx, nsize);
+  if (nsize != size) rc = sidx_grow(sx, nsize);
+  if (rc == AMP_OK && n > sx->f_cap) sidx_filter_build(sx, n);
   pthread_rwlock_unlock(&sx->lock);
   return rc;
 }
@@ -697,12 +733,15 @@ int amp_sidx_add(amp_sidx_t *sx, const uint8_t id[32], uint64_t settle_index, in
   if (pending &&
       (rc = grow((void **)&sx->pend, &sx->cap_pend, sx->n_pend + 1, sizeof sx->pend[0])) != AMP_OK)
     goto out;
-  uint64_t i = sidx_hash(sx, id) & sx->mask;
+  uint64_t h = sidx_hash(sx, id), i = h & sx->mask;
   while (sx->slot[i].v) i = (i + 1) & sx->mask;
   memcpy(sx->slot[i].id, id, 32);
   sx->slot[i].v = settle_index | (cancelled ? AMP_SIDX_CANCELLED : 0) |
                   (pending ? AMP_SIDX_PENDING : 0) | (1ull << 60); /* never 0 */
   sx->count++;
+  /* in the filter before it can be committed: a "no" is never wrong */
+  amp_cbf_add(atomic_load_explicit(&sx->f, memory_order_relaxed), h);
+  if (sx->count * 2 > sx->f_cap * 3) sidx_filter_build(sx, 4 * sx->count);
   if (pending) {
     memcpy(sx->pend[sx->n_pend].id, id, 32);
     sx->pend[sx->n_pend++].slot = i;
@@ -736,6 +775,8 @@ void amp_sidx_rollback(amp_sidx_t *sx) {
     /* a backward shift may have moved older pending ones: find by id */
     long pos = sidx_probe(sx, sx->pend[--sx->n_pend].id);
     if (pos < 0) continue;
+    amp_cbf_del(atomic_load_explicit(&sx->f, memory_order_relaxed),
+                sidx_hash(sx, sx->pend[sx->n_pend].id));
     uint64_t i = (uint64_t)pos, mask = sx->mask;
     memset(&sx->slot[i], 0, sizeof sx->slot[i]);
     for (uint64_t j = (i + 1) & mask; sx->slot[j].v; j = (j + 1) & mask) {

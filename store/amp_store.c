@@ -1100,6 +1100,10 @@ int amp_store_replay_get(amp_store_t *st, uint32_t cltv_expiry, const uint8_t ta
   return amp_hidx_find_rpl(&st->hix, cltv_expiry, tag, scid, htlc_id);
 }
 
+int amp_store_maybe_set(const amp_store_t *st, const uint8_t set_id[32]) {
+  return amp_sidx_maybe(&st->six, set_id);
+}
+
 int amp_store_set_find(amp_store_t *st, const uint8_t set_id[32], uint64_t *settle_index,
                        int *cancelled) {
   return amp_sidx_find(&st->six, set_id, settle_index, cancelled);

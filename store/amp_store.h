@@ -305,6 +305,12 @@ AMP_WARN_UNUSED int amp_store_replay_get(amp_store_t *st, uint32_t cltv_expiry,
                                          const uint8_t tag[16], uint64_t *scid,
                                          uint64_t *htlc_id);
 
+/* amp_store_maybe_set: 0 when set_id is certainly not settled or cancelled
+ * (committed), 1 when it may be: then ask amp_store_set_find. A counting
+ * filter: lock-free, no syscall, one cache line; ~0.5-1% false positives.
+ * Thread-safe. */
+int amp_store_maybe_set(const amp_store_t *st, const uint8_t set_id[32]);
+
 /* amp_store_set_find: has set_id been settled or cancelled (committed)?
  * AMP_OK with its settle index and cancelled flag, or AMP_ERR_NOTFOUND.
  * In memory (read lock), thread-safe. */

@@ -214,6 +214,18 @@ static void test_sidx(void) {
            c != (i % 3 == 0);
   }
   AMP_CHECK_EQ(bad, 0);
+  /* the filter (grown from 4,096 keys past 50,000 on the way): no false
+   * negative; false positives for ids never added at the filter's ~1% */
+  for (int i = 0; i < N; i++) bad += !amp_sidx_maybe(&sx, ids[i]);
+  AMP_CHECK_EQ(bad, 0);
+  unsigned long fp = 0;
+  for (int i = 0; i < 20000; i++) {
+    uint8_t x[32];
+    fill(x, 32);
+    fp += (unsigned long)amp_sidx_maybe(&sx, x);
+  }
+  AMP_CHECK(fp < 20000 / 25); /* < 4% */
+  AMP_CHECK(sx.f_cap >= N);
   /* pending adds, rolled back in bulk: backward-shift deletion keeps every
    * committed id reachable */
   for (int round = 0; round < 20; round++) {
@@ -226,21 +238,37 @@ static void test_sidx(void) {
     int c;
     AMP_CHECK_EQ(amp_sidx_check(&sx, p[3]), AMP_ERR_EXISTS);
     AMP_CHECK_EQ(amp_sidx_find(&sx, p[3], &idx, &c), AMP_ERR_NOTFOUND);
+    /* pending: in the filter already (a "no" must never be wrong once they
+     * commit), not yet found */
+    for (int j = 0; j < 600; j++) bad += !amp_sidx_maybe(&sx, p[j]);
     if (round % 2) {
       amp_sidx_rollback(&sx);
-      for (int j = 0; j < 600; j++) bad += amp_sidx_check(&sx, p[j]) != AMP_OK;
+      unsigned long left = 0;
+      for (int j = 0; j < 600; j++) {
+        bad += amp_sidx_check(&sx, p[j]) != AMP_OK;
+        left += (unsigned long)amp_sidx_maybe(&sx, p[j]);
+      }
+      AMP_CHECK(left < 600 / 25); /* counted out again: false positives only */
     } else {
       amp_sidx_commit(&sx);
-      for (int j = 0; j < 600; j++) bad += amp_sidx_find(&sx, p[j], &idx, &c) != AMP_OK;
+      for (int j = 0; j < 600; j++)
+        bad += amp_sidx_find(&sx, p[j], &idx, &c) != AMP_OK || !amp_sidx_maybe(&sx, p[j]);
     }
   }
   for (int i = 0; i < N; i++) {
     uint64_t idx;
     int c;
-    bad += amp_sidx_find(&sx, ids[i], &idx, &c) != AMP_OK || idx != (uint64_t)i + 1;
+    bad += amp_sidx_find(&sx, ids[i], &idx, &c) != AMP_OK || idx != (uint64_t)i + 1 ||
+           !amp_sidx_maybe(&sx, ids[i]);
   }
   AMP_CHECK_EQ(bad, 0);
   AMP_CHECK_EQ(sx.count, N + 10 * 600);
+  /* reserve sizes the filter up front (the store does at open) */
+  amp_cbf_t *before = atomic_load(&sx.f);
+  AMP_CHECK_EQ(amp_sidx_reserve(&sx, 400000), AMP_OK);
+  AMP_CHECK(atomic_load(&sx.f) != before && sx.f_cap == 400000);
+  for (int i = 0; i < N; i++) bad += !amp_sidx_maybe(&sx, ids[i]);
+  AMP_CHECK_EQ(bad, 0);
   amp_sidx_fini(&sx);
   free(ids);
 }
@@ -268,7 +296,8 @@ static void test_sidx_grow_pending(void) {
     for (int i = 0; i < (round + 1) * G; i++) {
       uint64_t idx;
       int c;
-      bad += amp_sidx_find(&sx, ids[i], &idx, &c) != AMP_OK || idx != (uint64_t)i + 1;
+      bad += amp_sidx_find(&sx, ids[i], &idx, &c) != AMP_OK || idx != (uint64_t)i + 1 ||
+             !amp_sidx_maybe(&sx, ids[i]);
     }
   }
   amp_sidx_fini(&sx);
