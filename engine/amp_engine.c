@@ -818,6 +818,26 @@ static void fail_code_(amp_worker_t *w, htlc_t *h, uint16_t code) {
 
 /* ---- sets: completion and cancel ----------------------------------------- */
 
+/* The key of a set in the store's set index (and its settle log). An AMP
+ * set: its set_id. An MPP set: SHA256(tag || its invoice's preimage), not its
+ * payment_hash: set_ids are chosen by senders and a payment_hash is public,
+ * so with one key space anyone holding an MPP invoice could settle a
+ * spontaneous AMP set under its hash first and make the invoice's own settle
+ * a refused duplicate. Without the preimage no sender can name this key.
+ * Cost: one SHA-256 compression, MPP only. */
+static void store_set_id_(uint8_t out[32], uint8_t kind, const uint8_t key[32], const inv_t *inv) {
+  static const char tag[] = "ampd mpp set id";
+  if (kind == K_AMP || !inv || inv->rec.type != AMP_INVOICE_MPP) {
+    memcpy(out, key, 32);
+    return;
+  }
+  uint8_t m[sizeof tag - 1 + 32];
+  memcpy(m, tag, sizeof tag - 1);
+  memcpy(m + sizeof tag - 1, inv->rec.preimage, 32);
+  amp_sha256(out, m, sizeof m);
+  amp_wipe(m, sizeof m);
+}
+
 /* The outcome of s is durable: it leaves the table (the store's set index
  * answers for it from now on: see receive_) and goes back to its pool after
  * a grace period. Readers still holding it see it CLOSING. Cost: one
@@ -870,7 +890,7 @@ static void set_cancel_(amp_worker_t *w, set_t *s) {
     o->s = s;
     o->inv = s->inv;
     o->in.kind = AMP_INTENT_CANCEL_SET;
-    memcpy(o->in.set_id, s->k.key, 32);
+    store_set_id_(o->in.set_id, s->k.kind, s->k.key, s->inv);
     memcpy(o->in.payment_addr, s->inv->rec.payment_addr, 32);
     o->in.amount_msat = s->sum_msat;
     o->in.n_htlcs = 0;
@@ -932,7 +952,7 @@ static void set_complete_(amp_worker_t *w, set_t *s) {
   o->arr = arr;
   o->arr_cls = cls;
   o->in.kind = AMP_INTENT_SETTLE;
-  memcpy(o->in.set_id, s->k.key, 32);
+  store_set_id_(o->in.set_id, s->k.kind, s->k.key, s->inv);
   memcpy(o->in.payment_addr, s->inv->rec.payment_addr, 32);
   o->in.amount_msat = s->sum_msat;
   o->in.n_htlcs = n;
@@ -972,11 +992,10 @@ typedef struct {
   uint64_t tag_hash;             /* hash_tag_(cltv_expiry, tag) */
 } arrival_t;
 
-/* Rule 8 for a set_id not in the table: settled or cancelled durably? The
+/* Rule 8 for an AMP set_id not in the table: settled or cancelled durably? The
  * store's set filter first (lock-free, one cache line: a new set_id stops
  * there), its index under the read lock only on a "maybe" (done sets, and
- * ~1% false positives). An AMP set_id and an MPP payment hash share that
- * index. */
+ * ~1% false positives). MPP sets have other keys there (store_set_id_). */
 static int set_durable_(amp_engine_t *e, const uint8_t id[32]) {
   uint64_t idx;
   int cancelled;
@@ -1122,7 +1141,8 @@ static void receive_(amp_worker_t *w, htlc_t *h, const arrival_t *a, const amp_p
     else CNT(w, fail_set_done);
     goto fail;
   }
-  if (!sk && set_durable_(e, sid)) {
+  /* (an MPP set that is done has settled or cancelled its invoice: rule 4) */
+  if (!sk && is_amp && set_durable_(e, sid)) {
     CNT(w, fail_set_done); /* whichever invoice it paid: the store keeps no addr here */
     goto fail;
   }
@@ -1156,7 +1176,7 @@ static void receive_(amp_worker_t *w, htlc_t *h, const arrival_t *a, const amp_p
   for (int pass = 0;; pass++) {
     if (pass) {
       sk = set_find_h_(e, kind, sid, shv);
-      if (!sk && set_durable_(e, sid)) { /* it settled meanwhile */
+      if (!sk && is_amp && set_durable_(e, sid)) { /* it settled meanwhile */
         CNT(w, fail_set_done);
         goto fail_uncount;
       }
@@ -2307,10 +2327,11 @@ static void set_info_(amp_set_info_t *o, const skey_t *sk) {
  * MPP: the invoice's type (AMP when the invoice is unknown). */
 static void set_info_log_(amp_engine_t *e, amp_set_info_t *o, const amp_store_set_t *st) {
   memset(o, 0, sizeof *o);
-  memcpy(o->set_id, st->set_id, 32);
   memcpy(o->payment_addr, st->payment_addr, 32);
   const inv_t *inv = inv_by_addr_(e, st->payment_addr);
   o->is_amp = !(inv && inv->rec.type == AMP_INVOICE_MPP);
+  /* an MPP set is named by its payment_hash (the log holds store_set_id_) */
+  memcpy(o->set_id, o->is_amp ? st->set_id : inv->rec.payment_hash, 32);
   o->state = st->cancelled ? AMP_SET_CANCELLED : AMP_SET_SETTLED;
   o->amount_msat = st->cancelled ? 0 : st->amount_msat;
   o->settle_index = st->settle_index;
@@ -2341,9 +2362,17 @@ int amp_engine_set_lookup(amp_engine_t *e, const uint8_t id[32], amp_set_info_t 
   if (sk) {
     set_info_(out, sk);
   } else {
+    /* an AMP set by its set_id, else an MPP set through its invoice */
     uint64_t idx;
     int cancelled;
-    rc = amp_store_set_find(e->st, id, &idx, &cancelled);
+    uint8_t key[32];
+    memcpy(key, id, 32);
+    rc = amp_store_set_find(e->st, key, &idx, &cancelled);
+    const inv_t *mpp = rc == AMP_OK ? NULL : inv_by_hash_(e, id);
+    if (mpp && mpp->rec.type == AMP_INVOICE_MPP) {
+      store_set_id_(key, K_MPP, id, mpp);
+      rc = amp_store_set_find(e->st, key, &idx, &cancelled);
+    }
     if (rc == AMP_OK) {
       log_read_t c = {e, NULL, out, 1, 0};
       rc = amp_store_set_foreach(e->st, idx, log_read_cb_, &c);

@@ -327,7 +327,9 @@ typedef struct {
 
 /* amp_engine_set_lookup finds a set by set_id (AMP) or payment_hash (MPP):
  * a live one in memory, a settled or cancelled one in the store (its settle
- * log record: one LMDB read). Returns AMP_OK, AMP_ERR_NOTFOUND, AMP_ERR_IO. */
+ * log record: one LMDB read). An id that names both an AMP set and an MPP
+ * payment gives the AMP set (the MPP one: amp_engine_invoice_sets). Returns
+ * AMP_OK, AMP_ERR_NOTFOUND, AMP_ERR_IO. */
 AMP_WARN_UNUSED int amp_engine_set_lookup(amp_engine_t *e, const uint8_t id[32],
                                           amp_set_info_t *out);
 

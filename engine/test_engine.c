@@ -609,21 +609,73 @@ static void test_mpp(void) {
   pump(&v, 3);
   EXPECT_DETAILS(&t[2]);
   AMP_CHECK_EQ(STAT(&v, fail_invoice_not_open), 1);
-  /* the store's set index has the MPP payment's hash: an AMP set_id equal to
-   * it is refused before a set is made (the store would refuse its settle) */
   AMP_CHECK_EQ(amp_engine_set_table_size(v.e), 0);
-  amp_store_invoice_t amp = add_amp(&v, 0);
+  amp_set_info_t si;
+  AMP_CHECK(amp_engine_set_lookup(v.e, inv.payment_hash, &si) == AMP_OK);
+  AMP_CHECK_EQ(si.state, AMP_SET_SETTLED);
+  AMP_CHECK(!si.is_amp);
+  AMP_CHECK(memcmp(si.set_id, inv.payment_hash, 32) == 0);
+  AMP_CHECK_EQ(si.amount_msat, 5000);
+  env_close(&v);
+}
+
+/* An AMP set_id is the sender's choice and an MPP invoice's payment_hash is
+ * public: the two must not share a key in the store's set index, or anyone
+ * holding the invoice could pay a spontaneous AMP set with set_id = its hash
+ * first and leave the invoice unpayable (its settle refused as a duplicate). */
+static void test_mpp_amp_keys(void) {
+  amp_engine_cfg_t c;
+  memset(&c, 0, sizeof c);
+  c.accept_amp = 1;
+  env_t v;
+  env_open(&v, &c);
+  amp_store_invoice_t mpp = add_mpp(&v, 3000);
+  uint8_t addr[32], pl[256];
+  MUST(amp_random(addr, 32));
+  /* the AMP set first, with set_id = the MPP invoice's hash */
   static aset_t a;
-  mk_amp_set(&a, amp.payment_addr, 1, 1000, 1000, CLTV);
-  memcpy(a.set_id, inv.payment_hash, 32);
-  uint8_t pl[256];
-  size_t pn = mk_payload(pl, 1000, CLTV, amp.payment_addr, 1000, a.share[0], a.set_id, 0);
+  mk_amp_set(&a, addr, 1, 1000, 1000, CLTV);
+  memcpy(a.set_id, mpp.payment_hash, 32);
+  size_t pn = mk_payload(pl, 1000, CLTV, addr, 1000, a.share[0], a.set_id, 0);
   mk_add(&a.h[0], pl, pn);
   send(&v, &a.h[0]);
-  pump(&v, 4);
-  EXPECT_DETAILS(&a.h[0]);
+  pump(&v, 1);
+  EXPECT_FULFILL(&a.h[0]);
+  /* then the MPP payment: it settles */
+  th_t t;
+  memset(&t, 0, sizeof t);
+  memcpy(t.hash, mpp.payment_hash, 32);
+  memcpy(t.pre, mpp.preimage, 32);
+  t.amount = 3000;
+  t.cltv = CLTV;
+  pn = mk_payload(pl, 3000, CLTV, mpp.payment_addr, 3000, NULL, NULL, 0);
+  mk_add(&t, pl, pn);
+  send(&v, &t);
+  pump(&v, 2);
+  EXPECT_FULFILL(&t);
+  AMP_CHECK_EQ(STAT(&v, store_gave_up), 0);
+  /* the id now names two settled sets: a lookup gives the AMP one (the MPP
+   * one is found through its invoice) */
+  amp_set_info_t si;
+  AMP_CHECK(amp_engine_set_lookup(v.e, mpp.payment_hash, &si) == AMP_OK);
+  AMP_CHECK_EQ(si.state, AMP_SET_SETTLED);
+  AMP_CHECK(si.is_amp);
+  AMP_CHECK_EQ(si.amount_msat, 1000);
+  size_t n = amp_engine_invoice_sets(v.e, mpp.payment_addr, &si, 1);
+  AMP_CHECK_EQ(n, 1);
+  AMP_CHECK(!si.is_amp && si.amount_msat == 3000 && memcmp(si.set_id, mpp.payment_hash, 32) == 0);
+  /* a second AMP set with that id: a reused set_id */
+  static aset_t b;
+  uint8_t addr2[32];
+  MUST(amp_random(addr2, 32));
+  mk_amp_set(&b, addr2, 1, 1000, 1000, CLTV);
+  memcpy(b.set_id, mpp.payment_hash, 32);
+  pn = mk_payload(pl, 1000, CLTV, addr2, 1000, b.share[0], b.set_id, 0);
+  mk_add(&b.h[0], pl, pn);
+  send(&v, &b.h[0]);
+  pump(&v, 3);
+  EXPECT_DETAILS(&b.h[0]);
   AMP_CHECK_EQ(STAT(&v, fail_set_done), 1);
-  AMP_CHECK_EQ(amp_engine_set_table_size(v.e), 0);
   env_close(&v);
 }
 
@@ -1525,6 +1577,7 @@ int main(int argc, char **argv) {
   RUN(test_amp_settle);
   RUN(test_amp_reuse);
   RUN(test_mpp);
+  RUN(test_mpp_amp_keys);
   RUN(test_spontaneous);
   RUN(test_rules);
   RUN(test_mismatch);

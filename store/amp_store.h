@@ -215,7 +215,8 @@ typedef struct amp_store_intent {
   uint64_t settle_index;       /* SETTLE / CANCEL_SET: the log index given */
   uint64_t commit_ns;          /* CLOCK_MONOTONIC ns when its commit returned */
   /* SETTLE, CANCEL_SET */
-  uint8_t set_id[32];          /* AMP set_id, or the payment_hash for MPP */
+  uint8_t set_id[32];          /* the set's key: AMP set_id; for MPP the engine's key derived from
+                                * the preimage (amp_engine.c store_set_id_), so the two never meet */
   uint8_t payment_addr[32];    /* the invoice */
   uint64_t amount_msat;        /* sum of the HTLCs */
   uint32_t n_htlcs;
