@@ -35,7 +35,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import glob
+import resource
 import tempfile
+import threading
 import time
 
 ROOT = os.getcwd()
@@ -298,7 +301,10 @@ def run_ring(work, tag, shards, htlcs, workers, rate=None):
         cmd += ["--rate", str(int(rate))]
     la = loadavg()
     with open(os.path.join(d, "stdout"), "w") as o, open(os.path.join(d, "stderr"), "w") as e:
-        rc = subprocess.run(cmd, stdout=o, stderr=e).returncode
+        p = subprocess.Popen(cmd, stdout=o, stderr=e)
+        sw = SchedWatch(p.pid)
+        rc = p.wait()
+        sched = sw.stop()
     if rc == 77:
         return None
     line = [l for l in open(os.path.join(d, "stdout")) if l.startswith("ampd-ring-bench ")]
@@ -312,6 +318,7 @@ def run_ring(work, tag, shards, htlcs, workers, rate=None):
     if r["check"] != "pass":
         log("ampd-ring --bench FAILED for %s (exit %d; see %s)" % (tag, rc, d))
     r["generator"] = b["generator"]
+    r["sched"] = sched
     return r
 
 
@@ -429,6 +436,56 @@ def wire_check(d, pcap_path, replies, sent, cap_rc):
     return r
 
 
+def kblockd_wait_ms():
+    """Run-queue wait (ms, since boot) summed over the block layer's kernel
+    workers (kworker/N:MH-kblockd: they step the flush an fdatasync issues)."""
+    total = 0
+    for t in glob.glob("/proc/[0-9]*/task/[0-9]*"):
+        try:
+            if "kblockd" in open(t + "/comm").read():
+                total += int(open(t + "/schedstat").read().split()[1])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / 1e6
+
+
+class SchedWatch:
+    """Samples a process's threads (every 0.2 s until stop(): the last sample
+    before it exits) and the kblockd workers' wait over the same span: who
+    waited for a CPU, and how often a worker lcore was preempted."""
+
+    def __init__(self, pid):
+        self.pid, self.last, self.k0 = pid, {}, kblockd_wait_ms()
+        self.done = threading.Event()
+        self.th = threading.Thread(target=self._loop, daemon=True)
+        self.th.start()
+
+    def _loop(self):
+        while not self.done.is_set():
+            snap = {}
+            for t in glob.glob("/proc/%d/task/[0-9]*" % self.pid):
+                try:
+                    comm = open(t + "/comm").read().strip()
+                    ss = open(t + "/schedstat").read().split()
+                    st = open(t + "/status").read()
+                    inv = int(st.split("nonvoluntary_ctxt_switches:")[1].split()[0])
+                    snap[t] = (comm, int(ss[0]) / 1e6, int(ss[1]) / 1e6, inv)
+                except (OSError, IndexError, ValueError):
+                    pass
+            self.last.update(snap)  # by thread: one that has exited keeps its last sample
+            self.done.wait(0.2)
+
+    def stop(self):
+        self.done.set()
+        self.th.join()
+        out = {"kblockd_wait_ms": round(kblockd_wait_ms() - self.k0, 1)}
+        for comm, run, wait, inv in self.last.values():
+            if comm.startswith("rte-worker") or comm == "amp-store":
+                out[comm] = {"run_ms": round(run, 1), "wait_ms": round(wait, 1),
+                             "preempted": inv}
+        return out
+
+
 def cpu_s(pid):
     """CPU time (user + system) of a live process, in s, or None."""
     try:
@@ -456,6 +513,7 @@ def run_afpacket(work, ns, tag, pcap_path, nk, packets, pps=None):
            ampd_args(d, nk, (1, 2), "full", [], exit_idle=1500))
     err = open(os.path.join(d, "stderr"), "w")
     p = subprocess.Popen(cmd, stdout=open(os.path.join(d, "stdout"), "w"), stderr=err)
+    sw = SchedWatch(p.pid)  # the pid of `ip netns exec`, which execs ampd
     t0 = time.time()
     while time.time() - t0 < 30:
         if "worker 0 on lcore" in open(os.path.join(d, "stderr")).read():
@@ -465,13 +523,18 @@ def run_afpacket(work, ns, tag, pcap_path, nk, packets, pps=None):
         time.sleep(0.1)
     la = loadavg()
     rate = ["--topspeed"] if pps is None else ["--pps", str(int(pps))] + TCPREPLAY_PACED
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = ns.sh("tcpreplay", "-i", "vb", "--limit", str(packets), *rate, pcap_path, check=False)
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     open(os.path.join(d, "tcpreplay.log"), "w").write(t.stdout + t.stderr)
     try:
         rc = p.wait(timeout=120)
     except subprocess.TimeoutExpired:
         p.send_signal(signal.SIGTERM)
         rc = p.wait()
+    sched = sw.stop()
+    # what tcpreplay took (the only child reaped meanwhile): its pacing loop
+    sched["tcpreplay_cpu_s"] = round(ru1.ru_utime - ru0.ru_utime + ru1.ru_stime - ru0.ru_stime, 2)
     cleanup_prefix(tag)
     time.sleep(0.3)
     cap_cpu = cpu_s(cap.pid)
@@ -490,6 +553,7 @@ def run_afpacket(work, ns, tag, pcap_path, nk, packets, pps=None):
     # what the recorder cost: it shares the 2 CPUs with ampd (Python, one
     # recvmsg per frame, both directions)
     r["recorder_cpu_s"] = cap_cpu
+    r["sched"] = sched
     r["tcpreplay"] = parse_tcpreplay(t.stdout + t.stderr)
     r["frames_offered"] = r["tcpreplay"].get("sent", packets)
     r["frames_received"] = s["dataplane"]["rx_pkts"]
@@ -716,6 +780,25 @@ def main():
                                                 r["latency_fulfill_us"]["p50"] / 1e3,
                                                 r["latency_fulfill_us"]["p99"] / 1e3,
                                                 r["commit_us"]["p50"] / 1e3, r["commit_us"]["p99"] / 1e3))
+        # who waited for a CPU during each (median) net_ring run: the workers
+        # (preemptions, run-queue wait), the store writer, and the kernel's
+        # block workers that an fdatasync needs
+        parts = []
+        for name, r in ring.items():
+            sc = r.get("sched") if isinstance(r, dict) else None
+            if not sc:
+                continue
+            ws = [v for k, v in sc.items() if k.startswith("rte-worker-") and k != "rte-worker-%d" %
+                  (r["workers"] + 1)]  # the lcore after the workers is the generator
+            st = sc.get("amp-store", {})
+            parts.append("%s: workers preempted %s times, waited %s ms; store writer waited %.0f ms;"
+                         " kblockd waited %.0f ms" % (
+                             name, "/".join(str(v["preempted"]) for v in ws),
+                             "/".join("%.0f" % v["wait_ms"] for v in ws), st.get("wait_ms", 0),
+                             sc["kblockd_wait_ms"]))
+        if parts:
+            print("waiting for a CPU (net_ring runs; the commit stalls of two workers show as"
+                  " kblockd's wait):\n  " + "\n  ".join(parts))
     print("\nscaling 2 workers / 1 worker: %.2f (2 cores shared with the control thread, the store"
           " writer, and whatever else runs)" % out["workers"]["scaling"])
     print("ratio = HTLC/s per worker core / the ceiling measured around that run (target >= 0.90;"
@@ -754,6 +837,14 @@ def main():
                                          s["wire_latency_us"].get("matched", 0),
                                          s["wire_latency_us"].get("answered", 0),
                                          s.get("recorder_cpu_s") or 0) for s in sweep))
+        print("the load generator's cost, and ampd's worker preempted (involuntary switches) and"
+              " waiting for its CPU: %s" % ", ".join(
+                  "%s tcpreplay %.1f s of CPU, worker %s times / %.0f ms" % (
+                      "%d%%" % s["offered_pct"] if s["offered_pct"] else "top",
+                      s["sched"].get("tcpreplay_cpu_s", 0),
+                      s["sched"].get("rte-worker-1", {}).get("preempted", "?"),
+                      s["sched"].get("rte-worker-1", {}).get("wait_ms", 0)) for s in sweep
+                  if s.get("sched")))
         print("lost: frames tcpreplay sent that never reached ampd (the kernel's af_packet ring"
               " overflowed; DPDK's port counters do not see them); timeouts: shards of sets that lost"
               " a sibling that way, and of the one payment cut by --limit")
