@@ -37,8 +37,10 @@
  *               open addressing, ~57 B per set at 0.7 load. Kept for every
  *               set ever settled or cancelled (a set_id never settles twice).
  *               With a counting filter (as the HTLC index's), so the engine
- *               asks "is this new set_id done?" without the read lock: ~6 B
- *               more per set; rebuilt 4x larger past 1.5x its sizing.
+ *               asks "is this new set_id done?" without the read lock;
+ *               rebuilt for 4x the sets past 1.5x its sizing, so 4-24 B more
+ *               per set (plus the smaller filters it replaced, kept until
+ *               fini: at most a third more).
  *
  * Pending and rollback: the writer adds a group's entries before its commit
  * marked pending (visible to the writer's own duplicate checks, invisible to
