@@ -1553,6 +1553,182 @@ static void run_concurrency(uint32_t mt_sets, int real) {
   free(g_mt);
 }
 
+/* Late shards against sets that complete and leave memory on the other
+ * worker. Each 2-shard set has its shards on thread A (all first shards, then
+ * all second shards, each half shuffled) and a copy of its second shard (a
+ * new HTLC: new id, new onion secret, same share, child index and hash) on
+ * thread B, shuffled: B's copy arrives before the set opens, while it
+ * collects, while it settles, or after it left the engine's table (refused by
+ * the store's set index). Whatever the order, a set settles once with its
+ * first shard and exactly one of the two second shards; the other fails. */
+#define LATE_SETS 20000
+
+typedef struct {
+  _Atomic uint32_t *ful, *fail;  /* per HTLC */
+  _Atomic size_t *done;          /* HTLCs answered (either way) */
+  int bad;                       /* a fulfill with a wrong preimage */
+} late_ctx_t;
+
+static void late_emit(void *ctx, uint64_t gw, uint64_t scid, const uint8_t *msg, size_t len) {
+  (void)gw;
+  late_ctx_t *c = ctx;
+  uint64_t hid = scid;
+  if (amp_msg_type(msg, len) == AMP_MSG_UPDATE_FULFILL_HTLC) {
+    amp_msg_fulfill_t m;
+    if (amp_msg_fulfill_decode(&m, msg, len) != AMP_OK ||
+        memcmp(m.payment_preimage, g_mt[hid].pre, 32) != 0)
+      c->bad++;
+    atomic_fetch_add(&c->ful[hid], 1);
+  } else {
+    atomic_fetch_add(&c->fail[hid], 1);
+  }
+  atomic_fetch_add(c->done, 1);
+}
+
+typedef struct {
+  env_t *v;
+  unsigned idx;
+  uint32_t *list;
+  size_t n, total;
+  late_ctx_t *lc;
+} late_thr_t;
+
+static void *late_thread(void *arg) {
+  late_thr_t *t = arg;
+  amp_worker_t *w = amp_engine_worker(t->v->e, t->idx);
+  amp_worker_attach(w);
+  amp_engine_sink_t sink = {late_emit, t->lc, NULL};
+  amp_engine_peeled_t in[32];
+  uint64_t now = real_ns();
+  for (size_t i = 0; i < t->n; i += 32) {
+    size_t k = t->n - i < 32 ? t->n - i : 32;
+    for (size_t j = 0; j < k; j++) {
+      uint32_t hid = t->list[i + j];
+      mt_h_t *h = &g_mt[hid];
+      amp_engine_peeled_t *p = &in[j];
+      memset(p, 0, sizeof *p);
+      p->gateway_id = 1;
+      p->scid = hid;
+      p->htlc_id = hid;
+      p->amount_msat = h->amount;
+      p->cltv_expiry = CLTV;
+      memcpy(p->payment_hash, h->hash, 32);
+      memcpy(p->shared_secret, h->ss, 32);
+      p->payload = h->pl;
+      p->payload_len = h->pl_len;
+      p->rx_ns = now;
+    }
+    amp_worker_process_peeled(w, in, k, &sink);
+    amp_worker_poll(w, now, &sink);
+  }
+  uint64_t t0 = real_ns();
+  while (atomic_load(t->lc->done) < t->total && real_ns() - t0 < 20000000000ull) {
+    amp_worker_poll(w, now, &sink);
+    usleep(50);
+  }
+  amp_worker_detach(w);
+  return NULL;
+}
+
+static void test_late_shards_mt(void) {
+  uint64_t seed = amp_test_seed();
+  amp_engine_cfg_t c;
+  memset(&c, 0, sizeof c);
+  c.workers = 2;
+  c.pool_htlcs = 3 * LATE_SETS + 1024;
+  c.pool_sets = 2 * LATE_SETS + 1024;
+  c.max_held_total = 1u << 20;
+  env_t v;
+  env_open(&v, &c);
+  amp_store_invoice_t inv = add_amp(&v, 0);
+  amp_worker_detach(v.w);
+  size_t n = 3 * (size_t)LATE_SETS;
+  g_mt = calloc(n, sizeof *g_mt);
+  uint32_t *la = malloc(2 * LATE_SETS * sizeof *la), *lb = malloc(LATE_SETS * sizeof *lb);
+  AMP_REQUIRE(g_mt && la && lb);
+  for (uint32_t s = 0; s < LATE_SETS; s++) {
+    uint8_t root[32], sid[32], share[2][32];
+    for (int i = 0; i < 4; i++) {
+      uint64_t r = amp_test_rand(&seed);
+      memcpy(root + 8 * i, &r, 8);
+      r = amp_test_rand(&seed);
+      memcpy(sid + 8 * i, &r, 8);
+      r = amp_test_rand(&seed);
+      memcpy(share[0] + 8 * i, &r, 8);
+    }
+    for (int j = 0; j < 32; j++) share[1][j] = root[j] ^ share[0][j];
+    for (int i = 0; i < 3; i++) { /* 3s: shard 0, 3s+1: shard 1, 3s+2: its copy */
+      mt_h_t *h = &g_mt[3 * s + (uint32_t)i];
+      int sh = i == 0 ? 0 : 1;
+      amp_child_t ch;
+      amp_child_derive(&ch, root, share[sh], (uint32_t)sh);
+      h->set = s;
+      h->shard = (uint8_t)sh;
+      h->amount = 1000;
+      memcpy(h->hash, ch.hash, 32);
+      memcpy(h->pre, ch.preimage, 32);
+      for (int j = 0; j < 4; j++) {
+        uint64_t r = amp_test_rand(&seed);
+        memcpy(h->ss + 8 * j, &r, 8);
+      }
+      h->pl_len = (uint8_t)mk_payload(h->pl, 1000, CLTV, inv.payment_addr, 2000, share[sh], sid,
+                                      (uint32_t)sh);
+    }
+    la[s] = 3 * s;
+    la[LATE_SETS + s] = 3 * s + 1;
+    lb[s] = 3 * s + 2;
+  }
+  for (int half = 0; half < 3; half++) { /* shuffle A's halves and B's list */
+    uint32_t *l = half == 2 ? lb : la + (half ? LATE_SETS : 0);
+    for (size_t i = LATE_SETS; i > 1; i--) {
+      size_t j = amp_test_rand(&seed) % i;
+      uint32_t x = l[i - 1];
+      l[i - 1] = l[j];
+      l[j] = x;
+    }
+  }
+  _Atomic uint32_t *ful = calloc(n, sizeof *ful), *fail = calloc(n, sizeof *fail);
+  _Atomic size_t done = 0;
+  late_ctx_t lc = {ful, fail, &done, 0};
+  late_thr_t ta = {&v, 0, la, 2 * LATE_SETS, n, &lc}, tb = {&v, 1, lb, LATE_SETS, n, &lc};
+  pthread_t tha, thb;
+  pthread_create(&tha, NULL, late_thread, &ta);
+  pthread_create(&thb, NULL, late_thread, &tb);
+  pthread_join(tha, NULL);
+  pthread_join(thb, NULL);
+  size_t bad_set = 0, twice = 0, copy_won = 0;
+  for (uint32_t s = 0; s < LATE_SETS; s++) {
+    uint32_t f0 = atomic_load(&ful[3 * s]), f1 = atomic_load(&ful[3 * s + 1]),
+             f2 = atomic_load(&ful[3 * s + 2]);
+    for (int i = 0; i < 3; i++)
+      twice += atomic_load(&ful[3 * s + (uint32_t)i]) + atomic_load(&fail[3 * s + (uint32_t)i]) != 1;
+    bad_set += !(f0 == 1 && f1 + f2 == 1);
+    copy_won += f2;
+  }
+  fprintf(stderr, "late shards: %d sets, settled with the copy in %zu; the second shards refused:"
+                  " %llu while their set settled, %llu after it left memory\n",
+          LATE_SETS, copy_won, (unsigned long long)STAT(&v, fail_set_closing),
+          (unsigned long long)STAT(&v, fail_set_done));
+  AMP_CHECK_EQ(lc.bad, 0);
+  AMP_CHECK_EQ(twice, 0);   /* every HTLC answered exactly once */
+  AMP_CHECK_EQ(bad_set, 0); /* shard 0 and one of the two second shards settled */
+  AMP_CHECK_EQ(STAT(&v, sets_settled), LATE_SETS);
+  AMP_CHECK_EQ(STAT(&v, held_now), 0);
+  AMP_CHECK_EQ(STAT(&v, store_gave_up), 0);
+  AMP_CHECK_EQ(amp_engine_set_table_size(v.e), 0);
+  amp_worker_attach(v.w);
+  amp_store_invoice_t got;
+  AMP_CHECK(amp_engine_invoice_lookup_addr(v.e, inv.payment_addr, &got) == AMP_OK);
+  AMP_CHECK_EQ(got.amt_paid_msat, 2000ull * LATE_SETS);
+  env_close(&v);
+  free(ful);
+  free(fail);
+  free(la);
+  free(lb);
+  free(g_mt);
+  g_mt = NULL;
+}
+
 static void test_concurrency(void) { run_concurrency(MT_SETS, 0); }
 /* the same with real onions through amp_worker_process (fewer sets: ECDH) */
 static void test_concurrency_onions(void) { run_concurrency(4000, 1); }
@@ -1591,5 +1767,6 @@ int main(int argc, char **argv) {
   RUN(test_store_errors);
   RUN(test_concurrency_onions);
   RUN(test_concurrency);
+  RUN(test_late_shards_mt);
   return amp_test_done();
 }
