@@ -5,7 +5,9 @@
  *   3. tables: in-flight HTLCs by (scid, htlc id) and in-flight onion tags
  *      by (cltv, tag) on amp_inflight (one cache line per operation, fixed
  *      size, prefetched a burst ahead); sets by (kind, id) and invoices by
- *      payment_addr and by payment_hash on cds_lfht under RCU QSBR
+ *      payment_hash on cds_lfht under RCU QSBR; invoices by payment_addr on
+ *      amp_itab (insert-only: invoices never leave it; one cache line per
+ *      lookup instead of a walk of cold list nodes)
  *   4. the worker: arrival, rules, hold, completion, timers, store completions
  *   5. recovery and the admin functions
  *
@@ -55,6 +57,7 @@
 #include "amp_child.h"
 #include "amp_failure.h"
 #include "amp_inflight.h"
+#include "amp_itab.h"
 #include "amp_msg.h"
 #include "amp_payload.h"
 #include "amp_secp.h"
@@ -196,7 +199,6 @@ typedef struct {
 } dset_t;
 
 struct inv {
-  struct cds_lfht_node addr_node;
   struct cds_lfht_node hash_node;
   amp_store_invoice_t rec;       /* state, amt_paid_msat, sets_settled: atomic */
   uint8_t durable;               /* atomic: its INVOICE_PUT committed */
@@ -286,7 +288,8 @@ struct amp_engine {
   _Atomic uint64_t held;
   _Atomic uint64_t add_index;
   amp_inflight_t *f_id, *f_tag;  /* in flight: (scid, htlc_id), (cltv, onion tag) */
-  struct cds_lfht *t_set, *t_addr, *t_hash;
+  struct cds_lfht *t_set, *t_hash;
+  amp_itab_t *ix_addr;           /* invoices by payment_addr */
   amp_worker_t **w;
   gw_t gw[GW_SLOTS];
   _Atomic int64_t test_fail;     /* test hook: submissions to fail */
@@ -403,9 +406,8 @@ static int match_set_(struct cds_lfht_node *n, const void *key) {
   return s->kind == k->kind && memcmp(s->key, k->id, 32) == 0;
 }
 
-static int match_addr_(struct cds_lfht_node *n, const void *key) {
-  const inv_t *i = container_of_(n, inv_t, addr_node);
-  return memcmp(i->rec.payment_addr, key, 32) == 0;
+static int match_addr_(const void *obj, const void *key) {
+  return memcmp(((const inv_t *)obj)->rec.payment_addr, key, 32) == 0;
 }
 
 static int match_hash_(struct cds_lfht_node *n, const void *key) {
@@ -431,10 +433,7 @@ static skey_t *set_find_(amp_engine_t *e, uint8_t kind, const uint8_t id[32]) {
 }
 
 static inv_t *inv_by_addr_(amp_engine_t *e, const uint8_t addr[32]) {
-  struct cds_lfht_iter it;
-  cds_lfht_lookup(e->t_addr, hash32_(e, addr), match_addr_, addr, &it);
-  struct cds_lfht_node *n = cds_lfht_iter_get_node(&it);
-  return n ? container_of_(n, inv_t, addr_node) : NULL;
+  return amp_itab_lookup(e->ix_addr, hash32_(e, addr), match_addr_, addr);
 }
 
 static inv_t *inv_by_hash_(amp_engine_t *e, const uint8_t hash[32]) {
@@ -444,22 +443,25 @@ static inv_t *inv_by_hash_(amp_engine_t *e, const uint8_t hash[32]) {
   return n ? container_of_(n, inv_t, hash_node) : NULL;
 }
 
-/* Inserts inv in the indexes. Returns the invoice already there (by addr or,
- * for MPP, by hash) or NULL when inserted. */
-static inv_t *inv_insert_(amp_engine_t *e, inv_t *inv) {
-  struct cds_lfht_node *n;
+/* Inserts inv in the indexes. Returns AMP_OK; AMP_ERR_EXISTS with *other the
+ * invoice already there (by addr or, for MPP, by hash); AMP_ERR_NOMEM (the
+ * addr index could not grow). Nothing is inserted unless AMP_OK. */
+static int inv_insert_(amp_engine_t *e, inv_t *inv, inv_t **other) {
   if (inv->rec.type == AMP_INVOICE_MPP) {
-    n = cds_lfht_add_unique(e->t_hash, hash32_(e, inv->rec.payment_hash), match_hash_,
+    struct cds_lfht_node *n =
+        cds_lfht_add_unique(e->t_hash, hash32_(e, inv->rec.payment_hash), match_hash_,
                             inv->rec.payment_hash, &inv->hash_node);
-    if (n != &inv->hash_node) return container_of_(n, inv_t, hash_node);
+    if (n != &inv->hash_node) {
+      *other = container_of_(n, inv_t, hash_node);
+      return AMP_ERR_EXISTS;
+    }
   }
-  n = cds_lfht_add_unique(e->t_addr, hash32_(e, inv->rec.payment_addr), match_addr_,
-                          inv->rec.payment_addr, &inv->addr_node);
-  if (n != &inv->addr_node) {
-    if (inv->rec.type == AMP_INVOICE_MPP) cds_lfht_del(e->t_hash, &inv->hash_node);
-    return container_of_(n, inv_t, addr_node);
-  }
-  return NULL;
+  inv_t *got = amp_itab_add_unique(e->ix_addr, hash32_(e, inv->rec.payment_addr), match_addr_,
+                                   inv->rec.payment_addr, inv);
+  if (got == inv) return AMP_OK;
+  if (inv->rec.type == AMP_INVOICE_MPP) cds_lfht_del(e->t_hash, &inv->hash_node);
+  *other = got;
+  return got ? AMP_ERR_EXISTS : AMP_ERR_NOMEM;
 }
 
 /* A consistent copy of an invoice's record (mutable fields loaded atomically). */
@@ -1021,8 +1023,8 @@ static inv_t *placeholder_(amp_worker_t *w, const amp_payload_t *pl) {
     free(inv);
     return NULL;
   }
-  inv_t *other = inv_insert_(e, inv);
-  if (other) {
+  inv_t *other = NULL;
+  if (inv_insert_(e, inv, &other) != AMP_OK) { /* another worker's, or no memory (NULL) */
     free(inv);
     op_free_(w, o);
     return other;
@@ -1816,7 +1818,21 @@ static int rec_invoice_(void *ctx, const amp_store_invoice_t *r) {
   inv->rec = *r;
   inv->durable = 1;
   if (r->add_index > c->max_add) c->max_add = r->add_index;
-  if (inv_insert_(c->e, inv)) free(inv); /* duplicate hash: first one wins */
+  inv_t *other;
+  int rc = inv_insert_(c->e, inv, &other);
+  if (rc != AMP_OK) free(inv); /* a duplicate: the first one wins */
+  if (rc == AMP_ERR_NOMEM) {
+    c->err = rc;
+    return 1;
+  }
+  return 0;
+}
+
+static int inv_free_cb_(void *obj, void *ctx) {
+  (void)ctx;
+  inv_t *inv = obj;
+  amp_wipe(inv->rec.preimage, 32);
+  free(inv);
   return 0;
 }
 
@@ -1896,9 +1912,8 @@ int amp_engine_new(amp_engine_t **out, const amp_engine_cfg_t *cfg) {
       amp_inflight_new(&e->f_tag, inflight) != AMP_OK)
     goto fail;
   e->t_set = table_new_(inflight);
-  e->t_addr = table_new_(0);
   e->t_hash = table_new_(0);
-  if (!e->t_set || !e->t_addr || !e->t_hash) goto fail;
+  if (!e->t_set || !e->t_hash || amp_itab_new(&e->ix_addr, 0) != AMP_OK) goto fail;
   e->w = calloc(c->workers, sizeof *e->w);
   if (!e->w) goto fail;
   for (unsigned i = 0; i < c->workers; i++) {
@@ -2016,14 +2031,7 @@ void amp_engine_delete(amp_engine_t *e) {
     }
   }
   if (e->t_hash) cds_lfht_for_each(e->t_hash, &it, n) cds_lfht_del(e->t_hash, n);
-  if (e->t_addr) {
-    cds_lfht_for_each(e->t_addr, &it, n) {
-      inv_t *inv = container_of_(n, inv_t, addr_node);
-      cds_lfht_del(e->t_addr, n);
-      amp_wipe(inv->rec.preimage, 32);
-      free(inv);
-    }
-  }
+  if (e->ix_addr) amp_itab_for_each(e->ix_addr, inv_free_cb_, NULL);
   /* what the workers retired: to RCU, a batch per worker (when every holder
    * of one is in its grace period, the barrier brings them back) */
   if (e->w) {
@@ -2052,7 +2060,7 @@ void amp_engine_delete(amp_engine_t *e) {
   amp_inflight_delete(e->f_tag);
   if (e->t_set) cds_lfht_destroy(e->t_set, NULL);
   if (e->t_hash) cds_lfht_destroy(e->t_hash, NULL);
-  if (e->t_addr) cds_lfht_destroy(e->t_addr, NULL);
+  amp_itab_delete(e->ix_addr);
   if (e->w) {
     for (unsigned i = 0; i < e->cfg.workers; i++) {
       amp_worker_t *w = e->w[i];
@@ -2178,10 +2186,8 @@ int amp_engine_invoice_add(amp_engine_t *e, const amp_invoice_add_t *req,
   free(in);
   if (rc != AMP_OK) goto out;
   inv->durable = 1;
-  if (inv_insert_(e, inv)) {
-    rc = AMP_ERR_EXISTS;
-    goto out;
-  }
+  inv_t *other;
+  if ((rc = inv_insert_(e, inv, &other)) != AMP_OK) goto out;
   if (out) *out = *r;
   inv = NULL;
 out:
@@ -2211,6 +2217,27 @@ int amp_engine_invoice_lookup_hash(amp_engine_t *e, const uint8_t hash[32],
   return inv ? AMP_OK : AMP_ERR_NOTFOUND;
 }
 
+/* Invoices with add_index above `offset`, gathered for the admin's list. */
+typedef struct {
+  uint64_t offset;
+  inv_t **v;
+  size_t n, cap;
+} inv_collect_t;
+
+static int inv_collect_cb_(void *obj, void *ctx) {
+  inv_collect_t *c = ctx;
+  inv_t *inv = obj;
+  if (inv->rec.add_index <= c->offset) return 0;
+  if (c->n == c->cap) {
+    inv_t **nv = realloc(c->v, 2 * c->cap * sizeof *nv);
+    if (!nv) return 1; /* the list is cut short */
+    c->v = nv;
+    c->cap *= 2;
+  }
+  c->v[c->n++] = inv;
+  return 0;
+}
+
 static int cmp_add_(const void *a, const void *b) {
   const inv_t *x = *(inv_t *const *)a, *y = *(inv_t *const *)b;
   return x->rec.add_index < y->rec.add_index ? -1 : x->rec.add_index > y->rec.add_index;
@@ -2221,20 +2248,11 @@ size_t amp_engine_invoice_list(amp_engine_t *e, uint64_t offset, amp_store_invoi
   int reg = admin_begin_(e);
   size_t cap = 1024, n = 0, got = 0;
   inv_t **v = malloc(cap * sizeof *v);
-  struct cds_lfht_iter it;
-  struct cds_lfht_node *nd;
   if (v) {
-    cds_lfht_for_each(e->t_addr, &it, nd) {
-      inv_t *inv = container_of_(nd, inv_t, addr_node);
-      if (inv->rec.add_index <= offset) continue;
-      if (n == cap) {
-        inv_t **nv = realloc(v, 2 * cap * sizeof *v);
-        if (!nv) break;
-        v = nv;
-        cap *= 2;
-      }
-      v[n++] = inv;
-    }
+    inv_collect_t c = {offset, v, n, cap};
+    amp_itab_for_each(e->ix_addr, inv_collect_cb_, &c);
+    v = c.v;
+    n = c.n;
     qsort(v, n, sizeof *v, cmp_add_);
     for (; got < n && got < max; got++) inv_copy_(&out[got], v[got]);
     free(v);
