@@ -290,6 +290,7 @@ struct amp_engine {
   amp_inflight_t *f_id, *f_tag;  /* in flight: (scid, htlc_id), (cltv, onion tag) */
   struct cds_lfht *t_set, *t_hash;
   amp_itab_t *ix_addr;           /* invoices by payment_addr */
+  _Atomic uint64_t ix_marked;    /* its replaced tables handed to call_rcu */
   amp_worker_t **w;
   gw_t gw[GW_SLOTS];
   _Atomic int64_t test_fail;     /* test hook: submissions to fail */
@@ -443,6 +444,30 @@ static inv_t *inv_by_hash_(amp_engine_t *e, const uint8_t hash[32]) {
   return n ? container_of_(n, inv_t, hash_node) : NULL;
 }
 
+/* The addr index's tables replaced by growth are freed after a grace period
+ * (every lookup runs inside a read-side section). One call_rcu per doubling. */
+typedef struct {
+  struct rcu_head rcu;
+  amp_itab_t *t;
+  uint64_t mark;
+} ix_reclaim_t;
+
+static void ix_reclaim_cb_(struct rcu_head *h) {
+  ix_reclaim_t *r = container_of_(h, ix_reclaim_t, rcu);
+  amp_itab_reclaim(r->t, r->mark);
+  free(r);
+}
+
+static void ix_reclaim_(amp_engine_t *e) {
+  uint64_t m = amp_itab_retired(e->ix_addr), seen = atomic_load(&e->ix_marked);
+  if (m == seen || !atomic_compare_exchange_strong(&e->ix_marked, &seen, m)) return;
+  ix_reclaim_t *r = malloc(sizeof *r);
+  if (!r) return; /* kept until amp_engine_delete */
+  r->t = e->ix_addr;
+  r->mark = m;
+  call_rcu(&r->rcu, ix_reclaim_cb_);
+}
+
 /* Inserts inv in the indexes. Returns AMP_OK; AMP_ERR_EXISTS with *other the
  * invoice already there (by addr or, for MPP, by hash); AMP_ERR_NOMEM (the
  * addr index could not grow). Nothing is inserted unless AMP_OK. */
@@ -458,7 +483,10 @@ static int inv_insert_(amp_engine_t *e, inv_t *inv, inv_t **other) {
   }
   inv_t *got = amp_itab_add_unique(e->ix_addr, hash32_(e, inv->rec.payment_addr), match_addr_,
                                    inv->rec.payment_addr, inv);
-  if (got == inv) return AMP_OK;
+  if (got == inv) {
+    ix_reclaim_(e);
+    return AMP_OK;
+  }
   if (inv->rec.type == AMP_INVOICE_MPP) cds_lfht_del(e->t_hash, &inv->hash_node);
   *other = got;
   return got ? AMP_ERR_EXISTS : AMP_ERR_NOMEM;

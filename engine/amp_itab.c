@@ -27,8 +27,10 @@ struct amp_itab {
   _Atomic(tab_t *) cur;
   _Atomic uint64_t count;        /* written under the lock */
   _Atomic uint8_t lock;
-  tab_t **old;                   /* replaced by growth, freed at delete */
+  tab_t **old;                   /* replaced by growth, oldest first, not yet freed */
   uint32_t n_old, cap_old;
+  _Atomic uint64_t retired;      /* tables replaced so far */
+  uint64_t freed;                /* of those, freed (under the lock) */
 };
 
 static tab_t *tab_new_(uint64_t slots) {
@@ -128,7 +130,24 @@ static tab_t *grow_(amp_itab_t *t, tab_t *tb) {
   }
   t->old[t->n_old++] = tb;
   ST_(&t->cur, nt, release); /* the copies are visible with the pointer */
+  ST_(&t->retired, LD_(&t->retired, relaxed) + 1, release);
   return nt;
+}
+
+uint64_t amp_itab_retired(const amp_itab_t *t) {
+  return LD_(&((amp_itab_t *)t)->retired, acquire);
+}
+
+void amp_itab_reclaim(amp_itab_t *t, uint64_t mark) {
+  lock_(t);
+  uint32_t k = 0;
+  while (t->freed < mark && k < t->n_old) {
+    free(t->old[k++]);
+    t->freed++;
+  }
+  if (k) memmove(t->old, t->old + k, (t->n_old - k) * sizeof *t->old);
+  t->n_old -= k;
+  unlock_(t);
 }
 
 void *amp_itab_add_unique(amp_itab_t *t, uint64_t hash, amp_itab_match_fn match,

@@ -15,8 +15,8 @@
  * home slot is hash & (slots - 1). The table doubles when an insert would
  * take it past half full, so a probe ends at an empty slot after ~1.5 slots
  * on average (one line, rarely two). Memory: 16 B per slot, 32-64 B per
- * entry, plus the smaller tables growth replaced, kept until
- * amp_itab_delete (at most as much again): 64-128 B per entry at worst.
+ * entry, plus the smaller tables growth replaced until they are reclaimed
+ * (amp_itab_reclaim; at most as much again).
  *
  * Concurrency:
  *   - amp_itab_lookup, amp_itab_prefetch, amp_itab_for_each, amp_itab_count
@@ -30,8 +30,9 @@
  *     the whole uniqueness argument. An insert that doubles the table copies
  *     every entry under that lock: O(entries), ~10 ns each, once per
  *     doubling; size the table at creation for what is known (recovery).
- *   - Replaced tables stay allocated until amp_itab_delete, so a reader
- *     still probing one never touches freed memory (no RCU needed).
+ *   - Replaced tables stay allocated until the caller reclaims them with
+ *     amp_itab_reclaim once no lookup that began before the replacement can
+ *     still run (the engine: an RCU grace period), or until amp_itab_delete.
  *
  * Functions that return int give AMP_OK or a negative AMP_ERR_* (amp_util.h).
  * No function validates its table argument: it must come from amp_itab_new.
@@ -77,6 +78,16 @@ void *amp_itab_add_unique(amp_itab_t *t, uint64_t hash, amp_itab_match_fn match,
 /* amp_itab_prefetch starts loading the home slot's cache line of hash. No
  * effect on state. Lock-free; any thread. */
 void amp_itab_prefetch(const amp_itab_t *t, uint64_t hash);
+
+/* amp_itab_retired returns how many tables growth has replaced so far (a
+ * mark for amp_itab_reclaim). Any thread. */
+uint64_t amp_itab_retired(const amp_itab_t *t);
+
+/* amp_itab_reclaim frees the replaced tables among the first `mark` (a value
+ * amp_itab_retired returned). The caller guarantees that no lookup, prefetch
+ * or for_each that began before that amp_itab_retired call still runs. Takes
+ * the insert lock. Any thread. */
+void amp_itab_reclaim(amp_itab_t *t, uint64_t mark);
 
 /* amp_itab_count returns the number of entries (racy while inserts run). */
 uint64_t amp_itab_count(const amp_itab_t *t);

@@ -85,6 +85,17 @@ static void test_model(uint64_t seed) {
   seen = 0;
   amp_itab_for_each(t, stop_cb_, &seen);
   AMP_CHECK_EQ(seen, 10);
+  /* the tables growth replaced (50,000 entries from 64 slots: 11), freed
+   * when no reader can still use them; the current one keeps everything */
+  uint64_t mark = amp_itab_retired(t);
+  AMP_CHECK_EQ(mark, 11);
+  amp_itab_reclaim(t, mark - 3);
+  amp_itab_reclaim(t, mark - 3); /* again: nothing more */
+  amp_itab_reclaim(t, mark);
+  for (size_t i = 0; i < N; i++) bad += amp_itab_lookup(t, o[i].hash, match_, &o[i].key) != &o[i];
+  AMP_CHECK_EQ(bad, 0);
+  obj_t extra = {2 * N + 1, mix_(seed ^ 99)};
+  AMP_CHECK(amp_itab_add_unique(t, extra.hash, match_, &extra.key, &extra) == &extra);
   amp_itab_delete(t);
   /* presized: no growth needed for what was announced */
   AMP_REQUIRE(amp_itab_new(&t, N) == AMP_OK);
