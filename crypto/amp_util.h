@@ -12,6 +12,8 @@
 #ifndef AMP_UTIL_H
 #define AMP_UTIL_H
 
+#include <sched.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -82,6 +84,31 @@ char *amp_hex_encode(char *out, const void *in, size_t n);
 AMP_WARN_UNUSED long amp_hex_decode_var(uint8_t *out, size_t cap, const char *hex);
 
 /* Big-endian loads and stores. */
+/* amp_spin_lock / amp_spin_unlock: a one-byte spin lock for critical
+ * sections of a few memory accesses (the engine's tables): the CPU's pause
+ * while it spins, then sched_yield after 64 spins, so a holder preempted on
+ * an oversubscribed machine does not cost each waiter a whole time slice. */
+static inline void amp_spin_lock(_Atomic uint8_t *l) {
+  unsigned spins = 0;
+  while (atomic_exchange_explicit(l, 1, memory_order_acquire)) {
+    do {
+#if defined(__x86_64__) || defined(__i386__)
+      if (++spins < 64) __builtin_ia32_pause();
+#elif defined(__aarch64__)
+      if (++spins < 64) __asm__ __volatile__("yield" ::: "memory");
+#else
+      if (++spins < 64) {
+      }
+#endif
+      else sched_yield();
+    } while (atomic_load_explicit(l, memory_order_relaxed));
+  }
+}
+
+static inline void amp_spin_unlock(_Atomic uint8_t *l) {
+  atomic_store_explicit(l, 0, memory_order_release);
+}
+
 static inline uint16_t amp_be16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
 static inline uint32_t amp_be32(const uint8_t *p) {
   return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];

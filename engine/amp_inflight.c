@@ -15,7 +15,6 @@
 #define DIST_BITS 5
 #define FP_BITS (16 - DIST_BITS)
 #define DIST_MASK ((1u << DIST_BITS) - 1)
-#define SPINS_BEFORE_YIELD 64
 
 _Static_assert(LIMIT - 1 <= DIST_MASK, "a distance must fit in a tag");
 
@@ -38,25 +37,9 @@ struct amp_inflight {
 #define LD_(p, mo) atomic_load_explicit((p), memory_order_##mo)
 #define ST_(p, v, mo) atomic_store_explicit((p), (v), memory_order_##mo)
 
-static inline void cpu_relax_(void) {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  __asm__ __volatile__("yield" ::: "memory");
-#endif
-}
+static inline void lock_(bucket_t *b) { amp_spin_lock(&b->lock); }
 
-static inline void lock_(bucket_t *b) {
-  unsigned spins = 0;
-  while (atomic_exchange_explicit(&b->lock, 1, memory_order_acquire)) {
-    do {
-      if (++spins < SPINS_BEFORE_YIELD) cpu_relax_();
-      else sched_yield();
-    } while (LD_(&b->lock, relaxed));
-  }
-}
-
-static inline void unlock_(bucket_t *b) { ST_(&b->lock, 0, release); }
+static inline void unlock_(bucket_t *b) { amp_spin_unlock(&b->lock); }
 
 /* The tag of an entry of hash at distance d from its home. Never 0. */
 static inline uint16_t tag_(uint64_t hash, unsigned d) {

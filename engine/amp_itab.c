@@ -2,12 +2,10 @@
  * whole on growth (see amp_itab.h). */
 #include "amp_itab.h"
 
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define SPINS_BEFORE_YIELD 64
 #define MIN_SLOTS 64u
 
 #define LD_(p, mo) atomic_load_explicit((p), memory_order_##mo)
@@ -96,17 +94,9 @@ void amp_itab_prefetch(const amp_itab_t *t, uint64_t hash) {
 
 uint64_t amp_itab_count(const amp_itab_t *t) { return LD_(&((amp_itab_t *)t)->count, relaxed); }
 
-static void lock_(amp_itab_t *t) {
-  unsigned spins = 0;
-  while (atomic_exchange_explicit(&t->lock, 1, memory_order_acquire)) {
-    do {
-      if (++spins < SPINS_BEFORE_YIELD) __builtin_ia32_pause();
-      else sched_yield();
-    } while (LD_(&t->lock, relaxed));
-  }
-}
+static void lock_(amp_itab_t *t) { amp_spin_lock(&t->lock); }
 
-static void unlock_(amp_itab_t *t) { ST_(&t->lock, 0, release); }
+static void unlock_(amp_itab_t *t) { amp_spin_unlock(&t->lock); }
 
 /* Under the lock: a table twice the size with every entry, published; the
  * old one kept. Returns the new table or NULL (no memory: nothing changed). */

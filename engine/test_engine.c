@@ -163,6 +163,14 @@ static void env_close(env_t *v) {
   nftw(v->dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
 }
 
+/* 32 bytes from the test PRNG */
+static void rand32_(uint8_t out[32], uint64_t *seed) {
+  for (int j = 0; j < 4; j++) {
+    uint64_t r = amp_test_rand(seed);
+    memcpy(out + 8 * j, &r, 8);
+  }
+}
+
 static uint64_t real_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -624,9 +632,7 @@ static void test_mpp(void) {
  * holding the invoice could pay a spontaneous AMP set with set_id = its hash
  * first and leave the invoice unpayable (its settle refused as a duplicate). */
 static void test_mpp_amp_keys(void) {
-  amp_engine_cfg_t c;
-  memset(&c, 0, sizeof c);
-  c.accept_amp = 1;
+  amp_engine_cfg_t c = {.accept_amp = 1};
   env_t v;
   env_open(&v, &c);
   amp_store_invoice_t mpp = add_mpp(&v, 3000);
@@ -1357,6 +1363,23 @@ static void mt_emit(void *ctx, uint64_t gw, uint64_t scid, const uint8_t *msg, s
   }
 }
 
+/* HTLC hid of g_mt as a pre-peeled arrival (its scid and id are hid). */
+static void mt_peeled_(amp_engine_peeled_t *p, uint32_t hid, uint64_t gw, uint64_t now) {
+  const mt_h_t *h = &g_mt[hid];
+  memset(p, 0, sizeof *p);
+  p->gateway_id = gw;
+  p->scid = hid;
+  p->htlc_id = hid;
+  p->amount_msat = h->amount;
+  p->cltv_expiry = CLTV;
+  memcpy(p->payment_hash, h->hash, 32);
+  memset(p->channel_id, 1, 32);
+  memcpy(p->shared_secret, h->ss, 32);
+  p->payload = h->pl;
+  p->payload_len = h->pl_len;
+  p->rx_ns = now;
+}
+
 static void *mt_thread(void *arg) {
   mt_ctx_t *c = arg;
   amp_worker_t *w = amp_engine_worker(c->v->e, c->idx);
@@ -1376,23 +1399,8 @@ static void *mt_thread(void *arg) {
       amp_worker_poll(w, now, &sink);
       continue;
     }
-    for (size_t j = 0; j < k; j++) {
-      uint32_t hid = c->list[i + j];
-      mt_h_t *h = &g_mt[hid];
-      amp_engine_peeled_t *p = &in[j];
-      memset(p, 0, sizeof *p);
-      p->gateway_id = 1 + (hid & 3);
-      p->scid = hid;
-      p->htlc_id = hid;
-      p->amount_msat = h->amount;
-      p->cltv_expiry = CLTV;
-      memcpy(p->payment_hash, h->hash, 32);
-      memset(p->channel_id, 1, 32);
-      memcpy(p->shared_secret, h->ss, 32);
-      p->payload = h->pl;
-      p->payload_len = h->pl_len;
-      p->rx_ns = now;
-    }
+    for (size_t j = 0; j < k; j++)
+      mt_peeled_(&in[j], c->list[i + j], 1 + (c->list[i + j] & 3), now);
     amp_worker_process_peeled(w, in, k, &sink);
     amp_worker_poll(w, now, &sink);
   }
@@ -1429,19 +1437,12 @@ static void run_concurrency(uint32_t mt_sets, int real) {
   for (uint32_t s = 0; s < mt_sets; s++) {
     size_t k = 1 + amp_test_rand(&seed) % 4;
     uint8_t root[32], sid[32], share[4][32];
-    for (int i = 0; i < 4; i++) {
-      uint64_t r = amp_test_rand(&seed);
-      memcpy(root + 8 * i, &r, 8);
-      r = amp_test_rand(&seed);
-      memcpy(sid + 8 * i, &r, 8);
-    }
+    rand32_(root, &seed);
+    rand32_(sid, &seed);
     memset(share, 0, sizeof share);
     memcpy(share[k - 1], root, 32);
     for (size_t i = 0; i + 1 < k; i++) {
-      for (int j = 0; j < 4; j++) {
-        uint64_t r = amp_test_rand(&seed);
-        memcpy(share[i] + 8 * j, &r, 8);
-      }
+      rand32_(share[i], &seed);
       for (int j = 0; j < 32; j++) share[k - 1][j] ^= share[i][j];
     }
     for (size_t i = 0; i < k; i++) {
@@ -1454,10 +1455,7 @@ static void run_concurrency(uint32_t mt_sets, int real) {
       h->amount = 1000;
       memcpy(h->hash, ch.hash, 32);
       memcpy(h->pre, ch.preimage, 32);
-      for (int j = 0; j < 4; j++) {
-        uint64_t r = amp_test_rand(&seed);
-        memcpy(h->ss + 8 * j, &r, 8);
-      }
+      rand32_(h->ss, &seed);
       h->pl_len = (uint8_t)mk_payload(h->pl, 1000, CLTV, inv.payment_addr, 1000 * k, share[i], sid,
                                       (uint32_t)i);
       if (real) {
@@ -1602,22 +1600,7 @@ static void *late_thread(void *arg) {
   uint64_t now = real_ns();
   for (size_t i = 0; i < t->n; i += 32) {
     size_t k = t->n - i < 32 ? t->n - i : 32;
-    for (size_t j = 0; j < k; j++) {
-      uint32_t hid = t->list[i + j];
-      mt_h_t *h = &g_mt[hid];
-      amp_engine_peeled_t *p = &in[j];
-      memset(p, 0, sizeof *p);
-      p->gateway_id = 1;
-      p->scid = hid;
-      p->htlc_id = hid;
-      p->amount_msat = h->amount;
-      p->cltv_expiry = CLTV;
-      memcpy(p->payment_hash, h->hash, 32);
-      memcpy(p->shared_secret, h->ss, 32);
-      p->payload = h->pl;
-      p->payload_len = h->pl_len;
-      p->rx_ns = now;
-    }
+    for (size_t j = 0; j < k; j++) mt_peeled_(&in[j], t->list[i + j], 1, now);
     amp_worker_process_peeled(w, in, k, &sink);
     amp_worker_poll(w, now, &sink);
   }
@@ -1632,12 +1615,8 @@ static void *late_thread(void *arg) {
 
 static void test_late_shards_mt(void) {
   uint64_t seed = amp_test_seed();
-  amp_engine_cfg_t c;
-  memset(&c, 0, sizeof c);
-  c.workers = 2;
-  c.pool_htlcs = 3 * LATE_SETS + 1024;
-  c.pool_sets = 2 * LATE_SETS + 1024;
-  c.max_held_total = 1u << 20;
+  amp_engine_cfg_t c = {.workers = 2, .pool_htlcs = 3 * LATE_SETS + 1024,
+                        .pool_sets = 2 * LATE_SETS + 1024, .max_held_total = 1u << 20};
   env_t v;
   env_open(&v, &c);
   amp_store_invoice_t inv = add_amp(&v, 0);
@@ -1648,14 +1627,9 @@ static void test_late_shards_mt(void) {
   AMP_REQUIRE(g_mt && la && lb);
   for (uint32_t s = 0; s < LATE_SETS; s++) {
     uint8_t root[32], sid[32], share[2][32];
-    for (int i = 0; i < 4; i++) {
-      uint64_t r = amp_test_rand(&seed);
-      memcpy(root + 8 * i, &r, 8);
-      r = amp_test_rand(&seed);
-      memcpy(sid + 8 * i, &r, 8);
-      r = amp_test_rand(&seed);
-      memcpy(share[0] + 8 * i, &r, 8);
-    }
+    rand32_(root, &seed);
+    rand32_(sid, &seed);
+    rand32_(share[0], &seed);
     for (int j = 0; j < 32; j++) share[1][j] = root[j] ^ share[0][j];
     for (int i = 0; i < 3; i++) { /* 3s: shard 0, 3s+1: shard 1, 3s+2: its copy */
       mt_h_t *h = &g_mt[3 * s + (uint32_t)i];
@@ -1667,10 +1641,7 @@ static void test_late_shards_mt(void) {
       h->amount = 1000;
       memcpy(h->hash, ch.hash, 32);
       memcpy(h->pre, ch.preimage, 32);
-      for (int j = 0; j < 4; j++) {
-        uint64_t r = amp_test_rand(&seed);
-        memcpy(h->ss + 8 * j, &r, 8);
-      }
+      rand32_(h->ss, &seed);
       h->pl_len = (uint8_t)mk_payload(h->pl, 1000, CLTV, inv.payment_addr, 2000, share[sh], sid,
                                       (uint32_t)sh);
     }
@@ -1701,7 +1672,8 @@ static void test_late_shards_mt(void) {
     uint32_t f0 = atomic_load(&ful[3 * s]), f1 = atomic_load(&ful[3 * s + 1]),
              f2 = atomic_load(&ful[3 * s + 2]);
     for (int i = 0; i < 3; i++)
-      twice += atomic_load(&ful[3 * s + (uint32_t)i]) + atomic_load(&fail[3 * s + (uint32_t)i]) != 1;
+      twice +=
+          atomic_load(&ful[3 * s + (uint32_t)i]) + atomic_load(&fail[3 * s + (uint32_t)i]) != 1;
     bad_set += !(f0 == 1 && f1 + f2 == 1);
     copy_won += f2;
   }

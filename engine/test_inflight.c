@@ -14,22 +14,7 @@
 #define SLOTS 6 /* per bucket, as amp_inflight.c */
 #define LIMIT AMP_INFLIGHT_PROBE_LIMIT
 
-typedef struct {
-  uint64_t key;
-  uint64_t hash;
-} obj_t;
 
-static int match_(const void *obj, const void *key) {
-  return ((const obj_t *)obj)->key == *(const uint64_t *)key;
-}
-
-/* splitmix64's finalizer: random 64-bit hashes from the test PRNG (its low
- * bits alone are weak). */
-static uint64_t mix_(uint64_t x) {
-  x ^= x >> 30; x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27; x *= 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
 
 /* A hash with home bucket `home` (< 2^16) and fingerprint bits `fp` (11
  * bits: the top ones). */
@@ -38,12 +23,12 @@ static uint64_t hash_at_(uint64_t home, uint64_t fp, uint64_t *rs) {
   return fp << 53 | mid | home;
 }
 
-static void *add_(amp_inflight_t *t, obj_t *o) {
-  return amp_inflight_add_unique(t, o->hash, match_, &o->key, o);
+static void *add_(amp_inflight_t *t, amp_test_obj_t *o) {
+  return amp_inflight_add_unique(t, o->hash, amp_test_obj_match, &o->key, o);
 }
 
-static void *find_(const amp_inflight_t *t, const obj_t *o) {
-  return amp_inflight_lookup(t, o->hash, match_, &o->key);
+static void *find_(const amp_inflight_t *t, const amp_test_obj_t *o) {
+  return amp_inflight_lookup(t, o->hash, amp_test_obj_match, &o->key);
 }
 
 /* ---- bad input and sizes ------------------------------------------------- */
@@ -80,7 +65,7 @@ static void test_bad_input(void) {
   int rc = amp_inflight_new(&t, 24);
   AMP_REQUIRE(rc == AMP_OK);
   uint64_t rs = 1;
-  obj_t a = {1, hash_at_(3, 5, &rs)}, b = {2, hash_at_(3, 5, &rs)}, a2 = {1, a.hash};
+  amp_test_obj_t a = {1, hash_at_(3, 5, &rs)}, b = {2, hash_at_(3, 5, &rs)}, a2 = {1, a.hash};
   AMP_CHECK_EQ(amp_inflight_del(t, a.hash, &a), AMP_ERR_NOTFOUND);
   AMP_CHECK(add_(t, &a) == &a);
   AMP_CHECK(add_(t, &a2) == &a); /* same key: the present one */
@@ -107,9 +92,9 @@ static void test_spill(void) {
   AMP_REQUIRE(rc == AMP_OK);
   uint64_t rs = 7;
   enum { N = 15 };
-  obj_t o[N + 2];
+  amp_test_obj_t o[N + 2];
   /* 15 keys homed at 0, all the same fingerprint: buckets 0, 1 and 2 */
-  for (int i = 0; i < N + 2; i++) o[i] = (obj_t){(uint64_t)i, hash_at_(0, 0x123, &rs)};
+  for (int i = 0; i < N + 2; i++) o[i] = (amp_test_obj_t){(uint64_t)i, hash_at_(0, 0x123, &rs)};
   for (int i = 0; i < N; i++) AMP_CHECK(add_(t, &o[i]) == &o[i]);
   amp_inflight_stat_t st;
   amp_inflight_stat(&st, t);
@@ -120,7 +105,7 @@ static void test_spill(void) {
   for (int i = 0; i < N; i++) AMP_CHECK(find_(t, &o[i]) == &o[i]);
   AMP_CHECK(find_(t, &o[N]) == NULL);
   /* a key homed at 1 goes after the spill, at distance 1 (bucket 2) */
-  obj_t h1 = {100, hash_at_(1, 0x123, &rs)};
+  amp_test_obj_t h1 = {100, hash_at_(1, 0x123, &rs)};
   AMP_CHECK(add_(t, &h1) == &h1);
   amp_inflight_stat(&st, t);
   AMP_CHECK_EQ(st.at_distance[1], 7);
@@ -160,9 +145,9 @@ static void test_spill(void) {
   AMP_CHECK_EQ(amp_inflight_verify(t), AMP_OK);
 
   /* the last home spills into the extra buckets, never wraps to bucket 0 */
-  obj_t w[LIMIT * SLOTS + 1];
+  amp_test_obj_t w[LIMIT * SLOTS + 1];
   for (int i = 0; i < LIMIT * SLOTS + 1; i++)
-    w[i] = (obj_t){(uint64_t)(1000 + i), hash_at_(7, (uint64_t)(i % 3), &rs)};
+    w[i] = (amp_test_obj_t){(uint64_t)(1000 + i), hash_at_(7, (uint64_t)(i % 3), &rs)};
   for (int i = 0; i < LIMIT * SLOTS; i++) AMP_CHECK(add_(t, &w[i]) == &w[i]);
   AMP_CHECK(add_(t, &w[LIMIT * SLOTS]) == NULL); /* LIMIT buckets full: no room */
   AMP_CHECK(find_(t, &w[LIMIT * SLOTS]) == NULL);
@@ -186,11 +171,11 @@ static void test_spill(void) {
 #define M_KEYS 400
 
 typedef struct {
-  const obj_t *slot[M_BUCKETS * SLOTS];
-  const obj_t *present[M_KEYS];
+  const amp_test_obj_t *slot[M_BUCKETS * SLOTS];
+  const amp_test_obj_t *present[M_KEYS];
 } model_t;
 
-static int model_add_(model_t *m, const obj_t *o) {
+static int model_add_(model_t *m, const amp_test_obj_t *o) {
   unsigned home = (unsigned)(o->hash & (M_HOMES - 1));
   for (unsigned j = home * SLOTS; j < (home + LIMIT) * SLOTS; j++) {
     if (m->slot[j]) continue;
@@ -201,14 +186,14 @@ static int model_add_(model_t *m, const obj_t *o) {
   return 0;
 }
 
-static void model_del_(model_t *m, const obj_t *o) {
+static void model_del_(model_t *m, const amp_test_obj_t *o) {
   for (unsigned j = 0; j < M_BUCKETS * SLOTS; j++)
     if (m->slot[j] == o) m->slot[j] = NULL;
   m->present[o->key] = NULL;
 }
 
 typedef struct {
-  const obj_t *base;
+  const amp_test_obj_t *base;
   size_t n;
   uint8_t *seen;
   size_t bad;
@@ -216,7 +201,7 @@ typedef struct {
 
 static void visit_(void *obj, void *ctx) {
   visit_t *v = ctx;
-  const obj_t *o = obj;
+  const amp_test_obj_t *o = obj;
   if (o < v->base || o >= v->base + v->n) {
     v->bad++;
     return;
@@ -226,11 +211,11 @@ static void visit_(void *obj, void *ctx) {
 
 static void del_self_(void *obj, void *ctx) {
   amp_inflight_t *t = ctx;
-  const obj_t *o = obj;
+  const amp_test_obj_t *o = obj;
   if (amp_inflight_del(t, o->hash, o) != AMP_OK) abort();
 }
 
-static void model_compare_(const amp_inflight_t *t, const model_t *m, const obj_t *objs) {
+static void model_compare_(const amp_inflight_t *t, const model_t *m, const amp_test_obj_t *objs) {
   size_t n = 0;
   for (int k = 0; k < M_KEYS; k++) n += m->present[k] != NULL;
   AMP_CHECK_EQ(amp_inflight_count(t), n);
@@ -257,15 +242,15 @@ static void test_model(uint64_t seed) {
    * (0 becomes 1: it collides with 1), the rest anywhere: full buckets,
    * spills over each other, same home + same fingerprint + other key. Two
    * objects per key. */
-  static obj_t objs[M_KEYS * 2];
+  static amp_test_obj_t objs[M_KEYS * 2];
   static const uint64_t homes[] = {0, 1, 2, 7}, fps[] = {0, 1, 2, 0x7ff};
   uint64_t rs = seed;
   for (int k = 0; k < M_KEYS; k++) {
     uint64_t r = amp_test_rand(&rs);
     uint64_t h = k % 5 == 4 ? hash_at_(r % M_HOMES, (r >> 8) & 0x7ff, &rs)
                             : hash_at_(homes[r % 4], fps[(r >> 8) % 4], &rs);
-    objs[2 * k] = (obj_t){(uint64_t)k, h};
-    objs[2 * k + 1] = (obj_t){(uint64_t)k, h};
+    objs[2 * k] = (amp_test_obj_t){(uint64_t)k, h};
+    objs[2 * k + 1] = (amp_test_obj_t){(uint64_t)k, h};
   }
   static model_t m;
   memset(&m, 0, sizeof m);
@@ -277,7 +262,7 @@ static void test_model(uint64_t seed) {
     for (int i = 0; i < 1000; i++, nops++) {
       uint64_t r = amp_test_rand(&rs);
       int k = (int)(r % M_KEYS);
-      obj_t *o = &objs[2 * k + (int)((r >> 16) & 1)];
+      amp_test_obj_t *o = &objs[2 * k + (int)((r >> 16) & 1)];
       unsigned op = (unsigned)((r >> 20) % 100);
       if (op < add_pct) {
         if (m.present[k] == o) continue; /* obj must not be in the table */
@@ -339,12 +324,12 @@ static void fill_(fill_stat_t *fs, uint64_t cap, unsigned churn, uint64_t *rs, i
   amp_inflight_t *t;
   int rc = amp_inflight_new(&t, cap);
   AMP_REQUIRE(rc == AMP_OK);
-  obj_t *o = malloc(cap * sizeof *o);
+  amp_test_obj_t *o = malloc(cap * sizeof *o);
   AMP_REQUIRE(o != NULL);
   for (uint64_t i = 0; i < cap; i++) {
     o[i].key = i;
     do {
-      o[i].hash = mix_(amp_test_rand(rs));
+      o[i].hash = amp_test_mix64(amp_test_rand(rs));
       fs->inserts++;
     } while (!add_(t, &o[i]) && ++fs->nulls);
   }
@@ -354,10 +339,10 @@ static void fill_(fill_stat_t *fs, uint64_t cap, unsigned churn, uint64_t *rs, i
   if (st.max_distance > fs->worst_distance) fs->worst_distance = st.max_distance;
   for (int d = 0; d < LIMIT; d++) fs->at_distance[d] += st.at_distance[d];
   for (uint64_t n = 0; n < cap * churn; n++) {
-    obj_t *x = &o[amp_test_rand(rs) % cap];
+    amp_test_obj_t *x = &o[amp_test_rand(rs) % cap];
     if (amp_inflight_del(t, x->hash, x) != AMP_OK) AMP_CHECK(0);
     do {
-      x->hash = mix_(amp_test_rand(rs));
+      x->hash = amp_test_mix64(amp_test_rand(rs));
       fs->inserts++;
     } while (!add_(t, x) && ++fs->nulls);
   }
@@ -452,9 +437,9 @@ typedef struct {
   amp_inflight_t *t;
   int nk;                  /* keys that writers race on */
   int ns;                  /* stable keys after them, never deleted */
-  obj_t *objs[WRITERS];    /* per writer, one object per key */
+  amp_test_obj_t *objs[WRITERS];    /* per writer, one object per key */
   uint8_t *in[WRITERS];    /* the writer's objects in the table */
-  obj_t *stable;
+  amp_test_obj_t *stable;
   _Atomic int *own;        /* per key: writers whose object is in */
   long iters;             /* per writer, at least; and at least 0.5 s */
   double t0_ns;
@@ -470,8 +455,8 @@ typedef struct {
 static void *writer_(void *p) {
   arg_t *a = p;
   race_t *r = a->r;
-  uint64_t rs = mix_((uint64_t)a->id + 1);
-  obj_t *objs = r->objs[a->id];
+  uint64_t rs = amp_test_mix64((uint64_t)a->id + 1);
+  amp_test_obj_t *objs = r->objs[a->id];
   uint8_t *in = r->in[a->id];
   long fails = 0, inserted = 0, lost = 0;
   long it;
@@ -479,7 +464,7 @@ static void *writer_(void *p) {
     if (it >= r->iters && it % 1024 == 0 && now_ns_() - r->t0_ns >= 5e8) break;
     uint64_t x = amp_test_rand(&rs);
     int k = (int)(x % (uint64_t)r->nk);
-    obj_t *o = &objs[k];
+    amp_test_obj_t *o = &objs[k];
     if (!in[k]) {
       void *got = add_(r->t, o);
       if (got == o) {
@@ -487,7 +472,7 @@ static void *writer_(void *p) {
         in[k] = 1;
         inserted++;
         if (find_(r->t, o) != o) fails++;
-      } else if (!got || ((obj_t *)got)->key != (uint64_t)k) {
+      } else if (!got || ((amp_test_obj_t *)got)->key != (uint64_t)k) {
         fails++;
       } else {
         lost++;
@@ -517,7 +502,7 @@ typedef struct {
 static void walk_(void *obj, void *ctx) {
   walk_t *w = ctx;
   race_t *r = w->r;
-  const obj_t *o = obj;
+  const amp_test_obj_t *o = obj;
   if (o >= r->stable && o < r->stable + r->ns) {
     w->stable_seen++;
     return;
@@ -530,7 +515,7 @@ static void walk_(void *obj, void *ctx) {
 static void *reader_(void *p) {
   arg_t *a = p;
   race_t *r = a->r;
-  uint64_t rs = mix_((uint64_t)a->id + 100);
+  uint64_t rs = amp_test_mix64((uint64_t)a->id + 100);
   long fails = 0, lookups = 0, walks = 0;
   while (!atomic_load(&r->stop)) {
     /* the writers are the point: 6 threads on 2 CPUs */
@@ -539,8 +524,8 @@ static void *reader_(void *p) {
       uint64_t x = amp_test_rand(&rs);
       int k = (int)(x % (uint64_t)(r->nk + r->ns));
       uint64_t key = (uint64_t)k;
-      const obj_t *o = k < r->nk ? &r->objs[0][k] : &r->stable[k - r->nk];
-      const obj_t *got = amp_inflight_lookup(r->t, o->hash, match_, &key);
+      const amp_test_obj_t *o = k < r->nk ? &r->objs[0][k] : &r->stable[k - r->nk];
+      const amp_test_obj_t *got = amp_inflight_lookup(r->t, o->hash, amp_test_obj_match, &key);
       if (k >= r->nk ? got != o : got && got->key != key) fails++;
     }
     if (a->id == 1 && lookups % 1024 == 0) {
@@ -575,16 +560,16 @@ static void race_(const char *what, uint64_t cap, int nk, int ns, int crowd, lon
   uint64_t rs = seed;
   for (int k = 0; k < nk + ns; k++) {
     uint64_t x = amp_test_rand(&rs);
-    h[k] = crowd ? hash_at_(x % 4, 1 + (x >> 8) % 3, &rs) : mix_(x);
+    h[k] = crowd ? hash_at_(x % 4, 1 + (x >> 8) % 3, &rs) : amp_test_mix64(x);
   }
   for (int i = 0; i < WRITERS; i++) {
-    r.objs[i] = calloc((size_t)nk, sizeof(obj_t));
+    r.objs[i] = calloc((size_t)nk, sizeof(amp_test_obj_t));
     r.in[i] = calloc((size_t)nk, 1);
     AMP_REQUIRE(r.objs[i] && r.in[i]);
-    for (int k = 0; k < nk; k++) r.objs[i][k] = (obj_t){(uint64_t)k, h[k]};
+    for (int k = 0; k < nk; k++) r.objs[i][k] = (amp_test_obj_t){(uint64_t)k, h[k]};
   }
   for (int s = 0; s < ns; s++) {
-    r.stable[s] = (obj_t){(uint64_t)(nk + s), h[nk + s]};
+    r.stable[s] = (amp_test_obj_t){(uint64_t)(nk + s), h[nk + s]};
     AMP_CHECK(add_(r.t, &r.stable[s]) == &r.stable[s]);
   }
   pthread_t th[WRITERS + READERS];
@@ -616,7 +601,7 @@ static void race_(const char *what, uint64_t cap, int nk, int ns, int crowd, lon
   size_t n = (size_t)ns;
   for (int k = 0; k < nk; k++) {
     int owners = 0;
-    const obj_t *o = NULL;
+    const amp_test_obj_t *o = NULL;
     for (int i = 0; i < WRITERS; i++)
       if (r.in[i][k]) {
         owners++;
@@ -652,7 +637,7 @@ enum { BURST = 32 };
 
 /* ns per operation over n objects in bursts of 32; prefetching the next
  * burst's buckets while doing this one when pf */
-static double bench_op_(amp_inflight_t *t, obj_t *o, size_t n, int op, int pf) {
+static double bench_op_(amp_inflight_t *t, amp_test_obj_t *o, size_t n, int op, int pf) {
   double t0 = now_ns_();
   size_t bad = 0;
   for (size_t i = 0; i < n; i += BURST) {
@@ -681,12 +666,12 @@ static void bench(uint64_t seed) {
   int rc = amp_inflight_new(&t, cap);
   AMP_REQUIRE(rc == AMP_OK);
   size_t n = (size_t)cap / 2; /* half the capacity in the table */
-  obj_t *o = malloc(n * sizeof *o);
+  amp_test_obj_t *o = malloc(n * sizeof *o);
   AMP_REQUIRE(o != NULL);
   /* the objects are an array in insertion order, the hashes random: the
    * buckets are cold (32 MiB), the objects mostly warm */
   for (int pf = 0; pf < 2; pf++) {
-    for (size_t i = 0; i < n; i++) o[i] = (obj_t){i, mix_(amp_test_rand(&rs))};
+    for (size_t i = 0; i < n; i++) o[i] = (amp_test_obj_t){i, amp_test_mix64(amp_test_rand(&rs))};
     double a = bench_op_(t, o, n, 0, pf);
     double l = bench_op_(t, o, n, 1, pf);
     double d = bench_op_(t, o, n, 2, pf);
@@ -708,9 +693,9 @@ int main(int argc, char **argv) {
   }
   test_bad_input();
   test_spill();
-  for (int s = 0; s < 8; s++) test_model(mix_(seed + (uint64_t)s));
+  for (int s = 0; s < 8; s++) test_model(amp_test_mix64(seed + (uint64_t)s));
   test_capacity(seed);
-  race_("race, crowded homes", 24, 64, 8, 1, 200000, mix_(seed ^ 1));
-  race_("race, random hashes", 3072, 3000, 64, 0, 200000, mix_(seed ^ 2));
+  race_("race, crowded homes", 24, 64, 8, 1, 200000, amp_test_mix64(seed ^ 1));
+  race_("race, random hashes", 3072, 3000, 64, 0, 200000, amp_test_mix64(seed ^ 2));
   return amp_test_done();
 }

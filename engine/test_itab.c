@@ -9,20 +9,7 @@
 #include "amp_itab.h"
 #include "amp_test.h"
 
-typedef struct {
-  uint64_t key;
-  uint64_t hash;
-} obj_t;
 
-static int match_(const void *obj, const void *key) {
-  return ((const obj_t *)obj)->key == *(const uint64_t *)key;
-}
-
-static uint64_t mix_(uint64_t x) {
-  x ^= x >> 30; x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27; x *= 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
 
 static void test_bad_input(void) {
   amp_itab_t *t = (amp_itab_t *)1;
@@ -31,7 +18,7 @@ static void test_bad_input(void) {
   amp_itab_delete(NULL);
   AMP_CHECK_EQ(amp_itab_new(&t, 0), AMP_OK);
   uint64_t k = 7;
-  AMP_CHECK(amp_itab_lookup(t, 123, match_, &k) == NULL);
+  AMP_CHECK(amp_itab_lookup(t, 123, amp_test_obj_match, &k) == NULL);
   AMP_CHECK_EQ(amp_itab_count(t), 0);
   amp_itab_delete(t);
 }
@@ -52,30 +39,30 @@ static int stop_cb_(void *obj, void *ctx) {
  * small. */
 static void test_model(uint64_t seed) {
   enum { N = 50000 };
-  obj_t *o = calloc(N, sizeof *o);
+  amp_test_obj_t *o = calloc(N, sizeof *o);
   AMP_REQUIRE(o != NULL);
   for (size_t i = 0; i < N; i++) {
     o[i].key = i + 1;
-    o[i].hash = (i % 4 == 3) ? o[i - 1].hash : mix_(seed + i);
+    o[i].hash = (i % 4 == 3) ? o[i - 1].hash : amp_test_mix64(seed + i);
   }
   amp_itab_t *t;
   AMP_REQUIRE(amp_itab_new(&t, 0) == AMP_OK);
   unsigned long bad = 0;
   for (size_t i = 0; i < N; i++) {
-    bad += amp_itab_add_unique(t, o[i].hash, match_, &o[i].key, &o[i]) != &o[i];
+    bad += amp_itab_add_unique(t, o[i].hash, amp_test_obj_match, &o[i].key, &o[i]) != &o[i];
     /* a second insert of the same key (another object) returns the first */
-    obj_t dup = o[i];
-    bad += amp_itab_add_unique(t, dup.hash, match_, &dup.key, &dup) != &o[i];
+    amp_test_obj_t dup = o[i];
+    bad += amp_itab_add_unique(t, dup.hash, amp_test_obj_match, &dup.key, &dup) != &o[i];
     if (i % 997 == 0)
       for (size_t j = 0; j <= i; j++)
-        bad += amp_itab_lookup(t, o[j].hash, match_, &o[j].key) != &o[j];
+        bad += amp_itab_lookup(t, o[j].hash, amp_test_obj_match, &o[j].key) != &o[j];
   }
   AMP_CHECK_EQ(bad, 0);
   AMP_CHECK_EQ(amp_itab_count(t), N);
   for (size_t i = 0; i < N; i++) {
-    bad += amp_itab_lookup(t, o[i].hash, match_, &o[i].key) != &o[i];
+    bad += amp_itab_lookup(t, o[i].hash, amp_test_obj_match, &o[i].key) != &o[i];
     uint64_t other = o[i].key + N; /* never inserted, same hash */
-    bad += amp_itab_lookup(t, o[i].hash, match_, &other) != NULL;
+    bad += amp_itab_lookup(t, o[i].hash, amp_test_obj_match, &other) != NULL;
     amp_itab_prefetch(t, o[i].hash);
   }
   AMP_CHECK_EQ(bad, 0);
@@ -92,15 +79,16 @@ static void test_model(uint64_t seed) {
   amp_itab_reclaim(t, mark - 3);
   amp_itab_reclaim(t, mark - 3); /* again: nothing more */
   amp_itab_reclaim(t, mark);
-  for (size_t i = 0; i < N; i++) bad += amp_itab_lookup(t, o[i].hash, match_, &o[i].key) != &o[i];
+  for (size_t i = 0; i < N; i++)
+    bad += amp_itab_lookup(t, o[i].hash, amp_test_obj_match, &o[i].key) != &o[i];
   AMP_CHECK_EQ(bad, 0);
-  obj_t extra = {2 * N + 1, mix_(seed ^ 99)};
-  AMP_CHECK(amp_itab_add_unique(t, extra.hash, match_, &extra.key, &extra) == &extra);
+  amp_test_obj_t extra = {2 * N + 1, amp_test_mix64(seed ^ 99)};
+  AMP_CHECK(amp_itab_add_unique(t, extra.hash, amp_test_obj_match, &extra.key, &extra) == &extra);
   amp_itab_delete(t);
   /* presized: no growth needed for what was announced */
   AMP_REQUIRE(amp_itab_new(&t, N) == AMP_OK);
   for (size_t i = 0; i < N; i++)
-    bad += amp_itab_add_unique(t, o[i].hash, match_, &o[i].key, &o[i]) != &o[i];
+    bad += amp_itab_add_unique(t, o[i].hash, amp_test_obj_match, &o[i].key, &o[i]) != &o[i];
   AMP_CHECK_EQ(bad, 0);
   amp_itab_delete(t);
   free(o);
@@ -114,7 +102,7 @@ static void test_model(uint64_t seed) {
 
 typedef struct {
   amp_itab_t *t;
-  obj_t *o;                      /* RACE_N objects, two per key: writer w uses copy w */
+  amp_test_obj_t *o;                      /* RACE_N objects, two per key: writer w uses copy w */
   _Atomic size_t *published;     /* keys below this are in (both writers insert in order) */
   _Atomic int *writers_done;
   unsigned idx;
@@ -125,8 +113,8 @@ typedef struct {
 static void *writer_(void *arg) {
   race_t *r = arg;
   for (size_t i = 0; i < RACE_N; i++) {
-    obj_t *mine = &r->o[2 * i + r->idx];
-    void *got = amp_itab_add_unique(r->t, mine->hash, match_, &mine->key, mine);
+    amp_test_obj_t *mine = &r->o[2 * i + r->idx];
+    void *got = amp_itab_add_unique(r->t, mine->hash, amp_test_obj_match, &mine->key, mine);
     /* one of the two copies wins, and both writers must agree on which */
     if (got != &r->o[2 * i] && got != &r->o[2 * i + 1]) r->bad++;
     /* publish: key i is in (monotonic max over both writers) */
@@ -144,24 +132,24 @@ static void *reader_(void *arg) {
   while (atomic_load(r->writers_done) < WRITERS) {
     size_t p = atomic_load(r->published);
     if (!p) continue;
-    rs = mix_(rs);
+    rs = amp_test_mix64(rs);
     size_t i = (size_t)(rs % p);
-    const obj_t *a = &r->o[2 * i];
-    const void *got = amp_itab_lookup(r->t, a->hash, match_, &a->key);
+    const amp_test_obj_t *a = &r->o[2 * i];
+    const void *got = amp_itab_lookup(r->t, a->hash, amp_test_obj_match, &a->key);
     if (got != &r->o[2 * i] && got != &r->o[2 * i + 1]) r->bad++;
     uint64_t never = a->key + 2 * RACE_N; /* same hash, never inserted */
-    if (amp_itab_lookup(r->t, a->hash, match_, &never)) r->bad++;
+    if (amp_itab_lookup(r->t, a->hash, amp_test_obj_match, &never)) r->bad++;
     r->misses_checked++;
   }
   return NULL;
 }
 
 static void test_race(uint64_t seed) {
-  obj_t *o = calloc(2 * RACE_N, sizeof *o);
+  amp_test_obj_t *o = calloc(2 * RACE_N, sizeof *o);
   AMP_REQUIRE(o != NULL);
   for (size_t i = 0; i < RACE_N; i++) {
     o[2 * i].key = o[2 * i + 1].key = i + 1;
-    o[2 * i].hash = o[2 * i + 1].hash = (i % 8 == 7) ? o[2 * i - 2].hash : mix_(seed ^ i);
+    o[2 * i].hash = o[2 * i + 1].hash = (i % 8 == 7) ? o[2 * i - 2].hash : amp_test_mix64(seed ^ i);
   }
   amp_itab_t *t;
   AMP_REQUIRE(amp_itab_new(&t, 0) == AMP_OK); /* grows ~12 times during the race */
@@ -183,7 +171,7 @@ static void test_race(uint64_t seed) {
   AMP_CHECK(checked > 0);
   AMP_CHECK_EQ(amp_itab_count(t), RACE_N);
   for (size_t i = 0; i < RACE_N; i++) {
-    const void *got = amp_itab_lookup(t, o[2 * i].hash, match_, &o[2 * i].key);
+    const void *got = amp_itab_lookup(t, o[2 * i].hash, amp_test_obj_match, &o[2 * i].key);
     bad += got != &o[2 * i] && got != &o[2 * i + 1];
   }
   AMP_CHECK_EQ(bad, 0);
@@ -196,7 +184,7 @@ static void test_race(uint64_t seed) {
 int main(void) {
   uint64_t seed = amp_test_seed();
   test_bad_input();
-  for (int s = 0; s < 3; s++) test_model(mix_(seed + (uint64_t)s));
-  test_race(mix_(seed ^ 5));
+  for (int s = 0; s < 3; s++) test_model(amp_test_mix64(seed + (uint64_t)s));
+  test_race(amp_test_mix64(seed ^ 5));
   return amp_test_done();
 }

@@ -131,6 +131,25 @@ static inline uint64_t amp_test_seed(void) {
   return s;
 }
 
+/* For the table tests (engine/amp_inflight, engine/amp_itab): an object
+ * with a key and its hash, and the tables' match callback on the key. */
+typedef struct {
+  uint64_t key;
+  uint64_t hash;
+} amp_test_obj_t;
+
+static inline int amp_test_obj_match(const void *obj, const void *key) {
+  return ((const amp_test_obj_t *)obj)->key == *(const uint64_t *)key;
+}
+
+/* splitmix64's finalizer: well-mixed 64-bit hashes from a counter or from
+ * amp_test_rand (whose low bits alone are weak). */
+static inline uint64_t amp_test_mix64(uint64_t x) {
+  x ^= x >> 30; x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27; x *= 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
 /* xorshift64*: a small deterministic PRNG for tests (not for secrets). */
 static inline uint64_t amp_test_rand(uint64_t *s) {
   *s ^= *s >> 12; *s ^= *s << 25; *s ^= *s >> 27;
