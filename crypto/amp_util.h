@@ -88,18 +88,19 @@ AMP_WARN_UNUSED long amp_hex_decode_var(uint8_t *out, size_t cap, const char *he
  * sections of a few memory accesses (the engine's tables): the CPU's pause
  * while it spins, then sched_yield after 64 spins, so a holder preempted on
  * an oversubscribed machine does not cost each waiter a whole time slice. */
+static inline void amp_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
 static inline void amp_spin_lock(_Atomic uint8_t *l) {
   unsigned spins = 0;
   while (atomic_exchange_explicit(l, 1, memory_order_acquire)) {
     do {
-#if defined(__x86_64__) || defined(__i386__)
-      if (++spins < 64) __builtin_ia32_pause();
-#elif defined(__aarch64__)
-      if (++spins < 64) __asm__ __volatile__("yield" ::: "memory");
-#else
-      if (++spins < 64) {
-      }
-#endif
+      if (++spins < 64) amp_cpu_relax();
       else sched_yield();
     } while (atomic_load_explicit(l, memory_order_relaxed));
   }

@@ -2414,11 +2414,10 @@ int amp_engine_set_lookup(amp_engine_t *e, const uint8_t id[32], amp_set_info_t 
     /* an AMP set by its set_id, else an MPP set through its invoice */
     uint64_t idx;
     int cancelled;
-    uint8_t key[32];
-    memcpy(key, id, 32);
-    rc = amp_store_set_find(e->st, key, &idx, &cancelled);
+    rc = amp_store_set_find(e->st, id, &idx, &cancelled);
     const inv_t *mpp = rc == AMP_OK ? NULL : inv_by_hash_(e, id);
     if (mpp && mpp->rec.type == AMP_INVOICE_MPP) {
+      uint8_t key[32];
       store_set_id_(key, K_MPP, id, mpp);
       rc = amp_store_set_find(e->st, key, &idx, &cancelled);
     }

@@ -3,7 +3,6 @@
 #include "amp_inflight.h"
 
 #include <inttypes.h>
-#include <sched.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdio.h>
