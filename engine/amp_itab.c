@@ -1,5 +1,6 @@
-/* amp_itab.c: insert-only open addressing, one insert lock, tables replaced
- * whole on growth (see amp_itab.h). */
+/* amp_itab.c: open addressing with tombstones, one lock for inserts and
+ * removals, tables replaced whole by rebuilds that drop the tombstones (see
+ * amp_itab.h). */
 #include "amp_itab.h"
 
 #include <stdatomic.h>
@@ -7,13 +8,15 @@
 #include <string.h>
 
 #define MIN_SLOTS 64u
+#define TOMB_ ((void *)(uintptr_t)1) /* a removed entry's object */
+#define NO_SLOT_ UINT64_MAX
 
 #define LD_(p, mo) atomic_load_explicit((p), memory_order_##mo)
 #define ST_(p, v, mo) atomic_store_explicit((p), (v), memory_order_##mo)
 
 typedef struct {
   _Atomic uint64_t hash;
-  _Atomic(void *) obj;           /* NULL: empty; published last */
+  _Atomic(void *) obj;           /* NULL: empty; TOMB_: removed; published last */
 } slot_t;
 
 typedef struct {
@@ -23,9 +26,10 @@ typedef struct {
 
 struct amp_itab {
   _Atomic(tab_t *) cur;
-  _Atomic uint64_t count;        /* written under the lock */
+  _Atomic uint64_t count;        /* live entries; written under the lock */
+  uint64_t used;                 /* live entries and tombstones in cur (under the lock) */
   _Atomic uint8_t lock;
-  tab_t **old;                   /* replaced by growth, oldest first, not yet freed */
+  tab_t **old;                   /* replaced by rebuilds, oldest first, not yet freed */
   uint32_t n_old, cap_old;
   _Atomic uint64_t retired;      /* tables replaced so far */
   uint64_t freed;                /* of those, freed (under the lock) */
@@ -65,26 +69,38 @@ void amp_itab_delete(amp_itab_t *t) {
   free(t);
 }
 
+/* Returns the object under hash whose key matches, or NULL with *at the
+ * first tombstone on the probe path, else the empty slot that ended it. A
+ * tombstone is never matched; only an empty slot ends the probe. */
 static void *probe_(const tab_t *tb, uint64_t hash, amp_itab_match_fn match, const void *key,
-                    uint64_t *empty) {
+                    uint64_t *at) {
+  uint64_t tomb = NO_SLOT_;
   for (uint64_t i = hash & tb->mask;; i = (i + 1) & tb->mask) {
     void *o = LD_(&tb->slot[i].obj, acquire);
     if (!o) {
-      *empty = i;
+      *at = tomb != NO_SLOT_ ? tomb : i;
       return NULL;
     }
-    if (LD_(&tb->slot[i].hash, relaxed) == hash && match(o, key)) return o;
+    if (o == TOMB_) {
+      if (tomb == NO_SLOT_) tomb = i;
+    } else if (LD_(&tb->slot[i].hash, relaxed) == hash && match(o, key)) {
+      return o;
+    }
   }
 }
 
-/* The table current at the start holds every entry inserted before: growth
- * copies them all before it publishes the new table, and later inserts go to
- * that one (a lookup that began before them may miss them: it is ordered
- * before them). */
+/* The table current at the start holds every entry inserted and not removed
+ * before: a rebuild copies them all before it publishes the new table, later
+ * inserts and removals go to that one, and no slot of a table is emptied
+ * again, so the probe passes every slot the insert's probe passed (an insert
+ * or removal that runs meanwhile may be seen or not). A slot reused meanwhile
+ * may show a removed object with the new object's hash: match may then see
+ * that removed object, which the caller has not freed yet (a lookup that read
+ * it began before its removal), and the probe goes on. */
 void *amp_itab_lookup(const amp_itab_t *t, uint64_t hash, amp_itab_match_fn match,
                       const void *key) {
-  uint64_t empty;
-  return probe_(LD_(&((amp_itab_t *)t)->cur, acquire), hash, match, key, &empty);
+  uint64_t at;
+  return probe_(LD_(&((amp_itab_t *)t)->cur, acquire), hash, match, key, &at);
 }
 
 void amp_itab_prefetch(const amp_itab_t *t, uint64_t hash) {
@@ -98,9 +114,11 @@ static void lock_(amp_itab_t *t) { amp_spin_lock(&t->lock); }
 
 static void unlock_(amp_itab_t *t) { amp_spin_unlock(&t->lock); }
 
-/* Under the lock: a table twice the size with every entry, published; the
+/* Under the lock: a table with every live entry and no tombstones, of the
+ * smallest power of two of slots >= MIN_SLOTS and >= 4 per live entry
+ * (called at half used: twice the size when all are live), published; the
  * old one kept. Returns the new table or NULL (no memory: nothing changed). */
-static tab_t *grow_(amp_itab_t *t, tab_t *tb) {
+static tab_t *rebuild_(amp_itab_t *t, tab_t *tb) {
   if (t->n_old == t->cap_old) {
     uint32_t cap = t->cap_old ? 2 * t->cap_old : 8;
     tab_t **o = realloc(t->old, cap * sizeof *o);
@@ -108,17 +126,20 @@ static tab_t *grow_(amp_itab_t *t, tab_t *tb) {
     t->old = o;
     t->cap_old = cap;
   }
-  tab_t *nt = tab_new_(2 * (tb->mask + 1));
+  uint64_t live = LD_(&t->count, relaxed), slots = MIN_SLOTS;
+  while (slots < 4 * live) slots *= 2;
+  tab_t *nt = tab_new_(slots);
   if (!nt) return NULL;
   for (uint64_t i = 0; i <= tb->mask; i++) {
     void *o = LD_(&tb->slot[i].obj, relaxed);
-    if (!o) continue;
+    if (!o || o == TOMB_) continue;
     uint64_t h = LD_(&tb->slot[i].hash, relaxed), j = h & nt->mask;
     while (LD_(&nt->slot[j].obj, relaxed)) j = (j + 1) & nt->mask;
     ST_(&nt->slot[j].hash, h, relaxed);
     ST_(&nt->slot[j].obj, o, relaxed);
   }
   t->old[t->n_old++] = tb;
+  t->used = live;
   ST_(&t->cur, nt, release); /* the copies are visible with the pointer */
   ST_(&t->retired, LD_(&t->retired, relaxed) + 1, release);
   return nt;
@@ -144,30 +165,53 @@ void *amp_itab_add_unique(amp_itab_t *t, uint64_t hash, amp_itab_match_fn match,
                           const void *key, void *obj) {
   lock_(t);
   tab_t *tb = LD_(&t->cur, relaxed);
-  uint64_t empty;
-  void *o = probe_(tb, hash, match, key, &empty);
+  uint64_t at;
+  void *o = probe_(tb, hash, match, key, &at);
   if (!o) {
-    uint64_t n = LD_(&t->count, relaxed);
-    if (2 * (n + 1) > tb->mask + 1) {
-      if (!(tb = grow_(t, tb))) {
-        unlock_(t);
-        return NULL;
+    if (LD_(&tb->slot[at].obj, relaxed) != TOMB_) { /* an empty slot: one more used */
+      if (2 * (t->used + 1) > tb->mask + 1) {
+        if (!(tb = rebuild_(t, tb))) {
+          unlock_(t);
+          return NULL;
+        }
+        probe_(tb, hash, match, key, &at); /* not there, no tombstones: its empty slot */
       }
-      probe_(tb, hash, match, key, &empty); /* not there: find its empty slot */
+      t->used++;
     }
-    ST_(&tb->slot[empty].hash, hash, relaxed);
-    ST_(&tb->slot[empty].obj, obj, release);
-    ST_(&t->count, n + 1, relaxed);
+    /* a reader sees the tombstone or empty slot, or obj with its hash */
+    ST_(&tb->slot[at].hash, hash, relaxed);
+    ST_(&tb->slot[at].obj, obj, release);
+    ST_(&t->count, LD_(&t->count, relaxed) + 1, relaxed);
     o = obj;
   }
   unlock_(t);
   return o;
 }
 
+int amp_itab_remove(amp_itab_t *t, uint64_t hash, const void *obj,
+                    int (*pred)(void *obj, void *ctx), void *ctx) {
+  int removed = 0;
+  lock_(t);
+  tab_t *tb = LD_(&t->cur, relaxed);
+  for (uint64_t i = hash & tb->mask;; i = (i + 1) & tb->mask) {
+    void *o = LD_(&tb->slot[i].obj, relaxed);
+    if (!o) break;
+    if (o != obj || LD_(&tb->slot[i].hash, relaxed) != hash) continue;
+    if (!pred || pred(o, ctx)) {
+      ST_(&tb->slot[i].obj, TOMB_, release); /* what pred wrote is seen with it */
+      ST_(&t->count, LD_(&t->count, relaxed) - 1, relaxed);
+      removed = 1;
+    }
+    break;
+  }
+  unlock_(t);
+  return removed;
+}
+
 void amp_itab_for_each(const amp_itab_t *t, int (*fn)(void *obj, void *ctx), void *ctx) {
   const tab_t *tb = LD_(&((amp_itab_t *)t)->cur, acquire);
   for (uint64_t i = 0; i <= tb->mask; i++) {
     void *o = LD_(&tb->slot[i].obj, acquire);
-    if (o && fn(o, ctx)) return;
+    if (o && o != TOMB_ && fn(o, ctx)) return;
   }
 }
