@@ -230,7 +230,7 @@ static int inv_decode(amp_store_invoice_t *inv, const uint8_t *p, size_t len) {
 enum {
   C_COMMITS, C_INTENTS, C_COMMIT_ERRORS, C_GROUP_MAX, C_SYNC_NS, C_REPLAY, C_RES, C_SETTLES,
   C_CANCELS, C_FAILS, C_INVPUTS, C_PRUNES, C_REFUSED, C_PUTS, C_RPL_PRUNED, C_HB_WAITS,
-  C_HB_DROPPED, C_COMMIT_MAX, C_LAST_SETTLE, C_RES_LIVE, C_RPL_LIVE, C_SETS_KNOWN, C_FILTER_GROWS,
+  C_HB_DROPPED, C_COMMIT_MAX, C_LAST_SETTLE, C_RES_LIVE, C_RPL_LIVE, C_SETS_KNOWN, C_INVOICES_KNOWN, C_FILTER_GROWS,
   C_WRITER_CPU,
   C_NCOUNTERS
 };
@@ -267,7 +267,8 @@ struct amp_store {
 
   amp_hidx_t hix;
   amp_sidx_t six;
-  int hix_ok, six_ok;
+  amp_sidx_t iix;            /* invoices' payment_addrs (value: add_index) */
+  int hix_ok, six_ok, iix_ok;
 
   alignas(64) _Atomic uint64_t c[C_NCOUNTERS];
   _Atomic uint64_t lat[LAT_BUCKETS];
@@ -523,6 +524,11 @@ static int apply_invoice_put(amp_store_t *st, MDB_txn *txn, amp_store_intent_t *
     inv->amt_paid_msat = 0;
     inv->sets_settled = 0;
     inv->add_index = ++st->add_index;
+    /* memory first (pending until the commit), as apply_set */
+    if (amp_sidx_add(&st->iix, inv->payment_addr, inv->add_index, 0, 1) != AMP_OK) {
+      *fatal = -1;
+      return AMP_ERR_NOMEM;
+    }
     if ((mrc = meta_put_u(st, txn, "add_index", st->add_index, 8)) != 0) goto lmdb;
     t->puts++;
   } else {
@@ -592,6 +598,7 @@ static void publish_gauges(amp_store_t *st) {
   cset(st, C_RES_LIVE, st->hix.res_count);
   cset(st, C_RPL_LIVE, st->hix.rpl_count);
   cset(st, C_SETS_KNOWN, st->six.count);
+  cset(st, C_INVOICES_KNOWN, st->iix.count);
   cset(st, C_FILTER_GROWS, st->hix.filter_grows);
 }
 
@@ -654,6 +661,7 @@ static void commit_group(amp_store_t *st, unsigned n) {
   if (fatal) {
     amp_hidx_rollback(&st->hix);
     amp_sidx_rollback(&st->six);
+    amp_sidx_rollback(&st->iix);
     st->last_settle = save_settle;
     st->last_fail = save_fail;
     st->add_index = save_add;
@@ -670,6 +678,7 @@ static void commit_group(amp_store_t *st, unsigned n) {
 
   amp_hidx_commit(&st->hix);
   amp_sidx_commit(&st->six);
+  amp_sidx_commit(&st->iix);
   if (t.prune_to > st->prune_height) {
     uint64_t dropped = amp_hidx_prune(&st->hix, t.prune_to, res_floor_of(t.prune_to));
     st->prune_height = t.prune_to;
@@ -897,6 +906,21 @@ static int rebuild(amp_store_t *st) {
   }
   if (rc != MDB_NOTFOUND) goto lmdb;
   mdb_cursor_close(c);
+  c = NULL;
+  /* the invoices' addrs (amp_store_maybe_invoice), values only skimmed */
+  if ((rc = mdb_stat(txn, st->db_inv, &ms)) != 0) goto lmdb;
+  if (amp_sidx_reserve(&st->iix, ms.ms_entries + 4096) != AMP_OK) goto nomem;
+  if ((rc = mdb_cursor_open(txn, st->db_inv, &c)) != 0) goto lmdb;
+  for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+       rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+    amp_store_invoice_t inv;
+    if (k.mv_size != 32 || inv_decode(&inv, v.mv_data, v.mv_size) != AMP_OK) goto corrupt;
+    uint64_t add = inv.add_index ? inv.add_index : 1;
+    amp_wipe(&inv, sizeof inv);
+    if (amp_sidx_add(&st->iix, k.mv_data, add, 0, 0) == AMP_ERR_NOMEM) goto nomem;
+  }
+  if (rc != MDB_NOTFOUND) goto lmdb;
+  mdb_cursor_close(c);
   mdb_txn_abort(txn);
   publish_gauges(st);
   return AMP_OK;
@@ -937,6 +961,7 @@ static void free_store(amp_store_t *st) {
   }
   if (st->hix_ok) amp_hidx_fini(&st->hix);
   if (st->six_ok) amp_sidx_fini(&st->six);
+  if (st->iix_ok) amp_sidx_fini(&st->iix);
   free(st->group);
   free(st->gprod);
   free(st->dir);
@@ -978,6 +1003,8 @@ int amp_store_open(amp_store_t **out, const amp_store_cfg_t *cfg_in) {
   st->hix_ok = 1;
   if (amp_sidx_init(&st->six, &key) != AMP_OK) goto fail;
   st->six_ok = 1;
+  if (amp_sidx_init(&st->iix, &key) != AMP_OK) goto fail;
+  st->iix_ok = 1;
   amp_wipe(&key, sizeof key);
 
   if (mkdir_p(cfg.dir) != 0) {
@@ -1102,6 +1129,10 @@ int amp_store_replay_get(amp_store_t *st, uint32_t cltv_expiry, const uint8_t ta
 
 int amp_store_maybe_set(const amp_store_t *st, const uint8_t set_id[32]) {
   return amp_sidx_maybe(&st->six, set_id);
+}
+
+int amp_store_maybe_invoice(const amp_store_t *st, const uint8_t payment_addr[32]) {
+  return amp_sidx_maybe(&st->iix, payment_addr);
 }
 
 int amp_store_set_find(amp_store_t *st, const uint8_t set_id[32], uint64_t *settle_index,
@@ -1349,6 +1380,7 @@ void amp_store_stats(const amp_store_t *st, amp_store_stats_t *o) {
   o->resolutions_live = cget(st, C_RES_LIVE);
   o->replay_live = cget(st, C_RPL_LIVE);
   o->sets_known = cget(st, C_SETS_KNOWN);
+  o->invoices_known = cget(st, C_INVOICES_KNOWN);
   o->filter_grows = cget(st, C_FILTER_GROWS);
   o->writer_cpu_ns = cget(st, C_WRITER_CPU);
 }

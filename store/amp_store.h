@@ -33,7 +33,9 @@
  * set_id -> settle_index, are in-memory indexes (amp_index.h) rebuilt at
  * open by walking the two logs: memory ~105 B per live HTLC (entry and two
  * table slots) and ~57 B per set ever settled or cancelled; opening a store
- * of 1M sets takes ~1.3 s.
+ * of 1M sets takes ~1.3 s. The same kind of index holds every invoice's
+ * payment_addr (amp_store_maybe_invoice; ~60 B per invoice, built at open
+ * from the invoices database).
  *
  * Retention: PRUNE(height) forgets replay entries with cltv_expiry < height
  * (such an HTLC fails rule 7 anyway) and resolutions with cltv_expiry <
@@ -312,6 +314,14 @@ AMP_WARN_UNUSED int amp_store_replay_get(amp_store_t *st, uint32_t cltv_expiry,
  * Thread-safe. */
 int amp_store_maybe_set(const amp_store_t *st, const uint8_t set_id[32]);
 
+/* amp_store_maybe_invoice: 0 when no invoice with payment_addr is committed
+ * (nor in a group being committed), 1 when one may be: then ask
+ * amp_store_invoice_get. The same kind of filter as amp_store_maybe_set,
+ * over an in-memory index of every invoice's payment_addr (~60 B per
+ * invoice, rebuilt at open), so the engine need not keep invoices it does
+ * not use (spontaneous payments' placeholders) in memory. Thread-safe. */
+int amp_store_maybe_invoice(const amp_store_t *st, const uint8_t payment_addr[32]);
+
 /* amp_store_set_find: has set_id been settled or cancelled (committed)?
  * AMP_OK with its settle index and cancelled flag, or AMP_ERR_NOTFOUND.
  * In memory (read lock), thread-safe. */
@@ -372,6 +382,7 @@ typedef struct {
   uint64_t resolutions_live;   /* gauge: HTLCs in the in-memory index */
   uint64_t replay_live;        /* gauge: live replay entries */
   uint64_t sets_known;         /* gauge: settled + cancelled sets */
+  uint64_t invoices_known;     /* gauge: invoices in the store */
   uint64_t filter_grows;       /* filters rebuilt larger: live HTLCs went past
                                   1.5x cfg.filter_entries (or the last size) */
   uint64_t writer_cpu_ns;      /* CPU time of the writer thread (as of its

@@ -571,6 +571,30 @@ static void test_invoice_foreach(void) {
   int n = 0;
   AMP_CHECK_EQ(amp_store_invoice_foreach(st, count_inv, &n), AMP_OK);
   AMP_CHECK_EQ(n, 50);
+  /* the addr filter: every committed invoice is a "maybe", before and after
+   * a reopen (rebuilt from the invoices database); unknown addrs mostly not */
+  for (int round = 0; round < 2; round++) {
+    int miss = 0, fp = 0;
+    for (int i = 0; i < 50; i++) miss += !amp_store_maybe_invoice(st, ins[i].invoice.payment_addr);
+    for (int i = 0; i < 1000; i++) {
+      uint8_t a[32];
+      det_bytes(a, 32, 501, (uint64_t)i);
+      fp += amp_store_maybe_invoice(st, a);
+    }
+    amp_store_stats_t sx;
+    amp_store_stats(st, &sx);
+    AMP_CHECK_EQ(miss, 0);
+    AMP_CHECK(fp < 50);
+    AMP_CHECK_EQ(sx.invoices_known, 50);
+    if (round == 0) {
+      /* an update of a known invoice adds nothing */
+      AMP_CHECK_EQ(run1(st, &ins[3]), AMP_OK);
+      amp_store_stats(st, &sx);
+      AMP_CHECK_EQ(sx.invoices_known, 50);
+      amp_store_close(st);
+      st = open_or_die(&c);
+    }
+  }
   amp_store_close(st);
   rm_rf(dir);
   free(dir);
@@ -1031,6 +1055,21 @@ static void test_mapfull(void) {
   amp_store_stats_t sx;
   amp_store_stats(st, &sx);
   AMP_CHECK(sx.commit_errors > 0);
+  /* a new invoice in a full map: in the addr index exactly when committed
+   * (a failed group rolls the index back) */
+  {
+    uint8_t a2[32];
+    det_bytes(a2, 32, 8, 9);
+    amp_store_intent_t iv2;
+    mk_invoice(&iv2, a2, AMP_INVOICE_AMP, 0);
+    uint64_t known = sx.invoices_known;
+    int irc = run1(st, &iv2);
+    amp_store_invoice_t got;
+    amp_store_stats(st, &sx);
+    AMP_CHECK_EQ(sx.invoices_known, known + (irc == AMP_OK));
+    AMP_CHECK_EQ(amp_store_invoice_get(st, a2, &got) == AMP_OK, irc == AMP_OK);
+    if (irc == AMP_OK) AMP_CHECK(amp_store_maybe_invoice(st, a2));
+  }
 
   /* the engine-side rule: nothing failed is in the store, all OK ones are */
   for (int round = 0; round < 2; round++) {
