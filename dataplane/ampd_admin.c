@@ -275,6 +275,8 @@ static int op_stats(void *ctx, amp_admin_reply_t *r) {
   amp_metrics_gauge_t g[] = {
     {"held_htlcs", "HTLCs held now, waiting for their set", NULL, NULL, (double)es.held_now},
     {"block_height", "block height in use", NULL, NULL, (double)es.height},
+    {"invoices_in_memory", "invoices in memory (spontaneous placeholders only while in use)",
+     NULL, NULL, (double)es.invoices_now},
     {"workers", "worker lcores", NULL, NULL, (double)nw},
   };
   amp_metrics_stats_t st = {nw, c, n, g, sizeof g / sizeof g[0], h, nh};
@@ -360,58 +362,23 @@ static int op_lookupinvoice(void *ctx, const amp_admin_invoice_ref_t *ref, amp_a
 
 static int op_listinvoices(void *ctx, const amp_admin_list_invoices_t *q, amp_admin_reply_t *r) {
   ampd_app_t *app = ctx;
-  enum { PAGE = 256 };
-  amp_store_invoice_t *page = malloc(PAGE * sizeof *page);
+  if (!q->max) return AMP_OK;
+  amp_store_invoice_t *page = malloc(q->max * sizeof *page);
   if (!page) return AMP_ERR_NOMEM;
-  /* Reversed: the newest below index_offset. The engine lists upwards, so
-   * find the add_index range first: keep the last q->max matching. */
-  uint64_t lo = 0, hi = UINT64_MAX;
-  if (!q->reversed) lo = q->index_offset;
-  else if (q->index_offset) hi = q->index_offset;
-  uint64_t *keep = NULL;
-  size_t n_keep = 0;
-  if (q->reversed) {
-    keep = calloc(q->max, sizeof *keep);
-    if (!keep) {
-      free(page);
-      return AMP_ERR_NOMEM;
-    }
-  }
+  /* one pass over the store's invoices (the engine keeps the max nearest the
+   * offset); reversed: the newest below index_offset */
+  unsigned flags = (q->reversed ? AMP_INVOICE_LIST_REVERSED : 0u) |
+                   (q->pending_only ? AMP_INVOICE_LIST_OPEN : 0u);
+  size_t got = amp_engine_invoice_list(app->engine, q->index_offset, flags, page, q->max);
   int rc = AMP_OK;
-  uint64_t off = lo;
-  for (;;) {
-    size_t got = amp_engine_invoice_list(app->engine, off, page, PAGE);
-    for (size_t i = 0; i < got && rc == AMP_OK; i++) {
-      const amp_store_invoice_t *inv = &page[i];
-      off = inv->add_index;
-      if (inv->add_index >= hi) continue;
-      if (q->pending_only && inv->state != AMP_INVOICE_OPEN) continue;
-      if (q->reversed) {
-        keep[n_keep++ % q->max] = inv->add_index;
-        continue;
-      }
-      amp_admin_invoice_t v;
-      invoice_view(&v, inv);
-      rc = amp_admin_reply_invoice(r, &v);
-    }
-    if (got < PAGE || rc != AMP_OK || off >= hi) break;
+  for (size_t i = 0; i < got && rc == AMP_OK; i++) {
+    amp_admin_invoice_t v;
+    invoice_view(&v, &page[i]);
+    rc = amp_admin_reply_invoice(r, &v);
   }
   if (rc == AMP_ERR_FULL) rc = AMP_OK;
-  if (q->reversed && rc == AMP_OK) {
-    /* Emit the kept ones (the server sorts them). */
-    size_t cnt = n_keep < q->max ? n_keep : q->max;
-    for (size_t i = 0; i < cnt && rc == AMP_OK; i++) {
-      size_t got = amp_engine_invoice_list(app->engine, keep[i] - 1, page, 1);
-      if (got != 1) continue;
-      amp_admin_invoice_t v;
-      invoice_view(&v, &page[0]);
-      rc = amp_admin_reply_invoice(r, &v);
-    }
-    if (rc == AMP_ERR_FULL) rc = AMP_OK;
-  }
-  amp_wipe(page, PAGE * sizeof *page);
+  amp_wipe(page, q->max * sizeof *page);
   free(page);
-  free(keep);
   return rc;
 }
 

@@ -550,7 +550,8 @@ static void write_summary_json(ampd_app_t *app, const char *path) {
   const char *desc, *name;
   for (size_t i = 0; (name = amp_engine_counter_name(i, &desc)) != NULL; i++)
     fprintf(f, "\"%s\": %" PRIu64 ", ", name, engine_counter(&st, i));
-  fprintf(f, "\"held_now\": %" PRIu64 ", \"height\": %" PRIu64 "},\n", st.held_now, st.height);
+  fprintf(f, "\"held_now\": %" PRIu64 ", \"invoices_now\": %" PRIu64 ", \"height\": %" PRIu64 "},\n",
+          st.held_now, st.invoices_now, st.height);
   if (app->store) {
     amp_store_stats_t ss;
     amp_store_stats(app->store, &ss);

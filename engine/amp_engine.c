@@ -6,8 +6,8 @@
  *      by (cltv, tag) on amp_inflight (one cache line per operation, fixed
  *      size, prefetched a burst ahead); sets by (kind, id) and invoices by
  *      payment_hash on cds_lfht under RCU QSBR; invoices by payment_addr on
- *      amp_itab (insert-only: invoices never leave it; one cache line per
- *      lookup instead of a walk of cold list nodes)
+ *      amp_itab (one cache line per lookup instead of a walk of cold list
+ *      nodes; a placeholder leaves it when unused: see struct inv)
  *   4. the worker: arrival, rules, hold, completion, timers, store completions
  *   5. recovery and the admin functions
  *
@@ -198,11 +198,25 @@ typedef struct {
   uint64_t amount_msat;
 } dset_t;
 
+/* An invoice in memory. Every invoice the operator added stays for the
+ * engine's life. A placeholder (rec.placeholder: made by a spontaneous AMP
+ * payment) stays only while something uses it: refs counts its live sets
+ * (and done records), its INVOICE_PUT until committed, and each thread
+ * working with it (receive_, the admin's cancel). When refs falls to zero it
+ * leaves the addr index (INV_DEAD set under the index's lock, so no one holds
+ * it again) and is freed after a grace period; the store keeps it, and the
+ * next payment to its payment_addr reads it back (inv_get_). */
+#define INV_DEAD 0x80000000u
 struct inv {
   struct cds_lfht_node hash_node;
   amp_store_invoice_t rec;       /* state, amt_paid_msat, sets_settled: atomic */
   uint8_t durable;               /* atomic: its INVOICE_PUT committed */
   uint32_t closing;              /* atomic: its sets settling now */
+  _Atomic uint32_t refs;         /* placeholders only: users | INV_DEAD */
+  union {
+    struct rcu_head rcu;         /* evicted by the admin thread */
+    limbo_link_t limbo;          /* evicted by a worker */
+  };
 };
 
 enum { OP_FAIL = 1, OP_SETTLE, OP_CANCEL_SET, OP_INV_PUT, OP_CANCEL_REQ, OP_PRUNE };
@@ -490,6 +504,93 @@ static int inv_insert_(amp_engine_t *e, inv_t *inv, inv_t **other) {
   if (inv->rec.type == AMP_INVOICE_MPP) cds_lfht_del(e->t_hash, &inv->hash_node);
   *other = got;
   return got ? AMP_ERR_EXISTS : AMP_ERR_NOMEM;
+}
+
+static void retire_(amp_worker_t *w, limbo_link_t *l, void (*fn)(limbo_link_t *));
+
+/* inv_hold_: takes a reference on a placeholder (any other invoice never
+ * leaves: nothing to do). Returns 0 when it is evicted already (INV_DEAD):
+ * look it up again (inv_get_). Cost: one CAS on the invoice's line. */
+static int inv_hold_(inv_t *inv) {
+  if (!inv->rec.placeholder) return 1;
+  uint32_t r = atomic_load_explicit(&inv->refs, memory_order_relaxed);
+  do {
+    if (r & INV_DEAD) return 0;
+  } while (!atomic_compare_exchange_weak(&inv->refs, &r, r + 1));
+  return 1;
+}
+
+static void inv_free_(inv_t *inv) {
+  amp_wipe(inv->rec.preimage, 32);
+  free(inv);
+}
+
+static void inv_free_limbo_(limbo_link_t *l) { inv_free_(container_of_(l, inv_t, limbo)); }
+
+static void inv_free_cb_rcu_(struct rcu_head *h) { inv_free_(container_of_(h, inv_t, rcu)); }
+
+/* Under the addr index's lock: unused still? Then dead: no hold succeeds. */
+static int inv_evictable_(void *obj, void *ctx) {
+  (void)ctx;
+  uint32_t zero = 0;
+  return atomic_compare_exchange_strong(&((inv_t *)obj)->refs, &zero, INV_DEAD);
+}
+
+/* inv_release_: drops a reference inv_hold_ (or a set, or an INVOICE_PUT)
+ * took. The last one evicts the placeholder: out of the addr index and freed
+ * after a grace period (w's limbo; w NULL: the admin thread, call_rcu). A
+ * hold taken meanwhile (refs back above zero) keeps it. */
+static void inv_release_(amp_engine_t *e, amp_worker_t *w, inv_t *inv) {
+  if (!inv->rec.placeholder || atomic_fetch_sub(&inv->refs, 1) != 1) return;
+  if (!amp_itab_remove(e->ix_addr, hash32_(e, inv->rec.payment_addr), inv, inv_evictable_, NULL))
+    return;
+  if (w) {
+    CNT(w, placeholders_evicted);
+    retire_(w, &inv->limbo, inv_free_limbo_);
+  } else {
+    e->ac.placeholders_evicted++;
+    call_rcu(&inv->rcu, inv_free_cb_rcu_);
+  }
+}
+
+/* inv_get_: the invoice with payment_addr addr, held (inv_hold_): from the
+ * addr index, else read back from the store (an evicted placeholder; the
+ * store's addr filter answers "no" for a new addr without a read). NULL:
+ * there is none, or *err says why not (AMP_ERR_IO: store read error;
+ * AMP_ERR_NOMEM). loaded counts a read-back. Cost: the index lookup; a
+ * read-back adds an LMDB read, a calloc and an insert. */
+static inv_t *inv_get_(amp_engine_t *e, const uint8_t addr[32], uint64_t *loaded, int *err) {
+  *err = AMP_OK;
+  for (;;) {
+    inv_t *inv = inv_by_addr_(e, addr);
+    if (inv && inv_hold_(inv)) return inv;
+    /* absent, or evicted just now (then out of the index already, or
+     * about to be under the lock inv_insert_ takes) */
+    if (!amp_store_maybe_invoice(e->st, addr)) return NULL;
+    if (!(inv = calloc(1, sizeof *inv))) {
+      *err = AMP_ERR_NOMEM;
+      return NULL;
+    }
+    int rc = amp_store_invoice_get(e->st, addr, &inv->rec);
+    if (rc != AMP_OK) {
+      inv_free_(inv);
+      if (rc != AMP_ERR_NOTFOUND) *err = rc;
+      return NULL;
+    }
+    inv->durable = 1;
+    atomic_init(&inv->refs, inv->rec.placeholder ? 1u : 0u); /* ours */
+    inv_t *other = NULL;
+    if ((rc = inv_insert_(e, inv, &other)) == AMP_OK) {
+      __atomic_store_n(loaded, *loaded + 1, __ATOMIC_RELAXED);
+      return inv;
+    }
+    inv_free_(inv);
+    if (!other) {
+      *err = rc;
+      return NULL;
+    }
+    if (inv_hold_(other)) return other; /* another thread read it back first */
+  }
 }
 
 /* A consistent copy of an invoice's record (mutable fields loaded atomically). */
@@ -868,13 +969,21 @@ static void store_set_id_(uint8_t out[32], uint8_t kind, const uint8_t key[32], 
   amp_wipe(m, sizeof m);
 }
 
+/* s is out of the set table: it goes back to its pool after a grace period
+ * and lets go of its invoice (a placeholder may leave memory then). */
+static void set_dead_(amp_worker_t *w, set_t *s) {
+  inv_t *inv = s->inv;
+  retire_(w, &s->limbo, set_free_limbo_);
+  inv_release_(w->e, w, inv);
+}
+
 /* The outcome of s is durable: it leaves the table (the store's set index
  * answers for it from now on: see receive_) and goes back to its pool after
  * a grace period. Readers still holding it see it CLOSING. Cost: one
  * cds_lfht_del. */
 static void set_done_(amp_worker_t *w, set_t *s) {
   cds_lfht_del(w->e->t_set, &s->k.node);
-  retire_(w, &s->limbo, set_free_limbo_);
+  set_dead_(w, s);
 }
 
 /* The outcome of s is not durable (the store gave up, or there was no
@@ -1032,10 +1141,16 @@ static int set_durable_(amp_engine_t *e, const uint8_t id[32]) {
   return amp_store_maybe_set(e->st, id) && amp_store_set_find(e->st, id, &idx, &cancelled) == AMP_OK;
 }
 
+/* A new placeholder invoice for a spontaneous AMP payment to an addr neither
+ * in memory nor in the store, held (inv_hold_; its INVOICE_PUT holds it too
+ * until committed). Another worker's placeholder for the same addr, made
+ * meanwhile, wins: that one, held. NULL: no memory, or that one was evicted
+ * already (the caller looks again: it is in the store now). */
 static inv_t *placeholder_(amp_worker_t *w, const amp_payload_t *pl) {
   amp_engine_t *e = w->e;
   inv_t *inv = calloc(1, sizeof *inv);
   if (!inv) return NULL;
+  atomic_init(&inv->refs, 2u);
   memcpy(inv->rec.payment_addr, pl->payment_addr, 32);
   inv->rec.type = AMP_INVOICE_AMP;
   inv->rec.state = AMP_INVOICE_OPEN;
@@ -1055,7 +1170,7 @@ static inv_t *placeholder_(amp_worker_t *w, const amp_payload_t *pl) {
   if (inv_insert_(e, inv, &other) != AMP_OK) { /* another worker's, or no memory (NULL) */
     free(inv);
     op_free_(w, o);
-    return other;
+    return other && inv_hold_(other) ? other : NULL;
   }
   CNT(w, placeholder_invoices);
   o->inv = inv;
@@ -1080,26 +1195,38 @@ static void receive_(amp_worker_t *w, htlc_t *h, const arrival_t *a, const amp_p
   inv_t *inv;
   /* the set first (one keyed hash and one lookup per HTLC, reused below):
    * a shard of a live AMP set takes that set's invoice when the payment_addr
-   * matches, which is what the addr index would return (invoices never leave
-   * it), and skips the index: ~300 instructions for every shard but the
+   * matches, which is what the addr index would return (the set holds it
+   * there), and skips the index: ~300 instructions for every shard but the
    * first of a set */
   uint8_t kind = is_amp ? K_AMP : K_MPP;
   const uint8_t *sid = is_amp ? pl->amp_set_id : a->payment_hash;
   unsigned long shv = hash_set_(e, kind, sid);
   skey_t *sk = set_find_h_(e, kind, sid, shv);
 
-  /* rule 2 */
+  /* rule 2. An AMP invoice is held (inv_hold_) until the end of this
+   * function: a placeholder must not leave memory while it is checked and a
+   * set made for it. */
+  inv_t *held = NULL;
   if (is_amp) {
     inv = NULL;
-    if (sk && sk->live && memcmp(((set_t *)sk)->inv->rec.payment_addr, pl->payment_addr, 32) == 0)
+    if (sk && sk->live && memcmp(((set_t *)sk)->inv->rec.payment_addr, pl->payment_addr, 32) == 0 &&
+        inv_hold_(((set_t *)sk)->inv))
       inv = ((set_t *)sk)->inv;
-    if (!inv) inv = inv_by_addr_(e, pl->payment_addr);
-    if (!inv) {
-      if (!e->cfg.accept_amp || !(inv = placeholder_(w, pl))) {
-        CNT(w, fail_no_invoice);
+    for (int tries = 0; !inv && tries < 4; tries++) {
+      int err;
+      if ((inv = inv_get_(e, pl->payment_addr, &w->c.placeholders_loaded, &err)) != NULL) break;
+      if (err != AMP_OK) {
+        CNT(w, invoice_read_errors);
         goto fail;
       }
+      if (!e->cfg.accept_amp) break;
+      inv = placeholder_(w, pl); /* NULL: no memory, or evicted already (look again) */
     }
+    if (!inv) {
+      CNT(w, fail_no_invoice);
+      goto fail;
+    }
+    held = inv;
   } else {
     /* by (payment_addr, payment_hash) as LND does: an AMP invoice's addr
      * without the AMP record is a type mismatch (rule 3) */
@@ -1222,9 +1349,11 @@ static void receive_(amp_worker_t *w, htlc_t *h, const arrival_t *a, const amp_p
       ns->inv = inv;
       ns->total_msat = pl->total_msat;
       ns->state = S_OPEN;
+      if (inv->rec.placeholder) atomic_fetch_add(&inv->refs, 1); /* the set's (we hold it) */
       struct cds_lfht_node *got =
           cds_lfht_add_unique(e->t_set, shv, match_set_, &(setkey_t){kind, sid}, &ns->k.node);
       if (got != &ns->k.node) {
+        if (inv->rec.placeholder) atomic_fetch_sub(&inv->refs, 1); /* ours remains */
         pool_put_local(&w->sp, ns); /* never published */
         continue;
       }
@@ -1255,7 +1384,7 @@ static void receive_(amp_worker_t *w, htlc_t *h, const arrival_t *a, const amp_p
         dead = 1;
       }
       set_unlock_(s);
-      if (dead) retire_(w, &s->limbo, set_free_limbo_);
+      if (dead) set_dead_(w, s);
       switch (why) {
       case 1: CNT(w, fail_set_closing); break;
       case 2: CNT(w, fail_set_other_invoice); break;
@@ -1286,6 +1415,7 @@ static void receive_(amp_worker_t *w, htlc_t *h, const arrival_t *a, const amp_p
   CNT(w, held);
   amp_timer_add(&w->wheel, &h->timer, a->rx_ns / 1000000 + e->cfg.hold_timeout_ms);
   if (complete) set_complete_(w, s);
+  if (held) inv_release_(e, w, held);
   return;
 
 fail_uncount:
@@ -1293,6 +1423,7 @@ fail_uncount:
   atomic_fetch_sub(&e->gw[h->gw_slot].held, 1);
   h->counted = 0;
 fail:
+  if (held) inv_release_(e, w, held);
   fail_details_(w, h);
 }
 
@@ -1621,7 +1752,7 @@ static void on_timer_(void *ctx, amp_timer_node_t *node) {
     dead = 1;
   }
   set_unlock_(s);
-  if (dead) retire_(w, &s->limbo, set_free_limbo_);
+  if (dead) set_dead_(w, s);
   CNT(w, timeouts);
   fail_code_(w, h, AMP_FAIL_MPP_TIMEOUT);
 }
@@ -1663,6 +1794,7 @@ static void give_up_(amp_worker_t *w, op_t *o, const amp_engine_sink_t *sink) {
     break;
   case OP_INV_PUT:
     ST(&o->inv->durable, (uint8_t)1); /* let its sets try; the store decides */
+    inv_release_(w->e, w, o->inv);
     break;
   }
   op_free_(w, o);
@@ -1742,6 +1874,7 @@ static void complete_(amp_worker_t *w, op_t *o, const amp_engine_sink_t *sink) {
     /* the store numbers invoices */
     __atomic_store_n(&o->inv->rec.add_index, o->in.invoice.add_index, __ATOMIC_RELAXED);
     ST(&o->inv->durable, (uint8_t)1);
+    inv_release_(e, w, o->inv);
     break;
   }
   op_free_(w, o);
@@ -1846,6 +1979,10 @@ static int rec_invoice_(void *ctx, const amp_store_invoice_t *r) {
   inv->rec = *r;
   inv->durable = 1;
   if (r->add_index > c->max_add) c->max_add = r->add_index;
+  if (r->placeholder) { /* unused now: the store keeps it (inv_get_) */
+    inv_free_(inv);
+    return 0;
+  }
   inv_t *other;
   int rc = inv_insert_(c->e, inv, &other);
   if (rc != AMP_OK) free(inv); /* a duplicate: the first one wins */
@@ -2140,6 +2277,7 @@ void amp_engine_stats(const amp_engine_t *e, amp_engine_stats_t *out) {
   }
   out->held_now = atomic_load(&((amp_engine_t *)e)->held);
   out->height = amp_engine_height(e);
+  out->invoices_now = amp_itab_count(e->ix_addr);
 }
 
 /* ---- admin ------------------------------------------------------------------- */
@@ -2233,10 +2371,12 @@ out:
 int amp_engine_invoice_lookup_addr(amp_engine_t *e, const uint8_t addr[32],
                                    amp_store_invoice_t *out) {
   int reg = admin_begin_(e);
+  int rc = AMP_OK;
   inv_t *inv = inv_by_addr_(e, addr);
   if (inv) inv_copy_(out, inv);
+  else rc = amp_store_invoice_get(e->st, addr, out); /* a placeholder out of memory */
   admin_end_(e, reg);
-  return inv ? AMP_OK : AMP_ERR_NOTFOUND;
+  return rc;
 }
 
 int amp_engine_invoice_lookup_hash(amp_engine_t *e, const uint8_t hash[32],
@@ -2248,45 +2388,91 @@ int amp_engine_invoice_lookup_hash(amp_engine_t *e, const uint8_t hash[32],
   return inv ? AMP_OK : AMP_ERR_NOTFOUND;
 }
 
-/* Invoices with add_index above `offset`, gathered for the admin's list. */
+/* The admin's list: the `max` invoices nearest to `offset` on the listed side
+ * (above it; reversed: below it, 0 = no bound), kept in out as a heap whose
+ * root is the farthest kept, while the store's invoices (and placeholders
+ * whose INVOICE_PUT is not committed yet) go by. */
 typedef struct {
   uint64_t offset;
-  inv_t **v;
-  size_t n, cap;
-} inv_collect_t;
+  unsigned flags;
+  amp_store_invoice_t *out;
+  size_t n, max;
+} inv_page_t;
 
-static int inv_collect_cb_(void *obj, void *ctx) {
-  inv_collect_t *c = ctx;
-  inv_t *inv = obj;
-  if (inv->rec.add_index <= c->offset) return 0;
-  if (c->n == c->cap) {
-    inv_t **nv = realloc(c->v, 2 * c->cap * sizeof *nv);
-    if (!nv) return 1; /* the list is cut short */
-    c->v = nv;
-    c->cap *= 2;
+/* a is farther from the offset than b (listed after it) */
+static int inv_farther_(const inv_page_t *c, const amp_store_invoice_t *a,
+                        const amp_store_invoice_t *b) {
+  return c->flags & AMP_INVOICE_LIST_REVERSED ? a->add_index < b->add_index
+                                              : a->add_index > b->add_index;
+}
+
+static void inv_swap_(amp_store_invoice_t *a, amp_store_invoice_t *b) {
+  amp_store_invoice_t t = *a;
+  *a = *b;
+  *b = t;
+  amp_wipe(&t, sizeof t); /* an MPP invoice's preimage */
+}
+
+static int inv_page_add_(void *ctx, const amp_store_invoice_t *r) {
+  inv_page_t *c = ctx;
+  amp_store_invoice_t *v = c->out;
+  if (c->flags & AMP_INVOICE_LIST_REVERSED ? c->offset && r->add_index >= c->offset
+                                           : r->add_index <= c->offset)
+    return 0;
+  if ((c->flags & AMP_INVOICE_LIST_OPEN) && r->state != AMP_INVOICE_OPEN) return 0;
+  size_t i;
+  if (c->n < c->max) {
+    v[i = c->n++] = *r;
+    for (; i && inv_farther_(c, &v[i], &v[(i - 1) / 2]); i = (i - 1) / 2)
+      inv_swap_(&v[i], &v[(i - 1) / 2]);
+    return 0;
   }
-  c->v[c->n++] = inv;
+  if (!inv_farther_(c, &v[0], r)) return 0;
+  v[0] = *r;
+  for (i = 0;;) {
+    size_t l = 2 * i + 1, m = i;
+    if (l < c->n && inv_farther_(c, &v[l], &v[m])) m = l;
+    if (l + 1 < c->n && inv_farther_(c, &v[l + 1], &v[m])) m = l + 1;
+    if (m == i) break;
+    inv_swap_(&v[i], &v[m]);
+    i = m;
+  }
+  return 0;
+}
+
+static int inv_page_pending_(void *obj, void *ctx) {
+  const inv_t *inv = obj;
+  const inv_page_t *c = ctx;
+  if (!LD(&inv->durable)) {
+    /* committed but not yet seen so by its worker: the store's copy is in */
+    for (size_t i = 0; i < c->n; i++)
+      if (memcmp(c->out[i].payment_addr, inv->rec.payment_addr, 32) == 0) return 0;
+    amp_store_invoice_t r;
+    inv_copy_(&r, inv);
+    inv_page_add_(ctx, &r);
+    amp_wipe(&r, sizeof r);
+  }
   return 0;
 }
 
 static int cmp_add_(const void *a, const void *b) {
-  const inv_t *x = *(inv_t *const *)a, *y = *(inv_t *const *)b;
-  return x->rec.add_index < y->rec.add_index ? -1 : x->rec.add_index > y->rec.add_index;
+  const amp_store_invoice_t *x = a, *y = b;
+  return x->add_index < y->add_index ? -1 : x->add_index > y->add_index;
 }
 
-size_t amp_engine_invoice_list(amp_engine_t *e, uint64_t offset, amp_store_invoice_t *out,
-                               size_t max) {
+size_t amp_engine_invoice_list(amp_engine_t *e, uint64_t offset, unsigned flags,
+                               amp_store_invoice_t *out, size_t max) {
+  if (!max) return 0;
   int reg = admin_begin_(e);
-  size_t cap = 1024, n = 0, got = 0;
-  inv_t **v = malloc(cap * sizeof *v);
-  if (v) {
-    inv_collect_t c = {offset, v, n, cap};
-    amp_itab_for_each(e->ix_addr, inv_collect_cb_, &c);
-    v = c.v;
-    n = c.n;
-    qsort(v, n, sizeof *v, cmp_add_);
-    for (; got < n && got < max; got++) inv_copy_(&out[got], v[got]);
-    free(v);
+  inv_page_t c = {offset, flags, out, 0, max};
+  size_t got = 0;
+  /* the store has every committed invoice, as fresh as memory or fresher
+   * (a settle updates it at its commit); placeholders need not be in
+   * memory */
+  if (amp_store_invoice_foreach(e->st, inv_page_add_, &c) == AMP_OK) {
+    amp_itab_for_each(e->ix_addr, inv_page_pending_, &c);
+    qsort(out, c.n, sizeof *out, cmp_add_);
+    got = c.n;
   }
   admin_end_(e, reg);
   return got;
@@ -2295,9 +2481,11 @@ size_t amp_engine_invoice_list(amp_engine_t *e, uint64_t offset, amp_store_invoi
 int amp_engine_invoice_cancel(amp_engine_t *e, const uint8_t addr[32]) {
   int reg = admin_begin_(e);
   int rc = AMP_OK;
-  inv_t *inv = inv_by_addr_(e, addr);
+  /* held: a placeholder out of memory comes back for the cancel, so that
+   * no worker reads an older copy from the store meanwhile */
+  inv_t *inv = inv_get_(e, addr, &e->ac.placeholders_loaded, &rc);
   if (!inv) {
-    rc = AMP_ERR_NOTFOUND;
+    if (rc == AMP_OK) rc = AMP_ERR_NOTFOUND;
     goto out;
   }
   uint8_t open = AMP_INVOICE_OPEN;
@@ -2332,7 +2520,10 @@ int amp_engine_invoice_cancel(amp_engine_t *e, const uint8_t addr[32]) {
       }
     }
     set_unlock_(s);
-    if (dead) call_rcu(&s->rcu, set_free_cb_);
+    if (dead) {
+      call_rcu(&s->rcu, set_free_cb_);
+      inv_release_(e, NULL, inv); /* the set's: ours remains */
+    }
     if (req) mpsc_push(&s->ow->inbox, req, (void **)&req->next);
   }
   /* sets already settling finish; the store's update keeps its own
@@ -2348,6 +2539,7 @@ int amp_engine_invoice_cancel(amp_engine_t *e, const uint8_t addr[32]) {
   amp_wipe(in, sizeof *in);
   free(in);
 out:
+  if (inv) inv_release_(e, NULL, inv);
   admin_end_(e, reg);
   return rc;
 }
@@ -2521,5 +2713,6 @@ int amp_engine_worker_stats(const amp_engine_t *e, unsigned idx, amp_engine_stat
   for (size_t k = 0; k < N_CNT; k++) o[k] = __atomic_load_n(&c[k], __ATOMIC_RELAXED);
   out->held_now = atomic_load(&((amp_engine_t *)e)->held);
   out->height = amp_engine_height(e);
+  out->invoices_now = amp_itab_count(e->ix_addr);
   return AMP_OK;
 }

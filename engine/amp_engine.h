@@ -55,6 +55,18 @@
  * cancelled set records, invoices and settlement arrays come from jemalloc
  * (settlement arrays are cached per worker, so steady state does not
  * allocate).
+ *
+ * Spontaneous AMP payments (accept_amp): the first HTLC to a payment_addr
+ * nobody knows makes a placeholder invoice (committed before any of its
+ * sets settles). A placeholder is in memory only while something uses it
+ * (its live sets, its commit, an admin cancel): then it is evicted, and the
+ * store keeps it. A later HTLC to its addr finds it through the store's
+ * addr filter (amp_store_maybe_invoice: a new addr costs no read) and reads
+ * it back (one LMDB read: counted as placeholders_loaded; a read error
+ * fails the HTLC: invoice_read_errors). So memory per spontaneous payment is
+ * the store's index entries (~60 B for the addr, ~57 B for the set), not an
+ * invoice kept forever. A placeholder's value_msat is its first payment's
+ * total_msat: a later payment to the same addr must reach it (rule 5).
  */
 #ifndef AMP_ENGINE_H
 #define AMP_ENGINE_H
@@ -162,6 +174,9 @@ typedef struct {
   X(sets_cancelled, "sets cancelled (durable)")                                          \
   X(invoice_cancel_fails, "held HTLCs failed by an invoice cancel")                      \
   X(placeholder_invoices, "spontaneous AMP placeholder invoices created")                \
+  X(placeholders_evicted, "placeholder invoices out of memory (unused; the store keeps them)") \
+  X(placeholders_loaded, "placeholder invoices read back from the store")                \
+  X(invoice_read_errors, "store read errors on an invoice lookup (HTLC failed)")         \
   X(answers_fulfill, "update_fulfill_htlc emitted")                                      \
   X(answers_fail, "update_fail_htlc emitted")                                            \
   X(answers_malformed, "update_fail_malformed_htlc emitted")                             \
@@ -176,6 +191,8 @@ typedef struct {
 #undef AMP_ENGINE_CNT_FIELD_
   /* gauges */
   uint64_t held_now;             /* HTLCs held right now (all workers) */
+  uint64_t invoices_now;         /* invoices in memory (placeholders only
+                                    while in use) */
   uint64_t height;               /* block height in use */
 } amp_engine_stats_t;
 
@@ -184,8 +201,9 @@ typedef struct {
 const char *amp_engine_counter_name(size_t i, const char **desc);
 
 /* amp_engine_new creates the engine: copies cfg (and the node key), checks
- * it, and recovers from the store: every invoice is loaded into the
- * in-memory indexes. Settled and cancelled sets stay the store's (its set
+ * it, and recovers from the store: every invoice the operator added is
+ * loaded into the in-memory indexes; placeholders (spontaneous payments')
+ * stay in the store until a payment or the admin uses them. Settled and cancelled sets stay the store's (its set
  * index answers rule 8; the engine's set table holds live sets only). Workers
  * must not run yet. Returns AMP_OK, AMP_ERR_CONFIG (bad cfg: zero workers, no
  * store, bad node key), AMP_ERR_NOMEM, AMP_ERR_IO (store read). Cost:
@@ -290,16 +308,26 @@ AMP_WARN_UNUSED int amp_engine_invoice_add(amp_engine_t *e, const amp_invoice_ad
                                            amp_store_invoice_t *out);
 
 /* amp_engine_invoice_lookup_addr / _hash copy an invoice's current state
- * (amounts paid, state) into out. Return AMP_OK or AMP_ERR_NOTFOUND. */
+ * (amounts paid, state) into out. Return AMP_OK or AMP_ERR_NOTFOUND;
+ * _addr also AMP_ERR_IO (a placeholder out of memory is read from the
+ * store). */
 AMP_WARN_UNUSED int amp_engine_invoice_lookup_addr(amp_engine_t *e, const uint8_t addr[32],
                                                    amp_store_invoice_t *out);
 AMP_WARN_UNUSED int amp_engine_invoice_lookup_hash(amp_engine_t *e, const uint8_t hash[32],
                                                    amp_store_invoice_t *out);
 
-/* amp_engine_invoice_list writes up to max invoices with add_index > offset,
- * in add_index order. Returns the count. Cost: O(invoices log invoices). */
-size_t amp_engine_invoice_list(amp_engine_t *e, uint64_t offset, amp_store_invoice_t *out,
-                               size_t max);
+/* amp_engine_invoice_list writes up to max invoices, in add_index order:
+ * those with add_index > offset, the max lowest; with
+ * AMP_INVOICE_LIST_REVERSED those with add_index < offset (offset 0: all),
+ * the max highest; with AMP_INVOICE_LIST_OPEN only open ones. It lists the
+ * store's invoices (every committed one, placeholders out of memory
+ * included) and placeholders whose INVOICE_PUT is in flight. Returns the
+ * count (0 on a store read error). Cost: one read of the store's invoices,
+ * O(invoices log max); allocates nothing. */
+#define AMP_INVOICE_LIST_REVERSED 1u
+#define AMP_INVOICE_LIST_OPEN 2u
+size_t amp_engine_invoice_list(amp_engine_t *e, uint64_t offset, unsigned flags,
+                               amp_store_invoice_t *out, size_t max);
 
 /* amp_engine_invoice_cancel cancels an open invoice: no new HTLC is accepted
  * (rule 4), the cancel is committed, and every set of it still collecting is

@@ -715,12 +715,134 @@ static void test_spontaneous(void) {
   AMP_CHECK_EQ(got.amt_paid_msat, 1000);
   AMP_CHECK_EQ(STAT(&v, placeholder_invoices), 1);
   amp_store_invoice_t list[4];
-  AMP_CHECK_EQ(amp_engine_invoice_list(v.e, 0, list, 4), 1);
+  AMP_CHECK_EQ(amp_engine_invoice_list(v.e, 0, 0, list, 4), 1);
+  /* used by nothing once its set is settled: out of memory, in the store */
+  AMP_CHECK_EQ(STAT(&v, placeholders_evicted), 1);
+  AMP_CHECK_EQ(STAT(&v, invoices_now), 0);
   /* durable: it is there after a restart */
   env_stop(&v);
   env_start(&v);
   AMP_CHECK(amp_engine_invoice_lookup_addr(v.e, addr, &got) == AMP_OK);
   AMP_CHECK_EQ(got.placeholder, 1);
+  env_close(&v);
+}
+
+/* A placeholder lives in memory only while something uses it: evicted after
+ * each set, read back for the next payment, the admin's cancel and a
+ * timeout; never loaded at start. Invoices the operator added stay. */
+static void test_placeholder_evict(void) {
+  amp_engine_cfg_t c = {.accept_amp = 1, .hold_timeout_ms = 1000};
+  env_t v;
+  env_open(&v, &c);
+  uint8_t a[32], b[32];
+  MUST(amp_random(a, 32));
+  MUST(amp_random(b, 32));
+  static aset_t s1, s2, s3, again, lone, s4;
+  mk_amp_set(&s1, a, 2, 500, 1000, CLTV);
+  send_set(&v, &s1);
+  pump(&v, 2);
+  settle_down(&v);
+  EXPECT_FULFILL(&s1.h[0]);
+  EXPECT_FULFILL(&s1.h[1]);
+  AMP_CHECK_EQ(STAT(&v, invoices_now), 0);
+  AMP_CHECK_EQ(STAT(&v, placeholders_evicted), 1);
+  /* a second payment to the same addr reads it back: no second placeholder */
+  mk_amp_set(&s2, a, 1, 1500, 1500, CLTV);
+  send_set(&v, &s2);
+  pump(&v, 3);
+  settle_down(&v);
+  EXPECT_FULFILL(&s2.h[0]);
+  AMP_CHECK_EQ(STAT(&v, placeholder_invoices), 1);
+  AMP_CHECK_EQ(STAT(&v, placeholders_loaded), 1);
+  AMP_CHECK_EQ(STAT(&v, placeholders_evicted), 2);
+  AMP_CHECK_EQ(STAT(&v, invoices_now), 0);
+  amp_store_invoice_t got;
+  AMP_CHECK(amp_engine_invoice_lookup_addr(v.e, a, &got) == AMP_OK);
+  AMP_CHECK_EQ(got.amt_paid_msat, 2500);
+  AMP_CHECK_EQ(got.sets_settled, 2);
+  AMP_CHECK_EQ(got.value_msat, 1000); /* the first payment's total */
+  /* rule 8 from the store: set 1's id again, a new HTLC */
+  mk_amp_set(&again, a, 1, 1000, 1000, CLTV);
+  memcpy(again.set_id, s1.set_id, 32);
+  {
+    uint8_t pl[256];
+    size_t pn = mk_payload(pl, 1000, CLTV, a, 1000, again.share[0], again.set_id, 0);
+    mk_add(&again.h[0], pl, pn);
+  }
+  send_set(&v, &again);
+  pump(&v, 4);
+  settle_down(&v);
+  EXPECT_DETAILS(&again.h[0]);
+  AMP_CHECK_EQ(STAT(&v, fail_set_done), 1);
+  AMP_CHECK_EQ(STAT(&v, invoices_now), 0);
+  /* the admin cancels it while it is out of memory */
+  AMP_CHECK_EQ(amp_engine_invoice_cancel(v.e, a), AMP_OK);
+  AMP_CHECK_EQ(STAT(&v, invoices_now), 0);
+  AMP_CHECK(amp_engine_invoice_lookup_addr(v.e, a, &got) == AMP_OK);
+  AMP_CHECK_EQ(got.state, AMP_INVOICE_CANCELED);
+  AMP_CHECK_EQ(got.amt_paid_msat, 2500);
+  AMP_CHECK_EQ(amp_engine_invoice_cancel(v.e, a), AMP_ERR_STATE);
+  uint8_t nowhere[32];
+  MUST(amp_random(nowhere, 32));
+  AMP_CHECK_EQ(amp_engine_invoice_cancel(v.e, nowhere), AMP_ERR_NOTFOUND);
+  AMP_CHECK(amp_engine_invoice_lookup_addr(v.e, nowhere, &got) == AMP_ERR_NOTFOUND);
+  mk_amp_set(&s3, a, 1, 1000, 1000, CLTV);
+  send_set(&v, &s3);
+  pump(&v, 5);
+  settle_down(&v);
+  EXPECT_DETAILS(&s3.h[0]);
+  AMP_CHECK_EQ(STAT(&v, fail_invoice_not_open), 1);
+  AMP_CHECK_EQ(STAT(&v, invoices_now), 0); /* read, refused, out again */
+  /* a set that times out lets go of its placeholder too */
+  mk_amp_set(&lone, b, 2, 100, 200, CLTV);
+  send(&v, &lone.h[0]);
+  settle_down(&v);
+  AMP_CHECK_EQ(STAT(&v, invoices_now), 1);
+  g_now += 2000 * 1000000ull;
+  pump(&v, 6);
+  settle_down(&v);
+  EXPECT_CODE(&lone.h[0], AMP_FAIL_MPP_TIMEOUT);
+  AMP_CHECK_EQ(STAT(&v, invoices_now), 0);
+  AMP_CHECK(amp_engine_invoice_lookup_addr(v.e, b, &got) == AMP_OK);
+  AMP_CHECK_EQ(got.placeholder, 1);
+  AMP_CHECK_EQ(got.amt_paid_msat, 0);
+  /* an invoice the operator added stays */
+  amp_store_invoice_t op = add_amp(&v, 0);
+  mk_amp_set(&s4, op.payment_addr, 1, 700, 700, CLTV);
+  send_set(&v, &s4);
+  pump(&v, 7);
+  settle_down(&v);
+  EXPECT_FULFILL(&s4.h[0]);
+  AMP_CHECK_EQ(STAT(&v, invoices_now), 1);
+  /* a restart loads the operator's invoice only; the list has all three */
+  env_stop(&v);
+  env_start(&v);
+  AMP_CHECK_EQ(STAT(&v, invoices_now), 1);
+  amp_store_invoice_t list[8];
+  size_t n = amp_engine_invoice_list(v.e, 0, 0, list, 8);
+  AMP_CHECK_EQ(n, 3);
+  for (size_t i = 1; i < n; i++) AMP_CHECK(list[i - 1].add_index < list[i].add_index);
+  uint64_t ia = list[0].add_index, ib = list[1].add_index, iop = list[2].add_index;
+  AMP_CHECK_EQ(amp_engine_invoice_list(v.e, ia, 0, list, 1), 1);
+  AMP_CHECK(memcmp(list[0].payment_addr, b, 32) == 0); /* numbered a, b, op */
+  AMP_CHECK_EQ(amp_engine_invoice_list(v.e, 0, AMP_INVOICE_LIST_REVERSED, list, 2), 2);
+  AMP_CHECK(list[0].add_index == ib && list[1].add_index == iop);
+  AMP_CHECK_EQ(amp_engine_invoice_list(v.e, iop, AMP_INVOICE_LIST_REVERSED, list, 8), 2);
+  AMP_CHECK(list[0].add_index == ia && list[1].add_index == ib);
+  AMP_CHECK_EQ(amp_engine_invoice_list(v.e, 0, AMP_INVOICE_LIST_OPEN, list, 8), 2); /* a: cancelled */
+  AMP_CHECK(list[0].add_index == ib && list[1].add_index == iop);
+  AMP_CHECK_EQ(amp_engine_invoice_list(v.e, iop, 0, list, 8), 0);
+  /* and the placeholder still takes payments after the restart */
+  g_nans = 0;
+  static aset_t s5;
+  mk_amp_set(&s5, b, 2, 100, 200, CLTV);
+  send_set(&v, &s5);
+  pump(&v, 2);
+  settle_down(&v);
+  EXPECT_FULFILL(&s5.h[0]);
+  EXPECT_FULFILL(&s5.h[1]);
+  AMP_CHECK_EQ(STAT(&v, placeholders_loaded), 1);
+  AMP_CHECK_EQ(STAT(&v, invoices_now), 1);
   env_close(&v);
 }
 
@@ -1701,6 +1823,100 @@ static void test_late_shards_mt(void) {
   g_mt = NULL;
 }
 
+/* Two workers pay a few placeholders over and over, sets of 1 and 2 shards
+ * (a 2-shard set's shards on both workers), in order: each placeholder's
+ * sets come and go, so it leaves memory and is read back again and again
+ * while the other worker holds, evicts or reads it too. */
+#define PH_SETS 20000
+#define PH_ADDRS 256
+static void test_placeholders_mt(void) {
+  uint64_t seed = amp_test_seed();
+  amp_engine_cfg_t c = {.workers = 2, .accept_amp = 1, .pool_htlcs = 2 * PH_SETS + 1024,
+                        .pool_sets = PH_SETS + 1024, .max_held_total = 1u << 20};
+  env_t v;
+  env_open(&v, &c);
+  amp_worker_detach(v.w);
+  uint8_t addr[PH_ADDRS][32];
+  for (int i = 0; i < PH_ADDRS; i++) rand32_(addr[i], &seed);
+  g_mt = calloc(2 * (size_t)PH_SETS, sizeof *g_mt);
+  uint32_t *la = malloc(2 * PH_SETS * sizeof *la), *lb = malloc(2 * PH_SETS * sizeof *lb);
+  AMP_REQUIRE(g_mt && la && lb);
+  size_t na = 0, nb = 0, n = 0;
+  uint64_t paid[PH_ADDRS] = {0}, sets[PH_ADDRS] = {0};
+  for (uint32_t s = 0; s < PH_SETS; s++) {
+    uint64_t r = amp_test_rand(&seed);
+    /* one total per addr: a placeholder's value is its first payment's */
+    unsigned ai = (unsigned)(r % PH_ADDRS), k = ai & 1 ? 2 : 1;
+    uint8_t root[32], sid[32], share[2][32];
+    rand32_(root, &seed);
+    rand32_(sid, &seed);
+    if (k == 1) {
+      memcpy(share[0], root, 32);
+    } else {
+      rand32_(share[0], &seed);
+      for (int j = 0; j < 32; j++) share[1][j] = root[j] ^ share[0][j];
+    }
+    for (unsigned i = 0; i < k; i++) {
+      mt_h_t *h = &g_mt[n];
+      amp_child_t ch;
+      amp_child_derive(&ch, root, share[i], i);
+      h->set = s;
+      h->shard = (uint8_t)i;
+      h->amount = 1000;
+      memcpy(h->hash, ch.hash, 32);
+      memcpy(h->pre, ch.preimage, 32);
+      rand32_(h->ss, &seed);
+      h->pl_len = (uint8_t)mk_payload(h->pl, 1000, CLTV, addr[ai], 1000 * k, share[i], sid, i);
+      if (k == 2 ? i == 0 : (r >> 9) & 1) la[na++] = (uint32_t)n;
+      else lb[nb++] = (uint32_t)n;
+      n++;
+    }
+    paid[ai] += 1000 * k;
+    sets[ai]++;
+  }
+  _Atomic uint32_t *ful = calloc(n, sizeof *ful), *fail = calloc(n, sizeof *fail);
+  _Atomic size_t done = 0;
+  late_ctx_t lc = {ful, fail, &done, 0};
+  late_thr_t ta = {&v, 0, la, na, n, &lc}, tb = {&v, 1, lb, nb, n, &lc};
+  pthread_t tha, thb;
+  pthread_create(&tha, NULL, late_thread, &ta);
+  pthread_create(&thb, NULL, late_thread, &tb);
+  pthread_join(tha, NULL);
+  pthread_join(thb, NULL);
+  size_t not_once = 0, failed = 0;
+  for (size_t i = 0; i < n; i++) {
+    not_once += atomic_load(&ful[i]) + atomic_load(&fail[i]) != 1;
+    failed += atomic_load(&fail[i]) != 0;
+  }
+  fprintf(stderr, "placeholders: %d sets (%zu HTLCs) to %d addrs: %llu read back, %llu evicted\n",
+          PH_SETS, n, PH_ADDRS, (unsigned long long)STAT(&v, placeholders_loaded),
+          (unsigned long long)STAT(&v, placeholders_evicted));
+  AMP_CHECK_EQ(lc.bad, 0);
+  AMP_CHECK_EQ(not_once, 0);
+  AMP_CHECK_EQ(failed, 0);
+  AMP_CHECK_EQ(STAT(&v, sets_settled), PH_SETS);
+  AMP_CHECK_EQ(STAT(&v, placeholder_invoices), PH_ADDRS); /* each made once */
+  AMP_CHECK(STAT(&v, placeholders_loaded) > 0);
+  AMP_CHECK_EQ(STAT(&v, placeholders_evicted),
+               STAT(&v, placeholder_invoices) + STAT(&v, placeholders_loaded));
+  AMP_CHECK_EQ(STAT(&v, invoices_now), 0);
+  AMP_CHECK_EQ(STAT(&v, held_now), 0);
+  amp_worker_attach(v.w);
+  for (int i = 0; i < PH_ADDRS; i++) {
+    amp_store_invoice_t got;
+    AMP_CHECK(amp_engine_invoice_lookup_addr(v.e, addr[i], &got) == AMP_OK);
+    AMP_CHECK_EQ(got.amt_paid_msat, paid[i]);
+    AMP_CHECK_EQ(got.sets_settled, sets[i]);
+  }
+  env_close(&v);
+  free(ful);
+  free(fail);
+  free(la);
+  free(lb);
+  free(g_mt);
+  g_mt = NULL;
+}
+
 static void test_concurrency(void) { run_concurrency(MT_SETS, 0); }
 /* the same with real onions through amp_worker_process (fewer sets: ECDH) */
 static void test_concurrency_onions(void) { run_concurrency(4000, 1); }
@@ -1727,6 +1943,7 @@ int main(int argc, char **argv) {
   RUN(test_mpp);
   RUN(test_mpp_amp_keys);
   RUN(test_spontaneous);
+  RUN(test_placeholder_evict);
   RUN(test_rules);
   RUN(test_mismatch);
   RUN(test_timers);
@@ -1740,5 +1957,6 @@ int main(int argc, char **argv) {
   RUN(test_concurrency_onions);
   RUN(test_concurrency);
   RUN(test_late_shards_mt);
+  RUN(test_placeholders_mt);
   return amp_test_done();
 }

@@ -59,8 +59,13 @@ assert c['htlcs_in'] == want, (c['htlcs_in'], want)
 assert c['htlcs_settled'] == settled, (c['htlcs_settled'], settled)
 g = {x['name']: x['value'] for x in st['gauges']}
 assert g['held_htlcs'] > 0, g
-print("stats: htlcs_in", c['htlcs_in'], "settled", c['htlcs_settled'], "held", g['held_htlcs'])
+# spontaneous payments' placeholders: in memory only while a set holds them
+assert c['placeholders_evicted'] > 0, c
+assert 0 < g['invoices_in_memory'] < c['placeholder_invoices'], (g, c)
+print("stats: htlcs_in", c['htlcs_in'], "settled", c['htlcs_settled'], "held", g['held_htlcs'],
+      "placeholders", c['placeholder_invoices'], "in memory", g['invoices_in_memory'])
 PY
+nph=$(python3 -c 'import json,sys; print([x["total"] for x in json.load(open(sys.argv[1]))["counters"] if x["name"] == "placeholder_invoices" and "label" not in x][0])' "$T/stats")
 
 ctl listheld >"$T/held" || fail "listheld"
 grep -q '"state": "held"' "$T/held" || fail "listheld shows no held set"
@@ -116,6 +121,15 @@ ctl addinvoice --amt_msat 5000 --preimage "$pre" >"$T/m1" || fail "an MPP invoic
 ctl lookupinvoice --payment_hash "$phash" | grep -q '"htlcs": \[\]' || fail "lookupinvoice by hash"
 ctl listinvoices --max_invoices 2 --reversed >"$T/li" || fail "listinvoices"
 [ "$(jget "$T/li" 'len(d["invoices"])')" = 2 ] || fail "listinvoices --max_invoices 2"
+jget "$T/li" 'd["invoices"][1].get("payment_hash") == "'"$phash"'" and d["invoices"][0]["add_index"] < d["invoices"][1]["add_index"]' \
+  | grep -q True || fail "listinvoices --reversed: not the two newest in order: $(cat "$T/li")"
+# every invoice, placeholders out of memory included (5 added here)
+ctl listinvoices --max_invoices 10000 >"$T/all" || fail "listinvoices all"
+[ "$(jget "$T/all" 'len(d["invoices"])')" = $((nph + 5)) ] || fail "listinvoices: not $nph placeholders + 5"
+paddr=$(jget "$T/all" '[i["payment_addr"] for i in d["invoices"] if i.get("placeholder") and i["amt_paid_msat"] > 0][0]')
+ctl lookupinvoice --payment_addr "$paddr" >"$T/ph" || fail "lookupinvoice of a paid placeholder"
+jget "$T/ph" 'd["state"] == "open" and len(d["sets"]) > 0 and d["amt_paid_msat"] > 0' | grep -q True \
+  || fail "lookupinvoice of a placeholder out of memory: $(cat "$T/ph")"
 ctl listinvoices --pending_only --index_offset 1 >/dev/null || fail "listinvoices --pending_only"
 ctl listsets --state settled --max 20 >"$T/ls" || fail "listsets"
 [ "$(jget "$T/ls" 'len(d["sets"])')" = 20 ] || fail "listsets --max 20"
