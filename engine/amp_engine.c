@@ -2697,8 +2697,22 @@ size_t amp_engine_invoice_sets(amp_engine_t *e, const uint8_t addr[32], amp_set_
     if (memcmp(pa, addr, 32) == 0) set_info_(&out[got++], sk);
   }
   if (got < max) {
+    /* the invoice's chain in the store: newest first, then turned around */
     log_read_t c = {e, addr, out + got, max - got, 0};
-    if (amp_store_set_foreach(e->st, 1, log_read_cb_, &c) == AMP_OK) got += c.got;
+    int rc = amp_store_invoice_sets(e->st, addr, log_read_cb_, &c);
+    if (rc == AMP_OK) {
+      for (size_t i = 0, j = c.got; i + 1 < j; i++, j--) {
+        amp_set_info_t t = c.out[i];
+        c.out[i] = c.out[j - 1];
+        c.out[j - 1] = t;
+      }
+    } else if (rc == AMP_ERR_STATE) { /* an invoice from before the chain */
+      c.got = 0;
+      if (amp_store_set_foreach(e->st, 1, log_read_cb_, &c) != AMP_OK) c.got = 0;
+    } else {
+      c.got = 0;
+    }
+    got += c.got;
   }
   admin_end_(e, reg);
   return got;

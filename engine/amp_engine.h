@@ -390,10 +390,11 @@ size_t amp_engine_held_list(amp_engine_t *e, size_t skip, amp_held_info_t *out, 
 size_t amp_engine_set_table_size(amp_engine_t *e);
 
 /* amp_engine_invoice_sets writes up to max sets of the invoice with that
- * payment_addr: live ones (table order), then settled and cancelled ones
- * (settle-index order). Returns the count (the total may be larger). Cost:
- * O(live sets) plus a walk of the store's settle log (every set ever
- * recorded; it stops at max). */
+ * payment_addr: live ones (table order), then settled and cancelled ones in
+ * settle-index order, the newest ones when there are more. Returns the count
+ * (the total may be larger). Cost: O(live sets) plus O(its sets) store
+ * reads (amp_store_invoice_sets); for an invoice of a store written before
+ * that chain, a walk of the whole settle log (its oldest ones then). */
 size_t amp_engine_invoice_sets(amp_engine_t *e, const uint8_t addr[32], amp_set_info_t *out,
                                size_t max);
 

@@ -538,8 +538,17 @@ static void test_amp_reuse(void) {
     AMP_CHECK(memcmp(list[0].set_id, s[1].set_id, 32) == 0);
     AMP_CHECK_EQ(amp_engine_set_list(v.e, 1, list, 1), 1);
     AMP_CHECK(memcmp(list[0].set_id, s[0].set_id, 32) == 0);
+    /* the invoice's sets: the live one, then its chain in the store in
+     * settle order; cut short, the newest */
     AMP_CHECK_EQ(amp_engine_invoice_sets(v.e, inv.payment_addr, of_inv, 8), 4);
+    AMP_CHECK_EQ(of_inv[0].state, AMP_SET_COLLECTING);
+    for (int k = 0; k < 3; k++) {
+      AMP_CHECK(memcmp(of_inv[1 + k].set_id, s[k].set_id, 32) == 0);
+      AMP_CHECK_EQ(of_inv[1 + k].settle_index, idx[k]);
+      AMP_CHECK_EQ(of_inv[1 + k].state, AMP_SET_SETTLED);
+    }
     AMP_CHECK_EQ(amp_engine_invoice_sets(v.e, inv.payment_addr, of_inv, 2), 2);
+    AMP_CHECK_EQ(of_inv[1].settle_index, idx[2]);
     send(&v, &h4.h[1]);
     want += 2;
     pump(&v, want);

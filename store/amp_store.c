@@ -37,26 +37,37 @@
 /* --- records ---------------------------------------------------------------
  * All integers big-endian. LMDB values are not aligned: byte access only.
  *
- * set (settles):  0 u8 format 1 | 1 u8 flags (1: cancelled) | 2 u16 fail_code
+ * set (settles):  0 u8 format 2 | 1 u8 flags (1: cancelled) | 2 u16 fail_code
  *   | 4 u32 n_htlcs | 8 u64 time_ns | 16 set_id[32] | 48 payment_addr[32]
  *   | 80 u64 amount_msat | 88 u8 fail_malformed | 89 u8 fail_msg_len
- *   | 90 u16 0 | 92 u32 base | 96 fail_msg[len] | n x htlc (80 bytes: scid,
- *   htlc_id, amount u64; cltv, child_index u32; preimage[32]; onion_tag[16])
+ *   | 90 u16 0 | 92 u32 base | 96 u64 prev | 104 fail_msg[len] | n x htlc
+ *   (80 bytes: scid, htlc_id, amount u64; cltv, child_index u32;
+ *   preimage[32]; onion_tag[16]). prev: the settle index of the same
+ *   invoice's set before this one (0: none), the chain
+ *   amp_store_invoice_sets walks. Format 1 (stores written before the
+ *   chain): no prev, fail_msg at 96.
  * fail (fails):   0 u8 format 1 | 1 u8 flags (1: has tag, 2: malformed)
  *   | 2 u16 fail_code | 4 u32 cltv | 8 u64 scid | 16 u64 htlc_id
  *   | 24 tag[16] | 40 u8 msg_len | 41 u32 base | 45 msg[len]
  * base: the prune height when the record was written, for keep_of().
- * invoice:        0 u8 format 1 | 1 type | 2 state | 3 placeholder
- *   | 4 u32 cltv_delta | 8 u32 sets_settled | 12 u32 0 | 16 u64 value
- *   | 24 u64 amt_paid | 32 u64 created | 40 u64 expiry | 48 u64 add_index
- *   | 56 payment_addr[32] | 88 payment_hash[32] | 120 preimage[32]
- *   | 152 u8 memo_len | 153 memo[len]
+ * invoice:        0 u8 format 2 | 1 type | 2 state | 3 placeholder
+ *   | 4 u32 cltv_delta | 8 u32 sets_settled | 12 u32 flags (1: chained)
+ *   | 16 u64 value | 24 u64 amt_paid | 32 u64 created | 40 u64 expiry
+ *   | 48 u64 add_index | 56 payment_addr[32] | 88 payment_hash[32]
+ *   | 120 preimage[32] | 152 u8 memo_len | 153 u64 last_set | 161 memo[len]
+ *   last_set: its newest set's settle index (0: none); chained: every set of
+ *   it is on the chain (it was made after the chain was). Format 1: neither,
+ *   memo at 153.
  */
-#define REC_FORMAT 1
-#define SET_HDR 96
+#define REC_FORMAT 1             /* fail records */
+#define REC_FORMAT_CHAIN 2       /* set and invoice records */
+#define SET_HDR1 96
+#define SET_HDR 104
 #define SET_HTLC 80
 #define FAIL_HDR 45
-#define INV_HDR 153
+#define INV_HDR1 153
+#define INV_HDR 161
+#define INV_CHAINED 1u
 
 /* How long an HTLC's resolution and replay entry are kept: until its
  * cltv_expiry, but at most AMP_STORE_CLTV_MAX_AHEAD blocks past the prune
@@ -69,14 +80,14 @@ static uint32_t keep_of(uint32_t cltv, uint32_t base) {
   return cltv;
 }
 
-static size_t set_rec_len(uint32_t n, unsigned msg_len) {
-  return SET_HDR + msg_len + (size_t)n * SET_HTLC;
+static size_t set_rec_len(size_t hdr, uint32_t n, unsigned msg_len) {
+  return hdr + msg_len + (size_t)n * SET_HTLC;
 }
 
 static void set_rec_encode(uint8_t *p, const amp_store_intent_t *in, int cancelled,
-                           uint64_t time_ns, uint32_t base) {
+                           uint64_t time_ns, uint32_t base, uint64_t prev) {
   unsigned ml = cancelled ? in->fail_msg_len : 0;
-  p[0] = REC_FORMAT;
+  p[0] = REC_FORMAT_CHAIN;
   p[1] = cancelled ? 1 : 0;
   amp_put_be16(p + 2, cancelled ? in->fail_code : 0);
   amp_put_be32(p + 4, in->n_htlcs);
@@ -88,6 +99,7 @@ static void set_rec_encode(uint8_t *p, const amp_store_intent_t *in, int cancell
   p[89] = (uint8_t)ml;
   amp_put_be16(p + 90, 0);
   amp_put_be32(p + 92, base);
+  amp_put_be64(p + 96, prev);
   memcpy(p + SET_HDR, in->fail_msg, ml);
   uint8_t *h = p + SET_HDR + ml;
   for (uint32_t i = 0; i < in->n_htlcs; i++, h += SET_HTLC) {
@@ -108,12 +120,13 @@ typedef struct {
   uint8_t cancelled, fail_malformed, fail_msg_len;
   uint16_t fail_code;
   uint32_t n, base;
-  uint64_t time_ns, amount;
+  uint64_t time_ns, amount, prev;   /* prev: 0 in format 1 */
   const uint8_t *set_id, *payment_addr, *fail_msg, *hp;
 } set_view_t;
 
 static int set_rec_view(set_view_t *v, const uint8_t *p, size_t len) {
-  if (len < SET_HDR || p[0] != REC_FORMAT) return AMP_ERR_IO;
+  size_t hdr = len >= 1 && p[0] == REC_FORMAT_CHAIN ? SET_HDR : SET_HDR1;
+  if (len < hdr || (p[0] != REC_FORMAT_CHAIN && p[0] != REC_FORMAT)) return AMP_ERR_IO;
   v->cancelled = p[1] & 1;
   v->fail_code = amp_be16(p + 2);
   v->n = amp_be32(p + 4);
@@ -124,9 +137,10 @@ static int set_rec_view(set_view_t *v, const uint8_t *p, size_t len) {
   v->fail_malformed = p[88];
   v->fail_msg_len = p[89];
   v->base = amp_be32(p + 92);
-  if (v->fail_msg_len > 64 || set_rec_len(v->n, v->fail_msg_len) != len) return AMP_ERR_IO;
-  v->fail_msg = p + SET_HDR;
-  v->hp = p + SET_HDR + v->fail_msg_len;
+  v->prev = hdr == SET_HDR ? amp_be64(p + 96) : 0;
+  if (v->fail_msg_len > 64 || set_rec_len(hdr, v->n, v->fail_msg_len) != len) return AMP_ERR_IO;
+  v->fail_msg = p + hdr;
+  v->hp = p + hdr + v->fail_msg_len;
   return AMP_OK;
 }
 
@@ -184,13 +198,13 @@ static size_t inv_memo_len(const amp_store_invoice_t *inv) {
 
 static void inv_encode(uint8_t *p, const amp_store_invoice_t *inv) {
   size_t ml = inv_memo_len(inv);
-  p[0] = REC_FORMAT;
+  p[0] = REC_FORMAT_CHAIN;
   p[1] = inv->type;
   p[2] = inv->state;
   p[3] = inv->placeholder;
   amp_put_be32(p + 4, inv->cltv_delta);
   amp_put_be32(p + 8, inv->sets_settled);
-  amp_put_be32(p + 12, 0);
+  amp_put_be32(p + 12, inv->chained ? INV_CHAINED : 0);
   amp_put_be64(p + 16, inv->value_msat);
   amp_put_be64(p + 24, inv->amt_paid_msat);
   amp_put_be64(p + 32, inv->created);
@@ -200,14 +214,20 @@ static void inv_encode(uint8_t *p, const amp_store_invoice_t *inv) {
   memcpy(p + 88, inv->payment_hash, 32);
   memcpy(p + 120, inv->preimage, 32);
   p[152] = (uint8_t)ml;
+  amp_put_be64(p + 153, inv->last_set);
   memcpy(p + INV_HDR, inv->memo, ml);
 }
 
 static int inv_decode(amp_store_invoice_t *inv, const uint8_t *p, size_t len) {
-  if (len < INV_HDR || p[0] != REC_FORMAT || (size_t)INV_HDR + p[152] != len ||
+  size_t hdr = len >= 1 && p[0] == REC_FORMAT_CHAIN ? INV_HDR : INV_HDR1;
+  if (len < hdr || (p[0] != REC_FORMAT_CHAIN && p[0] != REC_FORMAT) || hdr + p[152] != len ||
       p[152] >= sizeof inv->memo)
     return AMP_ERR_IO;
   memset(inv, 0, sizeof *inv);
+  if (hdr == INV_HDR) {
+    inv->last_set = amp_be64(p + 153);
+    inv->chained = (amp_be32(p + 12) & INV_CHAINED) != 0;
+  }
   inv->type = p[1];
   inv->state = p[2];
   inv->placeholder = p[3];
@@ -221,7 +241,7 @@ static int inv_decode(amp_store_invoice_t *inv, const uint8_t *p, size_t len) {
   memcpy(inv->payment_addr, p + 56, 32);
   memcpy(inv->payment_hash, p + 88, 32);
   memcpy(inv->preimage, p + 120, 32);
-  memcpy(inv->memo, p + INV_HDR, p[152]);
+  memcpy(inv->memo, p + hdr, p[152]);
   return AMP_OK;
 }
 
@@ -393,21 +413,27 @@ static int apply_set(amp_store_t *st, MDB_txn *txn, amp_store_intent_t *in, int 
   int rc = check_htlcs(st, in);
   if (rc != AMP_OK) return rc;
 
-  amp_store_invoice_t inv;
+  /* the invoice: a settle needs it open; a cancel chains to it if it exists
+   * (a set whose invoice never became durable can still be cancelled) */
+  amp_store_invoice_t inv = {0};
   MDB_val k = {32, (void *)in->payment_addr}, v;
-  if (!cancel) {
+  int has_inv = 0;
+  {
     int mrc = mdb_get(txn, st->db_inv, &k, &v);
-    if (mrc == MDB_NOTFOUND) return AMP_ERR_NOTFOUND;
-    if (mrc) {
+    if (mrc == MDB_NOTFOUND && !cancel) return AMP_ERR_NOTFOUND;
+    if (mrc && mrc != MDB_NOTFOUND) {
       *fatal = mrc;
       return map_mdb(mrc);
     }
-    if (inv_decode(&inv, v.mv_data, v.mv_size) != AMP_OK) {
-      *fatal = MDB_CORRUPTED;
-      return AMP_ERR_IO;
+    if (mrc == 0) {
+      if (inv_decode(&inv, v.mv_data, v.mv_size) != AMP_OK) {
+        *fatal = MDB_CORRUPTED;
+        return AMP_ERR_IO;
+      }
+      has_inv = 1;
     }
-    if (inv.state == AMP_INVOICE_CANCELED ||
-        (inv.type == AMP_INVOICE_MPP && inv.state == AMP_INVOICE_SETTLED)) {
+    if (!cancel && (inv.state == AMP_INVOICE_CANCELED ||
+                    (inv.type == AMP_INVOICE_MPP && inv.state == AMP_INVOICE_SETTLED))) {
       amp_wipe(&inv, sizeof inv);
       return AMP_ERR_STATE;
     }
@@ -429,15 +455,22 @@ static int apply_set(amp_store_t *st, MDB_txn *txn, amp_store_intent_t *in, int 
 
   uint8_t kb[8];
   key64(kb, idx);
-  MDB_val sk = {8, kb}, sv = {set_rec_len(in->n_htlcs, cancel ? in->fail_msg_len : 0), NULL};
+  MDB_val sk = {8, kb},
+          sv = {set_rec_len(SET_HDR, in->n_htlcs, cancel ? in->fail_msg_len : 0), NULL};
   int mrc = mdb_put(txn, st->db_set, &sk, &sv, MDB_APPEND | MDB_RESERVE);
   if (mrc) goto lmdb;
-  set_rec_encode(sv.mv_data, in, cancel, time_ns, st->prune_height);
+  set_rec_encode(sv.mv_data, in, cancel, time_ns, st->prune_height,
+                 has_inv && inv.chained ? inv.last_set : 0);
   t->puts++;
-  if (!cancel) {
-    inv.amt_paid_msat += in->amount_msat;
-    inv.sets_settled++;
-    if (inv.type == AMP_INVOICE_MPP) inv.state = AMP_INVOICE_SETTLED;
+  if (has_inv) {
+    /* the same put as before the chain for a settle; a cancel's is new
+     * (cancels are rare) */
+    inv.last_set = idx;
+    if (!cancel) {
+      inv.amt_paid_msat += in->amount_msat;
+      inv.sets_settled++;
+      if (inv.type == AMP_INVOICE_MPP) inv.state = AMP_INVOICE_SETTLED;
+    }
     MDB_val iv = {INV_HDR + inv_memo_len(&inv), NULL};
     mrc = mdb_put(txn, st->db_inv, &k, &iv, MDB_RESERVE);
     if (mrc) {
@@ -447,16 +480,15 @@ static int apply_set(amp_store_t *st, MDB_txn *txn, amp_store_intent_t *in, int 
     inv_encode(iv.mv_data, &inv);
     amp_wipe(&inv, sizeof inv);
     t->puts++;
-    t->settles++;
-  } else {
-    t->cancels++;
   }
+  if (cancel) t->cancels++;
+  else t->settles++;
   t->res += in->n_htlcs;
   st->last_settle = idx;
   in->settle_index = idx;
   return AMP_OK;
 nomem:
-  if (!cancel) amp_wipe(&inv, sizeof inv);
+  if (has_inv) amp_wipe(&inv, sizeof inv);
   *fatal = -1;
   return AMP_ERR_NOMEM;
 lmdb:
@@ -518,11 +550,15 @@ static int apply_invoice_put(amp_store_t *st, MDB_txn *txn, amp_store_intent_t *
     inv->amt_paid_msat = old.amt_paid_msat;
     inv->sets_settled = old.sets_settled;
     inv->add_index = old.add_index;
+    inv->last_set = old.last_set;
+    inv->chained = old.chained;
     if (old.state == AMP_INVOICE_SETTLED) inv->state = AMP_INVOICE_SETTLED;
     amp_wipe(&old, sizeof old);
   } else if (mrc == MDB_NOTFOUND) {
     inv->amt_paid_msat = 0;
     inv->sets_settled = 0;
+    inv->last_set = 0;
+    inv->chained = 1; /* all its sets will be on the chain */
     inv->add_index = ++st->add_index;
     /* memory first (pending until the commit), as apply_set */
     if (amp_sidx_add(&st->iix, inv->payment_addr, inv->add_index, 0, 1) != AMP_OK) {
@@ -1234,6 +1270,37 @@ int amp_store_invoice_foreach(amp_store_t *st, amp_store_invoice_fn fn, void *ct
   return rc;
 }
 
+/* Decodes the set record (key k, value v) and calls fn with it; buf/cap: a
+ * scratch array for its HTLCs, grown as needed (wiped after each call).
+ * Returns AMP_OK with *stop what fn said, AMP_ERR_IO (undecodable) or
+ * AMP_ERR_NOMEM. *prev: the record's chain link (0 in format 1). */
+static int set_emit(const MDB_val *k, const MDB_val *v, amp_store_htlc_t **buf, size_t *cap,
+                    amp_store_set_fn fn, void *ctx, int *stop, uint64_t *prev) {
+  set_view_t sv;
+  if (k->mv_size != 8 || set_rec_view(&sv, v->mv_data, v->mv_size) != AMP_OK) return AMP_ERR_IO;
+  if (sv.n > *cap) {
+    size_t ncap = sv.n < 16 ? 16 : sv.n;
+    amp_store_htlc_t *nb = malloc(ncap * sizeof *nb);
+    if (!nb) return AMP_ERR_NOMEM;
+    free(*buf);
+    *buf = nb;
+    *cap = ncap;
+  }
+  for (uint32_t i = 0; i < sv.n; i++) set_htlc_decode(&(*buf)[i], sv.hp + (size_t)i * SET_HTLC);
+  amp_store_set_t set = {.settle_index = amp_be64(k->mv_data),
+                         .cancelled = sv.cancelled,
+                         .amount_msat = sv.amount,
+                         .time_ns = sv.time_ns,
+                         .n_htlcs = sv.n,
+                         .htlcs = *buf};
+  memcpy(set.set_id, sv.set_id, 32);
+  memcpy(set.payment_addr, sv.payment_addr, 32);
+  *stop = fn(ctx, &set);
+  if (sv.n) amp_wipe(*buf, sv.n * sizeof **buf);
+  *prev = sv.prev;
+  return AMP_OK;
+}
+
 int amp_store_set_foreach(amp_store_t *st, uint64_t from, amp_store_set_fn fn, void *ctx) {
   MDB_txn *txn;
   MDB_cursor *c;
@@ -1247,44 +1314,50 @@ int amp_store_set_foreach(amp_store_t *st, uint64_t from, amp_store_set_fn fn, v
   MDB_val k = {8, kb}, v;
   amp_store_htlc_t *buf = NULL;
   size_t cap = 0;
-  int rc = AMP_OK, mrc;
-  for (mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); mrc == 0;
-       mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-    set_view_t sv;
-    if (k.mv_size != 8 || set_rec_view(&sv, v.mv_data, v.mv_size) != AMP_OK) {
-      rc = AMP_ERR_IO;
-      break;
-    }
-    if (sv.n > cap) {
-      size_t ncap = sv.n < 16 ? 16 : sv.n;
-      amp_store_htlc_t *nb = malloc(ncap * sizeof *nb);
-      if (!nb) {
-        rc = AMP_ERR_NOMEM;
-        break;
-      }
-      if (buf) {
-        amp_wipe(buf, cap * sizeof *buf);
-        free(buf);
-      }
-      buf = nb;
-      cap = ncap;
-    }
-    for (uint32_t i = 0; i < sv.n; i++) set_htlc_decode(&buf[i], sv.hp + (size_t)i * SET_HTLC);
-    amp_store_set_t set = {.settle_index = amp_be64(k.mv_data),
-                           .cancelled = sv.cancelled,
-                           .amount_msat = sv.amount,
-                           .time_ns = sv.time_ns,
-                           .n_htlcs = sv.n,
-                           .htlcs = buf};
-    memcpy(set.set_id, sv.set_id, 32);
-    memcpy(set.payment_addr, sv.payment_addr, 32);
-    int stop = fn(ctx, &set);
-    amp_wipe(buf, sv.n * sizeof *buf);
-    if (stop) break;
-  }
-  if (rc == AMP_OK && mrc && mrc != MDB_NOTFOUND) rc = AMP_ERR_IO;
+  int rc = AMP_OK, mrc, stop = 0;
+  uint64_t prev;
+  for (mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); mrc == 0 && !stop;
+       mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+    if ((rc = set_emit(&k, &v, &buf, &cap, fn, ctx, &stop, &prev)) != AMP_OK) break;
+  if (rc == AMP_OK && !stop && mrc && mrc != MDB_NOTFOUND) rc = AMP_ERR_IO;
   free(buf);
   mdb_cursor_close(c);
+  mdb_txn_abort(txn);
+  return rc;
+}
+
+int amp_store_invoice_sets(amp_store_t *st, const uint8_t payment_addr[32], amp_store_set_fn fn,
+                           void *ctx) {
+  MDB_txn *txn;
+  if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) return AMP_ERR_IO;
+  MDB_val k = {32, (void *)payment_addr}, v;
+  amp_store_invoice_t inv;
+  int mrc = mdb_get(txn, st->db_inv, &k, &v), rc;
+  if (mrc) {
+    rc = mrc == MDB_NOTFOUND ? AMP_ERR_NOTFOUND : AMP_ERR_IO;
+  } else if ((rc = inv_decode(&inv, v.mv_data, v.mv_size)) == AMP_OK) {
+    amp_wipe(inv.preimage, 32);
+    if (!inv.chained) rc = AMP_ERR_STATE;
+    amp_store_htlc_t *buf = NULL;
+    size_t cap = 0;
+    int stop = 0;
+    /* newest first; each link points lower (appended), so a corrupt
+     * chain cannot loop */
+    for (uint64_t idx = inv.last_set, prev; rc == AMP_OK && idx && !stop; idx = prev) {
+      uint8_t kb[8];
+      key64(kb, idx);
+      MDB_val sk = {8, kb};
+      if ((mrc = mdb_get(txn, st->db_set, &sk, &v)) != 0) {
+        rc = AMP_ERR_IO; /* the chain points at nothing */
+        break;
+      }
+      if ((rc = set_emit(&sk, &v, &buf, &cap, fn, ctx, &stop, &prev)) != AMP_OK) break;
+      if (prev >= idx) rc = AMP_ERR_IO;
+    }
+    free(buf);
+  } else {
+    rc = AMP_ERR_IO;
+  }
   mdb_txn_abort(txn);
   return rc;
 }

@@ -10,7 +10,11 @@
  *             tag). Appended with MDB_APPEND: the index only grows. This record
  *             IS the resolution of each of its HTLCs (fulfill + preimage +
  *             settle_index, or for a cancelled set the fail answer) and holds
- *             their onion replay entries.
+ *             their onion replay entries. It links to the settle index of
+ *             its invoice's set before it, and the invoice record to its
+ *             newest set: an invoice's sets are a chain (no extra put per
+ *             settle: the invoice is updated anyway; a cancel updates it
+ *             too), so listing them reads only them.
  *   fails     be64 fail_seq -> one failed HTLC (scid, htlc_id, cltv, onion tag,
  *             failure code and message). Appended with MDB_APPEND. Its
  *             resolution and replay entry.
@@ -154,6 +158,12 @@ typedef struct {
   uint32_t sets_settled;
   uint64_t add_index;          /* order of creation, from 1 */
   char memo[128];              /* NUL-terminated */
+  /* The store's own (INVOICE_PUT ignores what it is given): its newest
+   * set's settle index, and whether every set of it is on the chain that
+   * amp_store_invoice_sets walks (0 for invoices of a store written before
+   * the chain). */
+  uint64_t last_set;
+  uint8_t chained;
 } amp_store_invoice_t;
 
 /* One HTLC of a settled or cancelled set. An all-zero onion_tag means "no
@@ -349,9 +359,20 @@ typedef struct {
   const amp_store_htlc_t *htlcs;
 } amp_store_set_t;
 typedef int (*amp_store_set_fn)(void *ctx, const amp_store_set_t *set);
-/* amp_store_set_foreach walks the settle log from index `from` (1 = all). */
+/* amp_store_set_foreach walks the settle log from index `from` (1 = all).
+ * Cost: O(sets from there). */
 AMP_WARN_UNUSED int amp_store_set_foreach(amp_store_t *st, uint64_t from, amp_store_set_fn fn,
                                           void *ctx);
+
+/* amp_store_invoice_sets walks the settled and cancelled sets of the
+ * invoice with payment_addr, newest first, through the link each set record
+ * keeps to the same invoice's set before it: O(its sets) reads, whatever
+ * the log's size. Returns AMP_OK; AMP_ERR_NOTFOUND (no such invoice);
+ * AMP_ERR_STATE when the invoice predates the chain (a store written before
+ * it: walk the log instead, amp_store_set_foreach); AMP_ERR_IO (read error,
+ * or a link to nothing); AMP_ERR_NOMEM. Thread-safe (one read txn). */
+AMP_WARN_UNUSED int amp_store_invoice_sets(amp_store_t *st, const uint8_t payment_addr[32],
+                                           amp_store_set_fn fn, void *ctx);
 
 /* Counters (monotonic unless said, read without locks). Since open. */
 typedef struct {
