@@ -703,26 +703,28 @@ def main():
                     while size < need:
                         size *= 2
                     sp = pcap("s3", size, nk, seed=3)
-                    # the capacity of the sweep's own path first (tcpreplay
-                    # --topspeed over the veth, the generator on the same 2
-                    # CPUs): pcap_s3's, read from a file with no generator
-                    # running, put the 75% step near that path's edge
-                    log("af_packet sweep: topspeed (this path's capacity)")
-                    top = run_afpacket(work, ns, "sweep-top", sp, nk, int(cap_pcap * 1.25 * step_s),
-                                       None)
-                    top["offered_pct"] = None
-                    top["offered_pps"] = round(top["tcpreplay"].get("pps", 0))
-                    if top["htlc_per_s"] > 0:
-                        cap, cap_src = top["htlc_per_s"], "af_packet topspeed"
-                    for pct in (25, 50, 75, 100, 125):
-                        pps = cap * pct / 100
-                        packets = int(pps * step_s)
-                        log("af_packet sweep: %d%% (%d pps)" % (pct, pps))
-                        r = run_afpacket(work, ns, "sweep-%s" % pct, sp, nk, packets, pps)
+                    # the capacity of the sweep's own path first: what
+                    # ampd settles over the veth when offered 125% of
+                    # pcap_s3's rate, paced as the steps are (pcap_s3 reads
+                    # a file with no generator running: its higher figure
+                    # put the 75% step near this path's edge; --topspeed is
+                    # no measure either: tcpreplay then takes a whole CPU)
+                    pps = cap_pcap * 1.25
+                    log("af_packet sweep: capacity probe at %d pps" % pps)
+                    probe = run_afpacket(work, ns, "sweep-cap", sp, nk, int(pps * step_s / 2), pps)
+                    if probe["htlc_per_s"] > 0:
+                        cap, cap_src = probe["htlc_per_s"], "af_packet at 125% of pcap_s3"
+                    out["capacity_probe"] = {"offered_pps": round(probe["tcpreplay"].get("pps", pps)),
+                                             "htlc_per_s": probe["htlc_per_s"],
+                                             "frames_lost": probe["frames_lost"]}
+                    for pct in (25, 50, 75, 100, 125, None):
+                        pps = cap * pct / 100 if pct else None
+                        packets = int((pps or cap * 1.25) * step_s)
+                        log("af_packet sweep: %s" % ("%d%% (%d pps)" % (pct, pps) if pct else "topspeed"))
+                        r = run_afpacket(work, ns, "sweep-%s" % (pct or "top"), sp, nk, packets, pps)
                         r["offered_pct"] = pct
-                        r["offered_pps"] = round(r["tcpreplay"].get("pps", pps))
+                        r["offered_pps"] = round(r["tcpreplay"].get("pps", pps or 0))
                         sweep.append(r)
-                    sweep.append(top)
     finally:
         if a.keep:
             log("kept %s" % work)

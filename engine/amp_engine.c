@@ -548,7 +548,8 @@ static void inv_release_(amp_engine_t *e, amp_worker_t *w, inv_t *inv) {
     CNT(w, placeholders_evicted);
     retire_(w, &inv->limbo, inv_free_limbo_);
   } else {
-    e->ac.placeholders_evicted++;
+    __atomic_store_n(&e->ac.placeholders_evicted, e->ac.placeholders_evicted + 1,
+                     __ATOMIC_RELAXED); /* under admin_mu */
     call_rcu(&inv->rcu, inv_free_cb_rcu_);
   }
 }
@@ -1192,7 +1193,7 @@ static void receive_(amp_worker_t *w, htlc_t *h, const arrival_t *a, const amp_p
   uint32_t height = amp_engine_height(e);
   int is_amp = (pl->present & AMP_PAYLOAD_AMP) != 0;
   int has_mpp = (pl->present & AMP_PAYLOAD_MPP) != 0;
-  inv_t *inv;
+  inv_t *inv, *held = NULL; /* held: released at every exit */
   /* the set first (one keyed hash and one lookup per HTLC, reused below):
    * a shard of a live AMP set takes that set's invoice when the payment_addr
    * matches, which is what the addr index would return (the set holds it
@@ -1206,7 +1207,6 @@ static void receive_(amp_worker_t *w, htlc_t *h, const arrival_t *a, const amp_p
   /* rule 2. An AMP invoice is held (inv_hold_) until the end of this
    * function: a placeholder must not leave memory while it is checked and a
    * set made for it. */
-  inv_t *held = NULL;
   if (is_amp) {
     inv = NULL;
     if (sk && sk->live && memcmp(((set_t *)sk)->inv->rec.payment_addr, pl->payment_addr, 32) == 0 &&
