@@ -492,6 +492,7 @@ nomem:
   *fatal = -1;
   return AMP_ERR_NOMEM;
 lmdb:
+  if (has_inv) amp_wipe(&inv, sizeof inv); /* an MPP invoice's preimage */
   *fatal = mrc;
   return map_mdb(mrc);
 }
