@@ -736,6 +736,18 @@ static void test_spontaneous(void) {
   env_close(&v);
 }
 
+/* Sends s, polls until `want` answers in total, then until the worker is idle. */
+static void send_set_wait(env_t *v, aset_t *s, size_t want) {
+  send_set(v, s);
+  pump(v, want);
+  settle_down(v);
+}
+
+#define EXPECT_SET_FULFILL(s)                                                                    \
+  do {                                                                                           \
+    for (size_t i_ = 0; i_ < (s)->n; i_++) EXPECT_FULFILL(&(s)->h[i_]);                         \
+  } while (0)
+
 /* A placeholder lives in memory only while something uses it: evicted after
  * each set, read back for the next payment, the admin's cancel and a
  * timeout; never loaded at start. Invoices the operator added stay. */
@@ -748,19 +760,14 @@ static void test_placeholder_evict(void) {
   MUST(amp_random(b, 32));
   static aset_t s1, s2, s3, again, lone, s4;
   mk_amp_set(&s1, a, 2, 500, 1000, CLTV);
-  send_set(&v, &s1);
-  pump(&v, 2);
-  settle_down(&v);
-  EXPECT_FULFILL(&s1.h[0]);
-  EXPECT_FULFILL(&s1.h[1]);
+  send_set_wait(&v, &s1, 2);
+  EXPECT_SET_FULFILL(&s1);
   AMP_CHECK_EQ(STAT(&v, invoices_now), 0);
   AMP_CHECK_EQ(STAT(&v, placeholders_evicted), 1);
   /* a second payment to the same addr reads it back: no second placeholder */
   mk_amp_set(&s2, a, 1, 1500, 1500, CLTV);
-  send_set(&v, &s2);
-  pump(&v, 3);
-  settle_down(&v);
-  EXPECT_FULFILL(&s2.h[0]);
+  send_set_wait(&v, &s2, 3);
+  EXPECT_SET_FULFILL(&s2);
   AMP_CHECK_EQ(STAT(&v, placeholder_invoices), 1);
   AMP_CHECK_EQ(STAT(&v, placeholders_loaded), 1);
   AMP_CHECK_EQ(STAT(&v, placeholders_evicted), 2);
@@ -778,9 +785,7 @@ static void test_placeholder_evict(void) {
     size_t pn = mk_payload(pl, 1000, CLTV, a, 1000, again.share[0], again.set_id, 0);
     mk_add(&again.h[0], pl, pn);
   }
-  send_set(&v, &again);
-  pump(&v, 4);
-  settle_down(&v);
+  send_set_wait(&v, &again, 4);
   EXPECT_DETAILS(&again.h[0]);
   AMP_CHECK_EQ(STAT(&v, fail_set_done), 1);
   AMP_CHECK_EQ(STAT(&v, invoices_now), 0);
@@ -796,9 +801,7 @@ static void test_placeholder_evict(void) {
   AMP_CHECK_EQ(amp_engine_invoice_cancel(v.e, nowhere), AMP_ERR_NOTFOUND);
   AMP_CHECK(amp_engine_invoice_lookup_addr(v.e, nowhere, &got) == AMP_ERR_NOTFOUND);
   mk_amp_set(&s3, a, 1, 1000, 1000, CLTV);
-  send_set(&v, &s3);
-  pump(&v, 5);
-  settle_down(&v);
+  send_set_wait(&v, &s3, 5);
   EXPECT_DETAILS(&s3.h[0]);
   AMP_CHECK_EQ(STAT(&v, fail_invoice_not_open), 1);
   AMP_CHECK_EQ(STAT(&v, invoices_now), 0); /* read, refused, out again */
@@ -818,10 +821,8 @@ static void test_placeholder_evict(void) {
   /* an invoice the operator added stays */
   amp_store_invoice_t op = add_amp(&v, 0);
   mk_amp_set(&s4, op.payment_addr, 1, 700, 700, CLTV);
-  send_set(&v, &s4);
-  pump(&v, 7);
-  settle_down(&v);
-  EXPECT_FULFILL(&s4.h[0]);
+  send_set_wait(&v, &s4, 7);
+  EXPECT_SET_FULFILL(&s4);
   AMP_CHECK_EQ(STAT(&v, invoices_now), 1);
   /* a restart loads the operator's invoice only; the list has all three */
   env_stop(&v);
@@ -845,11 +846,8 @@ static void test_placeholder_evict(void) {
   g_nans = 0;
   static aset_t s5;
   mk_amp_set(&s5, b, 2, 100, 200, CLTV);
-  send_set(&v, &s5);
-  pump(&v, 2);
-  settle_down(&v);
-  EXPECT_FULFILL(&s5.h[0]);
-  EXPECT_FULFILL(&s5.h[1]);
+  send_set_wait(&v, &s5, 2);
+  EXPECT_SET_FULFILL(&s5);
   AMP_CHECK_EQ(STAT(&v, placeholders_loaded), 1);
   AMP_CHECK_EQ(STAT(&v, invoices_now), 1);
   env_close(&v);
@@ -1744,6 +1742,50 @@ static void *late_thread(void *arg) {
   return NULL;
 }
 
+/* g_mt entry h: shard idx (of share, under root) of set `set`, 1000 msat,
+ * paying addr with total_msat total under set_id sid. */
+static void mt_fill_(mt_h_t *h, uint32_t set, const uint8_t root[32], const uint8_t share[32],
+                     uint32_t idx, const uint8_t addr[32], uint64_t total, const uint8_t sid[32],
+                     uint64_t *seed) {
+  amp_child_t ch;
+  amp_child_derive(&ch, root, share, idx);
+  h->set = set;
+  h->shard = (uint8_t)idx;
+  h->amount = 1000;
+  memcpy(h->hash, ch.hash, 32);
+  memcpy(h->pre, ch.preimage, 32);
+  rand32_(h->ss, seed);
+  h->pl_len = (uint8_t)mk_payload(h->pl, 1000, CLTV, addr, total, share, sid, idx);
+}
+
+/* Runs two workers over lists la and lb (indexes into g_mt, n HTLCs in
+ * all) until every HTLC is answered; lc gets per-HTLC answer counts
+ * (allocated here, freed by late_free_). */
+static void late_run_(env_t *v, uint32_t *la, size_t na, uint32_t *lb, size_t nb, size_t n,
+                      late_ctx_t *lc, _Atomic size_t *done) {
+  lc->ful = calloc(n, sizeof *lc->ful);
+  lc->fail = calloc(n, sizeof *lc->fail);
+  AMP_REQUIRE(lc->ful && lc->fail);
+  lc->done = done;
+  lc->bad = 0;
+  late_thr_t ta = {v, 0, la, na, n, lc}, tb = {v, 1, lb, nb, n, lc};
+  pthread_t tha, thb;
+  pthread_create(&tha, NULL, late_thread, &ta);
+  pthread_create(&thb, NULL, late_thread, &tb);
+  pthread_join(tha, NULL);
+  pthread_join(thb, NULL);
+}
+
+static void late_free_(env_t *v, late_ctx_t *lc, uint32_t *la, uint32_t *lb) {
+  env_close(v);
+  free(lc->ful);
+  free(lc->fail);
+  free(la);
+  free(lb);
+  free(g_mt);
+  g_mt = NULL;
+}
+
 static void test_late_shards_mt(void) {
   uint64_t seed = amp_test_seed();
   amp_engine_cfg_t c = {.workers = 2, .pool_htlcs = 3 * LATE_SETS + 1024,
@@ -1763,18 +1805,9 @@ static void test_late_shards_mt(void) {
     rand32_(share[0], &seed);
     for (int j = 0; j < 32; j++) share[1][j] = root[j] ^ share[0][j];
     for (int i = 0; i < 3; i++) { /* 3s: shard 0, 3s+1: shard 1, 3s+2: its copy */
-      mt_h_t *h = &g_mt[3 * s + (uint32_t)i];
-      int sh = i == 0 ? 0 : 1;
-      amp_child_t ch;
-      amp_child_derive(&ch, root, share[sh], (uint32_t)sh);
-      h->set = s;
-      h->shard = (uint8_t)sh;
-      h->amount = 1000;
-      memcpy(h->hash, ch.hash, 32);
-      memcpy(h->pre, ch.preimage, 32);
-      rand32_(h->ss, &seed);
-      h->pl_len = (uint8_t)mk_payload(h->pl, 1000, CLTV, inv.payment_addr, 2000, share[sh], sid,
-                                      (uint32_t)sh);
+      uint32_t sh = i == 0 ? 0 : 1;
+      mt_fill_(&g_mt[3 * s + (uint32_t)i], s, root, share[sh], sh, inv.payment_addr, 2000, sid,
+               &seed);
     }
     la[s] = 3 * s;
     la[LATE_SETS + s] = 3 * s + 1;
@@ -1789,15 +1822,10 @@ static void test_late_shards_mt(void) {
       l[j] = x;
     }
   }
-  _Atomic uint32_t *ful = calloc(n, sizeof *ful), *fail = calloc(n, sizeof *fail);
   _Atomic size_t done = 0;
-  late_ctx_t lc = {ful, fail, &done, 0};
-  late_thr_t ta = {&v, 0, la, 2 * LATE_SETS, n, &lc}, tb = {&v, 1, lb, LATE_SETS, n, &lc};
-  pthread_t tha, thb;
-  pthread_create(&tha, NULL, late_thread, &ta);
-  pthread_create(&thb, NULL, late_thread, &tb);
-  pthread_join(tha, NULL);
-  pthread_join(thb, NULL);
+  late_ctx_t lc;
+  late_run_(&v, la, 2 * LATE_SETS, lb, LATE_SETS, n, &lc, &done);
+  _Atomic uint32_t *ful = lc.ful, *fail = lc.fail;
   size_t bad_set = 0, twice = 0, copy_won = 0;
   for (uint32_t s = 0; s < LATE_SETS; s++) {
     uint32_t f0 = atomic_load(&ful[3 * s]), f1 = atomic_load(&ful[3 * s + 1]),
@@ -1823,13 +1851,7 @@ static void test_late_shards_mt(void) {
   amp_store_invoice_t got;
   AMP_CHECK(amp_engine_invoice_lookup_addr(v.e, inv.payment_addr, &got) == AMP_OK);
   AMP_CHECK_EQ(got.amt_paid_msat, 2000ull * LATE_SETS);
-  env_close(&v);
-  free(ful);
-  free(fail);
-  free(la);
-  free(lb);
-  free(g_mt);
-  g_mt = NULL;
+  late_free_(&v, &lc, la, lb);
 }
 
 /* Two workers pay a few placeholders over and over, sets of 1 and 2 shards
@@ -1866,16 +1888,7 @@ static void test_placeholders_mt(void) {
       for (int j = 0; j < 32; j++) share[1][j] = root[j] ^ share[0][j];
     }
     for (unsigned i = 0; i < k; i++) {
-      mt_h_t *h = &g_mt[n];
-      amp_child_t ch;
-      amp_child_derive(&ch, root, share[i], i);
-      h->set = s;
-      h->shard = (uint8_t)i;
-      h->amount = 1000;
-      memcpy(h->hash, ch.hash, 32);
-      memcpy(h->pre, ch.preimage, 32);
-      rand32_(h->ss, &seed);
-      h->pl_len = (uint8_t)mk_payload(h->pl, 1000, CLTV, addr[ai], 1000 * k, share[i], sid, i);
+      mt_fill_(&g_mt[n], s, root, share[i], i, addr[ai], 1000 * k, sid, &seed);
       if (k == 2 ? i == 0 : (r >> 9) & 1) la[na++] = (uint32_t)n;
       else lb[nb++] = (uint32_t)n;
       n++;
@@ -1883,15 +1896,10 @@ static void test_placeholders_mt(void) {
     paid[ai] += 1000 * k;
     sets[ai]++;
   }
-  _Atomic uint32_t *ful = calloc(n, sizeof *ful), *fail = calloc(n, sizeof *fail);
   _Atomic size_t done = 0;
-  late_ctx_t lc = {ful, fail, &done, 0};
-  late_thr_t ta = {&v, 0, la, na, n, &lc}, tb = {&v, 1, lb, nb, n, &lc};
-  pthread_t tha, thb;
-  pthread_create(&tha, NULL, late_thread, &ta);
-  pthread_create(&thb, NULL, late_thread, &tb);
-  pthread_join(tha, NULL);
-  pthread_join(thb, NULL);
+  late_ctx_t lc;
+  late_run_(&v, la, na, lb, nb, n, &lc, &done);
+  _Atomic uint32_t *ful = lc.ful, *fail = lc.fail;
   size_t not_once = 0, failed = 0;
   for (size_t i = 0; i < n; i++) {
     not_once += atomic_load(&ful[i]) + atomic_load(&fail[i]) != 1;
@@ -1917,13 +1925,7 @@ static void test_placeholders_mt(void) {
     AMP_CHECK_EQ(got.amt_paid_msat, paid[i]);
     AMP_CHECK_EQ(got.sets_settled, sets[i]);
   }
-  env_close(&v);
-  free(ful);
-  free(fail);
-  free(la);
-  free(lb);
-  free(g_mt);
-  g_mt = NULL;
+  late_free_(&v, &lc, la, lb);
 }
 
 static void test_concurrency(void) { run_concurrency(MT_SETS, 0); }
