@@ -367,6 +367,60 @@ static run_t run_store(amp_store_sync_t sync, unsigned nh, unsigned np, uint64_t
   return r;
 }
 
+/* Reads by key, as a worker does for a redelivered HTLC: ns per
+ * amp_store_resolution_get with a txn of its own per read (AMP_STORE_ANY)
+ * and through producer 0's kept read txn, over 16,384 settled 1-HTLC sets,
+ * in one thread (uncontended: the own-txn figure only grows when threads
+ * meet at LMDB's reader-table mutex). out[0]: own txn, out[1]: producer's. */
+#define READ_SETS 16384u
+static void bench_reads(double out[2]) {
+  char *dir = mkdir_tmp();
+  uint64_t rng = 0x5DEECE66Dull ^ amp_bench_now_ns();
+  static uint8_t inv[N_INVOICES][32];
+  amp_store_cfg_t c = {.dir = dir, .producers = 1, .sync = AMP_STORE_SYNC_NONE,
+                       .map_size = 1ull << 30, .ring_size = POOL};
+  amp_store_t *st;
+  if (amp_store_open(&st, &c) != AMP_OK) {
+    fprintf(stderr, "cannot open the store in %s\n", dir);
+    exit(1);
+  }
+  make_invoices(st, inv, &rng);
+  static slot_t sl[512];
+  prod_t pr = {.st = st, .p = 0, .nh = 1, .inv = inv, .rng = rng};
+  for (unsigned done = 0; done < READ_SETS; done += 512) {
+    for (unsigned i = 0; i < 512; i++) {
+      fill_set(&pr, &sl[i]);
+      while (amp_store_submit(st, 0, &sl[i].in) != AMP_OK) usleep(50);
+    }
+    for (unsigned back = 0; back < 512;) {
+      amp_store_intent_t *d[256];
+      unsigned m = amp_store_poll(st, 0, d, 256);
+      back += m;
+      if (!m) usleep(50);
+    }
+  }
+  /* every HTLC id of every channel that was used, read in a shuffled order */
+  enum { READS = 200000 };
+  for (int mode = 0; mode < 2; mode++) {
+    unsigned prod = mode ? 0 : AMP_STORE_ANY, found = 0;
+    uint64_t r2 = 12345, t0 = amp_bench_now_ns();
+    for (unsigned i = 0; i < READS; i++) {
+      unsigned ch = (unsigned)(xs(&r2) % N_CHANNELS);
+      if (!pr.hid[ch]) continue;
+      amp_store_resolution_t res;
+      found += amp_store_resolution_get(st, prod, (1ull << 40) | ch, xs(&r2) % pr.hid[ch], &res) ==
+               AMP_OK;
+    }
+    out[mode] = (double)(amp_bench_now_ns() - t0) / READS;
+    if (found < READS / 2) {
+      fprintf(stderr, "bench_reads: only %u of %u reads found their HTLC\n", found, READS);
+      exit(1);
+    }
+  }
+  amp_store_close(st);
+  rm_tmp(dir);
+}
+
 static int cmp_run(const void *a, const void *b) {
   double x = ((const run_t *)a)->sets_per_s, y = ((const run_t *)b)->sets_per_s;
   return (x > y) - (x < y);
@@ -543,7 +597,7 @@ int main(int argc, char **argv) {
   enum { MAXR = 9 };
   int nr = g_runs > MAXR ? MAXR : g_runs;
   static run_t all[MAXR][3][3][2], pre_all[MAXR], sized_all[MAXR];
-  double single_all[MAXR], v0f_all[MAXR], v0p_all[MAXR];
+  double single_all[MAXR], v0f_all[MAXR], v0p_all[MAXR], rd_own[MAXR], rd_prod[MAXR];
   int sel[3][3][2];
   for (int s = 0; s < 3; s++)
     for (int z = 0; z < 3; z++)
@@ -565,6 +619,10 @@ int main(int argc, char **argv) {
     single_all[r] = base_single_put();
     v0f_all[r] = base_schema_v0(0);
     v0p_all[r] = base_schema_v0(1000000);
+    double rd[2];
+    bench_reads(rd);
+    rd_own[r] = rd[0];
+    rd_prod[r] = rd[1];
   }
   run_t res[3][3][2];
   printf("%-5s %6s %5s %12s %10s %8s %10s %10s %10s %10s %7s %9s\n", "sync", "htlcs", "prod",
@@ -605,6 +663,12 @@ int main(int argc, char **argv) {
   printf("  single put per txn:                  %10.0f commits/s\n", single);
   printf("  schema v0 (4 puts/set), empty db:    %10.0f sets/s\n", v0_fresh);
   printf("  schema v0, 1M entries preloaded:     %10.0f sets/s\n", v0_pre);
+  double rown = g_only ? 0 : amp_bench_median(rd_own, (size_t)nr);
+  double rprod = g_only ? 0 : amp_bench_median(rd_prod, (size_t)nr);
+  if (!g_only)
+    printf("reads by key (amp_store_resolution_get, one thread, 16,384 sets): %.0f ns through a "
+           "producer's kept read txn, %.0f ns with a txn of its own (baseline): %.2fx\n",
+           rprod, rown, rprod > 0 ? rown / rprod : 0.0);
   double best1 = res[0][0][0].sets_per_s > res[0][0][1].sets_per_s ? res[0][0][0].sets_per_s
                                                                     : res[0][0][1].sets_per_s;
   printf("target: >= %.0f durable 1-HTLC sets/s: %s (%.0f)\n", TARGET_SETS_PER_S,
@@ -659,6 +723,8 @@ int main(int argc, char **argv) {
           "  \"baseline\": {\"single_put_commits_per_s\": %.0f, \"schema_v0_sets_per_s\": %.0f, "
           "\"schema_v0_sets_per_s_preloaded_1M\": %.0f, \"schema_v0_puts_per_set\": 4},\n",
           single, v0_fresh, v0_pre);
+  fprintf(f, "  \"read_by_key_ns\": {\"producer_txn\": %.0f, \"own_txn_baseline\": %.0f},\n", rprod,
+          rown);
   fprintf(f,
           "  \"target\": {\"durable_1htlc_sets_per_s\": %.0f, \"measured\": %.0f, "
           "\"met\": %s}\n}\n",

@@ -558,9 +558,11 @@ static void inv_release_(amp_engine_t *e, amp_worker_t *w, inv_t *inv) {
  * addr index, else read back from the store (an evicted placeholder; the
  * store's addr filter answers "no" for a new addr without a read). NULL:
  * there is none, or *err says why not (AMP_ERR_IO: store read error;
- * AMP_ERR_NOMEM). loaded counts a read-back. Cost: the index lookup; a
+ * AMP_ERR_NOMEM). producer: the calling thread's (a worker's index, the
+ * admin's `workers`). loaded counts a read-back. Cost: the index lookup; a
  * read-back adds an LMDB read, a calloc and an insert. */
-static inv_t *inv_get_(amp_engine_t *e, const uint8_t addr[32], uint64_t *loaded, int *err) {
+static inv_t *inv_get_(amp_engine_t *e, unsigned producer, const uint8_t addr[32],
+                       uint64_t *loaded, int *err) {
   *err = AMP_OK;
   for (;;) {
     inv_t *inv = inv_by_addr_(e, addr);
@@ -572,7 +574,7 @@ static inv_t *inv_get_(amp_engine_t *e, const uint8_t addr[32], uint64_t *loaded
       *err = AMP_ERR_NOMEM;
       return NULL;
     }
-    int rc = amp_store_invoice_get(e->st, addr, &inv->rec);
+    int rc = amp_store_invoice_get(e->st, producer, addr, &inv->rec);
     if (rc != AMP_OK) {
       inv_free_(inv);
       if (rc != AMP_ERR_NOTFOUND) *err = rc;
@@ -1214,7 +1216,7 @@ static void receive_(amp_worker_t *w, htlc_t *h, const arrival_t *a, const amp_p
       inv = ((set_t *)sk)->inv;
     for (int tries = 0; !inv && tries < 4; tries++) {
       int err;
-      if ((inv = inv_get_(e, pl->payment_addr, &w->c.placeholders_loaded, &err)) != NULL) break;
+      if ((inv = inv_get_(e, w->idx, pl->payment_addr, &w->c.placeholders_loaded, &err)) != NULL) break;
       if (err != AMP_OK) {
         CNT(w, invoice_read_errors);
         goto fail;
@@ -1501,7 +1503,7 @@ static void arrive_(amp_worker_t *w, htlc_t *h, const arrival_t *a, const amp_en
    * redelivery argument in amp_engine.h) */
   if (amp_store_maybe_resolved(e->st, h->scid, h->htlc_id)) {
     amp_store_resolution_t r;
-    int rc = amp_store_resolution_get(e->st, h->scid, h->htlc_id, &r);
+    int rc = amp_store_resolution_get(e->st, w->idx, h->scid, h->htlc_id, &r);
     if (rc == AMP_OK) {
       answer_from_store_(w, h, &r, sink);
       amp_wipe(&r, sizeof r);
@@ -1810,7 +1812,7 @@ static void complete_(amp_worker_t *w, op_t *o, const amp_engine_sink_t *sink) {
     if (o->type == OP_FAIL && o->in.status == AMP_ERR_EXISTS) {
       /* resolved already (a race with a redelivery elsewhere): that answer */
       amp_store_resolution_t r;
-      if (amp_store_resolution_get(e->st, o->h->scid, o->h->htlc_id, &r) == AMP_OK)
+      if (amp_store_resolution_get(e->st, w->idx, o->h->scid, o->h->htlc_id, &r) == AMP_OK)
         answer_from_store_(w, o->h, &r, sink);
       amp_wipe(&r, sizeof r);
       htlc_retire_(w, o->h);
@@ -2374,7 +2376,7 @@ int amp_engine_invoice_lookup_addr(amp_engine_t *e, const uint8_t addr[32],
   int rc = AMP_OK;
   inv_t *inv = inv_by_addr_(e, addr);
   if (inv) inv_copy_(out, inv);
-  else rc = amp_store_invoice_get(e->st, addr, out); /* a placeholder out of memory */
+  else rc = amp_store_invoice_get(e->st, e->cfg.workers, addr, out); /* a placeholder out of memory */
   admin_end_(e, reg);
   return rc;
 }
@@ -2483,7 +2485,7 @@ int amp_engine_invoice_cancel(amp_engine_t *e, const uint8_t addr[32]) {
   int rc = AMP_OK;
   /* held: a placeholder out of memory comes back for the cancel, so that
    * no worker reads an older copy from the store meanwhile */
-  inv_t *inv = inv_get_(e, addr, &e->ac.placeholders_loaded, &rc);
+  inv_t *inv = inv_get_(e, e->cfg.workers, addr, &e->ac.placeholders_loaded, &rc);
   if (!inv) {
     if (rc == AMP_OK) rc = AMP_ERR_NOTFOUND;
     goto out;

@@ -260,6 +260,7 @@ enum {
 typedef struct {
   amp_ring_t sub;   /* producer -> writer */
   amp_ring_t done;  /* writer -> producer */
+  MDB_txn *rtxn;    /* the producer's read txn, reset between reads (rtxn_get) */
 } amp_prod_t;
 
 struct amp_store {
@@ -988,6 +989,8 @@ static int mkdir_p(const char *dir) {
 }
 
 static void free_store(amp_store_t *st) {
+  for (unsigned p = 0; st->prod && p < st->cfg.producers; p++)
+    if (st->prod[p].rtxn) mdb_txn_abort(st->prod[p].rtxn);
   if (st->env) mdb_env_close(st->env);
   if (st->prod) {
     for (unsigned p = 0; p < st->cfg.producers; p++) {
@@ -1177,13 +1180,39 @@ int amp_store_set_find(amp_store_t *st, const uint8_t set_id[32], uint64_t *sett
   return amp_sidx_find(&st->six, set_id, settle_index, cancelled);
 }
 
-int amp_store_resolution_get(amp_store_t *st, uint64_t scid, uint64_t htlc_id,
+/* A read txn for one lookup. A producer's is kept between reads: reset after
+ * each (it pins no snapshot then) and renewed for the next, which reuses its
+ * reader slot; a fresh txn (AMP_STORE_ANY) takes a slot under LMDB's
+ * reader-table mutex at every begin. Returns AMP_OK, AMP_ERR_RANGE (no such
+ * producer), AMP_ERR_IO. */
+static int rtxn_get(amp_store_t *st, unsigned producer, MDB_txn **txn) {
+  if (producer == AMP_STORE_ANY) return mdb_txn_begin(st->env, NULL, MDB_RDONLY, txn) ? AMP_ERR_IO : AMP_OK;
+  if (producer >= st->cfg.producers) return AMP_ERR_RANGE;
+  amp_prod_t *p = &st->prod[producer];
+  if (p->rtxn && mdb_txn_renew(p->rtxn) != 0) {
+    mdb_txn_abort(p->rtxn);
+    p->rtxn = NULL;
+  }
+  if (!p->rtxn && mdb_txn_begin(st->env, NULL, MDB_RDONLY, &p->rtxn) != 0) {
+    p->rtxn = NULL;
+    return AMP_ERR_IO;
+  }
+  *txn = p->rtxn;
+  return AMP_OK;
+}
+
+static void rtxn_put(unsigned producer, MDB_txn *txn) {
+  if (producer == AMP_STORE_ANY) mdb_txn_abort(txn);
+  else mdb_txn_reset(txn);
+}
+
+int amp_store_resolution_get(amp_store_t *st, unsigned producer, uint64_t scid, uint64_t htlc_id,
                              amp_store_resolution_t *out) {
   uint64_t loc;
   if (amp_hidx_find_res(&st->hix, scid, htlc_id, &loc) != AMP_OK) return AMP_ERR_NOTFOUND;
   MDB_txn *txn;
-  int mrc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
-  if (mrc) return AMP_ERR_IO;
+  int mrc, rrc = rtxn_get(st, producer, &txn);
+  if (rrc != AMP_OK) return rrc;
   uint8_t kb[8];
   key64(kb, AMP_LOC_KEY(loc));
   MDB_val k = {8, kb}, v;
@@ -1228,19 +1257,20 @@ int amp_store_resolution_get(amp_store_t *st, uint64_t scid, uint64_t htlc_id,
     rc = AMP_OK;
   }
 done:
-  mdb_txn_abort(txn);
+  rtxn_put(producer, txn);
   if (rc == AMP_ERR_NOTFOUND) rc = AMP_ERR_IO; /* the index pointed at nothing */
   return rc;
 }
 
-int amp_store_invoice_get(amp_store_t *st, const uint8_t payment_addr[32],
+int amp_store_invoice_get(amp_store_t *st, unsigned producer, const uint8_t payment_addr[32],
                           amp_store_invoice_t *out) {
   MDB_txn *txn;
-  if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) return AMP_ERR_IO;
+  int rc = rtxn_get(st, producer, &txn);
+  if (rc != AMP_OK) return rc;
   MDB_val k = {32, (void *)payment_addr}, v;
   int mrc = mdb_get(txn, st->db_inv, &k, &v);
-  int rc = mrc ? map_mdb(mrc) : inv_decode(out, v.mv_data, v.mv_size);
-  mdb_txn_abort(txn);
+  rc = mrc ? map_mdb(mrc) : inv_decode(out, v.mv_data, v.mv_size);
+  rtxn_put(producer, txn);
   return rc == AMP_ERR_FULL ? AMP_ERR_IO : rc;
 }
 

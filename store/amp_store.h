@@ -298,9 +298,19 @@ unsigned amp_store_poll(amp_store_t *st, unsigned producer, amp_store_intent_t *
  * Lock-free, thread-safe, no disk access. */
 int amp_store_maybe_resolved(const amp_store_t *st, uint64_t scid, uint64_t htlc_id);
 
+/* Reads by key (amp_store_resolution_get, amp_store_invoice_get) take a
+ * producer: the producer's thread (the one rule of submit and poll) reads
+ * through that producer's read txn, kept between reads (reset, then renewed:
+ * no lock, no allocation). AMP_STORE_ANY: any thread, a txn of its own
+ * (LMDB takes a reader slot under its reader-table mutex at each begin: not
+ * for a hot path). */
+#define AMP_STORE_ANY (~0u)
+
 /* amp_store_resolution_get reads the committed answer of an HTLC.
- * Returns AMP_OK, AMP_ERR_NOTFOUND, AMP_ERR_IO. Thread-safe (own read txn). */
-AMP_WARN_UNUSED int amp_store_resolution_get(amp_store_t *st, uint64_t scid, uint64_t htlc_id,
+ * Returns AMP_OK, AMP_ERR_NOTFOUND, AMP_ERR_IO, AMP_ERR_RANGE (no such
+ * producer). One LMDB read. */
+AMP_WARN_UNUSED int amp_store_resolution_get(amp_store_t *st, unsigned producer, uint64_t scid,
+                                             uint64_t htlc_id,
                                              amp_store_resolution_t *out);
 
 /* amp_store_prefetch_resolved / _replayed: start loading what
@@ -343,7 +353,11 @@ AMP_WARN_UNUSED int amp_store_set_find(amp_store_t *st, const uint8_t set_id[32]
  * Return AMP_OK or AMP_ERR_IO. */
 typedef int (*amp_store_invoice_fn)(void *ctx, const amp_store_invoice_t *inv);
 AMP_WARN_UNUSED int amp_store_invoice_foreach(amp_store_t *st, amp_store_invoice_fn fn, void *ctx);
-AMP_WARN_UNUSED int amp_store_invoice_get(amp_store_t *st, const uint8_t payment_addr[32],
+/* amp_store_invoice_get reads one invoice (producer: see
+ * amp_store_resolution_get). AMP_OK, AMP_ERR_NOTFOUND, AMP_ERR_IO,
+ * AMP_ERR_RANGE. */
+AMP_WARN_UNUSED int amp_store_invoice_get(amp_store_t *st, unsigned producer,
+                                          const uint8_t payment_addr[32],
                                           amp_store_invoice_t *out);
 
 /* A settled or cancelled set as read back. htlcs points into a buffer valid

@@ -315,7 +315,7 @@ static void check_kinds_state(amp_store_t *st, settle_t *sets, int nsets, amp_st
     for (unsigned i = 0; i < s->in.n_htlcs; i++) {
       amp_store_resolution_t r;
       AMP_CHECK(amp_store_maybe_resolved(st, s->h[i].scid, s->h[i].htlc_id));
-      AMP_CHECK_EQ(amp_store_resolution_get(st, s->h[i].scid, s->h[i].htlc_id, &r), AMP_OK);
+      AMP_CHECK_EQ(amp_store_resolution_get(st, AMP_STORE_ANY, s->h[i].scid, s->h[i].htlc_id, &r), AMP_OK);
       AMP_CHECK_EQ(r.settled, 1);
       AMP_CHECK_EQ(r.settle_index, s->in.settle_index);
       AMP_CHECK_MEM(r.preimage, s->h[i].preimage, 32);
@@ -335,7 +335,7 @@ static void check_kinds_state(amp_store_t *st, settle_t *sets, int nsets, amp_st
   for (int k = 0; k < nfails; k++) {
     amp_store_intent_t *f = &fails[k];
     amp_store_resolution_t r;
-    AMP_CHECK_EQ(amp_store_resolution_get(st, f->scid, f->htlc_id, &r), AMP_OK);
+    AMP_CHECK_EQ(amp_store_resolution_get(st, AMP_STORE_ANY, f->scid, f->htlc_id, &r), AMP_OK);
     AMP_CHECK_EQ(r.settled, 0);
     AMP_CHECK_EQ(r.fail_code, f->fail_code);
     AMP_CHECK_EQ(r.fail_malformed, f->fail_malformed);
@@ -351,7 +351,7 @@ static void check_kinds_state(amp_store_t *st, settle_t *sets, int nsets, amp_st
     }
   }
   amp_store_resolution_t r;
-  AMP_CHECK_EQ(amp_store_resolution_get(st, 999999, 1, &r), AMP_ERR_NOTFOUND);
+  AMP_CHECK_EQ(amp_store_resolution_get(st, AMP_STORE_ANY, 999999, 1, &r), AMP_ERR_NOTFOUND);
   uint8_t tag[16] = {1};
   uint64_t a, b;
   AMP_CHECK_EQ(amp_store_replay_get(st, 123, tag, &a, &b), AMP_ERR_NOTFOUND);
@@ -389,13 +389,13 @@ static void test_kinds(void) {
     if (k < 3) paid_amp += sets[k].in.amount_msat;
   }
   amp_store_invoice_t inv;
-  AMP_CHECK_EQ(amp_store_invoice_get(st, addr_amp, &inv), AMP_OK);
+  AMP_CHECK_EQ(amp_store_invoice_get(st, AMP_STORE_ANY, addr_amp, &inv), AMP_OK);
   AMP_CHECK_EQ(inv.amt_paid_msat, paid_amp);
   AMP_CHECK_EQ(inv.sets_settled, 3);
   AMP_CHECK_EQ(inv.state, AMP_INVOICE_OPEN);
   AMP_CHECK_EQ(inv.add_index, 1);
   AMP_CHECK(strcmp(inv.memo, inv_a.invoice.memo) == 0);
-  AMP_CHECK_EQ(amp_store_invoice_get(st, addr_mpp, &inv), AMP_OK);
+  AMP_CHECK_EQ(amp_store_invoice_get(st, AMP_STORE_ANY, addr_mpp, &inv), AMP_OK);
   AMP_CHECK_EQ(inv.state, AMP_INVOICE_SETTLED);
   AMP_CHECK_EQ(inv.amt_paid_msat, sets[3].in.amount_msat);
   AMP_CHECK_MEM(inv.preimage, inv_m.invoice.preimage, 32);
@@ -430,7 +430,7 @@ static void test_kinds(void) {
   AMP_CHECK_EQ(d1.in.settle_index, 5);
   uint64_t sidx;
   int canc;
-  AMP_CHECK_EQ(amp_store_resolution_get(st, 705, 1, &(amp_store_resolution_t){0}),
+  AMP_CHECK_EQ(amp_store_resolution_get(st, AMP_STORE_ANY, 705, 1, &(amp_store_resolution_t){0}),
                AMP_ERR_NOTFOUND);
 
   /* cancel a set: its set_id can never settle, its HTLCs fail */
@@ -445,7 +445,7 @@ static void test_kinds(void) {
   AMP_CHECK_EQ(sidx, 6);
   AMP_CHECK_EQ(canc, 1);
   amp_store_resolution_t r;
-  AMP_CHECK_EQ(amp_store_resolution_get(st, 706, 1, &r), AMP_OK);
+  AMP_CHECK_EQ(amp_store_resolution_get(st, AMP_STORE_ANY, 706, 1, &r), AMP_OK);
   AMP_CHECK_EQ(r.settled, 0);
   AMP_CHECK_EQ(r.fail_code, 0x400f);
   AMP_CHECK_EQ(r.fail_msg_len, 6);
@@ -455,7 +455,7 @@ static void test_kinds(void) {
   AMP_CHECK_EQ(run1(st, &x.in), AMP_ERR_EXISTS);
   mk_set(&x, AMP_INTENT_CANCEL_SET, addr_amp, 10, 0, 0, 0, 0);
   AMP_CHECK_EQ(run1(st, &x.in), AMP_ERR_EXISTS);         /* cancel a settled set */
-  AMP_CHECK_EQ(amp_store_invoice_get(st, addr_amp, &inv), AMP_OK);
+  AMP_CHECK_EQ(amp_store_invoice_get(st, AMP_STORE_ANY, addr_amp, &inv), AMP_OK);
   AMP_CHECK_EQ(inv.sets_settled, 4);                     /* cancel added nothing */
 
   /* fails, one malformed, one without a tag */
@@ -529,9 +529,9 @@ static void test_kinds(void) {
   check_kinds_state(st, all, 5, fails, 3);
   AMP_CHECK_EQ(amp_store_set_find(st, cs.in.set_id, &sidx, &canc), AMP_OK);
   AMP_CHECK_EQ(canc, 1);
-  AMP_CHECK_EQ(amp_store_resolution_get(st, 706, 0, &r), AMP_OK);
+  AMP_CHECK_EQ(amp_store_resolution_get(st, AMP_STORE_ANY, 706, 0, &r), AMP_OK);
   AMP_CHECK_EQ(r.fail_code, 0x400f);
-  AMP_CHECK_EQ(amp_store_invoice_get(st, addr_amp, &inv), AMP_OK);
+  AMP_CHECK_EQ(amp_store_invoice_get(st, AMP_STORE_ANY, addr_amp, &inv), AMP_OK);
   AMP_CHECK_EQ(inv.state, AMP_INVOICE_CANCELED);
   AMP_CHECK(strcmp(inv.memo, "renamed") == 0);
   mk_invoice(&up, addr_amp, AMP_INVOICE_AMP, 0);
@@ -601,6 +601,45 @@ static void test_invoice_foreach(void) {
   free(dir);
 }
 
+/* --- reads through a producer's kept read txn ------------------------------------ */
+
+/* Each read through producer 0's txn (reset after it, renewed for the next)
+ * sees every commit made before it: a txn left on an old snapshot would
+ * find the index's entry but not its record (AMP_ERR_IO). */
+static void test_reader(void) {
+  char *dir = mktmp();
+  amp_store_cfg_t c = cfg_for(dir, AMP_STORE_SYNC_NONE, 2);
+  amp_store_t *st = open_or_die(&c);
+  uint8_t addr[32];
+  det_bytes(addr, 32, 900, 1);
+  amp_store_intent_t iv;
+  mk_invoice(&iv, addr, AMP_INVOICE_AMP, 0);
+  AMP_CHECK_EQ(run1(st, &iv), AMP_OK);
+  static settle_t s[20];
+  for (unsigned i = 0; i < 20; i++) {
+    mk_set(&s[i], AMP_INTENT_SETTLE, addr, 900 + i, 1, 93, i, 900000);
+    AMP_CHECK_EQ(run1(st, &s[i].in), AMP_OK);
+    for (unsigned p = 0; p < 2; p++) {
+      amp_store_resolution_t r;
+      amp_store_invoice_t got;
+      AMP_CHECK_EQ(amp_store_resolution_get(st, p, 93, i, &r), AMP_OK);
+      AMP_CHECK(r.settled && memcmp(r.preimage, s[i].h[0].preimage, 32) == 0);
+      AMP_CHECK_EQ(amp_store_invoice_get(st, p, addr, &got), AMP_OK);
+      AMP_CHECK_EQ(got.sets_settled, i + 1);
+    }
+  }
+  amp_store_resolution_t r;
+  amp_store_invoice_t got;
+  AMP_CHECK_EQ(amp_store_resolution_get(st, 0, 93, 99, &r), AMP_ERR_NOTFOUND);
+  AMP_CHECK_EQ(amp_store_resolution_get(st, 2, 93, 0, &r), AMP_ERR_RANGE);
+  AMP_CHECK_EQ(amp_store_invoice_get(st, 2, addr, &got), AMP_ERR_RANGE);
+  det_bytes(addr, 32, 900, 2);
+  AMP_CHECK_EQ(amp_store_invoice_get(st, 1, addr, &got), AMP_ERR_NOTFOUND);
+  amp_store_close(st); /* with both producers' txns kept: freed here */
+  rm_rf(dir);
+  free(dir);
+}
+
 /* --- an invoice's sets: the chain ------------------------------------------------ */
 
 typedef struct {
@@ -662,7 +701,7 @@ static void test_invoice_chain(void) {
     AMP_CHECK_EQ(l2.n, 2);
     AMP_CHECK_EQ(amp_store_invoice_sets(st, none, collect_idx, &l2), AMP_ERR_NOTFOUND);
     amp_store_invoice_t got;
-    AMP_CHECK_EQ(amp_store_invoice_get(st, a, &got), AMP_OK);
+    AMP_CHECK_EQ(amp_store_invoice_get(st, AMP_STORE_ANY, a, &got), AMP_OK);
     AMP_CHECK_EQ(got.sets_settled, 4); /* the cancel counts nothing */
     AMP_CHECK_EQ(got.amt_paid_msat, 4 * (1000 + 1001));
     if (round == 0) { /* an update (the admin's cancel) keeps the chain */
@@ -746,7 +785,7 @@ static void test_format1(void) {
   AMP_REQUIRE(raw_put(dir, "settles", k1, 8, sv, sizeof sv) == 0);
   st = open_or_die(&c);
   amp_store_invoice_t got;
-  AMP_CHECK_EQ(amp_store_invoice_get(st, addr, &got), AMP_OK);
+  AMP_CHECK_EQ(amp_store_invoice_get(st, AMP_STORE_ANY, addr, &got), AMP_OK);
   AMP_CHECK_EQ(got.amt_paid_msat, 5000);
   AMP_CHECK_EQ(got.chained, 0);
   AMP_CHECK(strcmp(got.memo, "old") == 0);
@@ -756,7 +795,7 @@ static void test_format1(void) {
   AMP_CHECK_EQ(amp_store_set_find(st, sid, &idx, &canc), AMP_OK);
   AMP_CHECK_EQ(idx, 1);
   amp_store_resolution_t r;
-  AMP_CHECK_EQ(amp_store_resolution_get(st, 91, 7, &r), AMP_OK);
+  AMP_CHECK_EQ(amp_store_resolution_get(st, AMP_STORE_ANY, 91, 7, &r), AMP_OK);
   AMP_CHECK(r.settled && memcmp(r.preimage, pre, 32) == 0);
   idx_list_t l = {.n = 0};
   AMP_CHECK_EQ(amp_store_invoice_sets(st, addr, collect_idx, &l), AMP_ERR_STATE);
@@ -767,7 +806,7 @@ static void test_format1(void) {
   mk_set(&s, AMP_INTENT_SETTLE, addr, 801, 1, 92, 1, 900000);
   AMP_CHECK_EQ(run1(st, &s.in), AMP_OK);
   AMP_CHECK_EQ(s.in.settle_index, 2);
-  AMP_CHECK_EQ(amp_store_invoice_get(st, addr, &got), AMP_OK);
+  AMP_CHECK_EQ(amp_store_invoice_get(st, AMP_STORE_ANY, addr, &got), AMP_OK);
   AMP_CHECK_EQ(got.amt_paid_msat, 5000 + 1000);
   AMP_CHECK_EQ(got.sets_settled, 2);
   AMP_CHECK_EQ(amp_store_invoice_sets(st, addr, collect_idx, &l), AMP_ERR_STATE);
@@ -826,7 +865,7 @@ static void test_prune(void) {
       bad += (amp_store_replay_get(st, f[i].cltv_expiry, f[i].onion_tag, &a, &b) == AMP_OK) != live;
       amp_store_resolution_t r;
       int res_live = f[i].cltv_expiry >= res_floor;
-      bad += (amp_store_resolution_get(st, f[i].scid, f[i].htlc_id, &r) == AMP_OK) != res_live;
+      bad += (amp_store_resolution_get(st, AMP_STORE_ANY, f[i].scid, f[i].htlc_id, &r) == AMP_OK) != res_live;
     }
     for (int i = 0; i < NS; i++) {
       uint64_t a, b;
@@ -835,7 +874,7 @@ static void test_prune(void) {
               AMP_OK) != live;
       amp_store_resolution_t r;
       int res_live = s[i].h[0].cltv_expiry >= res_floor;
-      bad += (amp_store_resolution_get(st, 901, (uint64_t)i, &r) == AMP_OK) != res_live;
+      bad += (amp_store_resolution_get(st, AMP_STORE_ANY, 901, (uint64_t)i, &r) == AMP_OK) != res_live;
       uint64_t idx;
       int canc;
       bad += amp_store_set_find(st, s[i].in.set_id, &idx, &canc) != AMP_OK; /* history stays */
@@ -879,12 +918,12 @@ static void test_prune(void) {
     AMP_CHECK_EQ(run1(st, &p), AMP_OK);
     AMP_CHECK_EQ(amp_store_replay_get(st, far.cltv_expiry, far.onion_tag, &a, &b),
                  AMP_ERR_NOTFOUND);
-    AMP_CHECK_EQ(amp_store_resolution_get(st, 950, 1, &r), round ? AMP_ERR_NOTFOUND : AMP_OK);
+    AMP_CHECK_EQ(amp_store_resolution_get(st, AMP_STORE_ANY, 950, 1, &r), round ? AMP_ERR_NOTFOUND : AMP_OK);
     amp_store_close(st);
     st = open_or_die(&c);
     AMP_CHECK_EQ(amp_store_replay_get(st, far.cltv_expiry, far.onion_tag, &a, &b),
                  AMP_ERR_NOTFOUND);
-    AMP_CHECK_EQ(amp_store_resolution_get(st, 950, 1, &r), round ? AMP_ERR_NOTFOUND : AMP_OK);
+    AMP_CHECK_EQ(amp_store_resolution_get(st, AMP_STORE_ANY, 950, 1, &r), round ? AMP_ERR_NOTFOUND : AMP_OK);
   }
   amp_store_close(st);
   AMP_CHECK_EQ(raw_count(dir, "fails"), 0);
@@ -964,7 +1003,7 @@ static void *rd_main(void *arg) {
       uint64_t a, b;
       r->bad += !amp_store_maybe_resolved(g->st, x->h[i].scid, x->h[i].htlc_id);
       r->bad += !amp_store_maybe_replayed(g->st, x->h[i].cltv_expiry, x->h[i].onion_tag);
-      r->bad += amp_store_resolution_get(g->st, x->h[i].scid, x->h[i].htlc_id, &res) != AMP_OK ||
+      r->bad += amp_store_resolution_get(g->st, AMP_STORE_ANY, x->h[i].scid, x->h[i].htlc_id, &res) != AMP_OK ||
                 !res.settled || memcmp(res.preimage, x->h[i].preimage, 32) != 0;
       r->bad += amp_store_replay_get(g->st, x->h[i].cltv_expiry, x->h[i].onion_tag, &a, &b) !=
                     AMP_OK || a != x->h[i].scid || b != x->h[i].htlc_id;
@@ -1156,7 +1195,7 @@ static void test_idle_and_stop(void) {
   AMP_CHECK_EQ(amp_store_submit(st, 0, &inv), AMP_ERR_STATE);
   AMP_CHECK_EQ(amp_store_submit(st, 5, &inv), AMP_ERR_RANGE);
   amp_store_invoice_t out;
-  AMP_CHECK_EQ(amp_store_invoice_get(st, addr, &out), AMP_OK);
+  AMP_CHECK_EQ(amp_store_invoice_get(st, AMP_STORE_ANY, addr, &out), AMP_OK);
   amp_store_close(st);
 
   /* close with intents still queued: all committed and handed back */
@@ -1246,7 +1285,7 @@ static void test_mapfull(void) {
     amp_store_invoice_t got;
     amp_store_stats(st, &sx);
     AMP_CHECK_EQ(sx.invoices_known, known + (irc == AMP_OK));
-    AMP_CHECK_EQ(amp_store_invoice_get(st, a2, &got) == AMP_OK, irc == AMP_OK);
+    AMP_CHECK_EQ(amp_store_invoice_get(st, AMP_STORE_ANY, a2, &got) == AMP_OK, irc == AMP_OK);
     if (irc == AMP_OK) AMP_CHECK(amp_store_maybe_invoice(st, a2));
   }
 
@@ -1261,16 +1300,16 @@ static void test_mapfull(void) {
       bad += in_store != want;
       amp_store_resolution_t r;
       for (unsigned i = 0; i < MAXH; i++) {
-        int res = amp_store_resolution_get(st, 66, s[j].h[i].htlc_id, &r) == AMP_OK;
+        int res = amp_store_resolution_get(st, AMP_STORE_ANY, 66, s[j].h[i].htlc_id, &r) == AMP_OK;
         bad += res != want;
         if (res && want) bad += memcmp(r.preimage, s[j].h[i].preimage, 32) != 0;
       }
     }
     AMP_CHECK_EQ(bad, 0);
     amp_store_resolution_t r;
-    AMP_CHECK_EQ(amp_store_resolution_get(st, 67, 1, &r) == AMP_OK, small_rc == AMP_OK);
+    AMP_CHECK_EQ(amp_store_resolution_get(st, AMP_STORE_ANY, 67, 1, &r) == AMP_OK, small_rc == AMP_OK);
     amp_store_invoice_t iv;
-    AMP_CHECK_EQ(amp_store_invoice_get(st, addr, &iv), AMP_OK);
+    AMP_CHECK_EQ(amp_store_invoice_get(st, AMP_STORE_ANY, addr, &iv), AMP_OK);
     AMP_CHECK_EQ(iv.sets_settled, (uint32_t)ok);
     amp_store_close(st);
     if (round == 0) st = open_or_die(&c);
@@ -1519,6 +1558,7 @@ int main(int argc, char **argv) {
   RUN(kinds);
   RUN(invoice_foreach);
   RUN(invoice_chain);
+  RUN(reader);
   RUN(format1);
   RUN(prune);
   RUN(group);
