@@ -69,7 +69,8 @@
  * Reads: workers never open LMDB on the common path. In-memory filters
  * (amp_store_maybe_resolved, amp_store_maybe_replayed) say "definitely not
  * there" without a lock or a syscall; only a hit takes the index's read lock
- * (and, for a resolution, a read txn, which never waits for the writer).
+ * (and, for a resolution or an invoice, a read through the worker's own
+ * kept read txn: no lock, and it never waits for the writer).
  *
  * Durability (sync modes):
  *   AMP_STORE_SYNC_FULL   default. fsync at every commit: a committed group
