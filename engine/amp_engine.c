@@ -308,6 +308,7 @@ struct amp_engine {
   amp_worker_t **w;
   gw_t gw[GW_SLOTS];
   _Atomic int64_t test_fail;     /* test hook: submissions to fail */
+  _Atomic int64_t test_fail_rd;  /* test hook: invoice reads to fail */
   pthread_mutex_t admin_mu;
   counters_t ac;                 /* admin counters (under admin_mu) */
 };
@@ -574,7 +575,10 @@ static inv_t *inv_get_(amp_engine_t *e, unsigned producer, const uint8_t addr[32
       *err = AMP_ERR_NOMEM;
       return NULL;
     }
-    int rc = amp_store_invoice_get(e->st, producer, addr, &inv->rec);
+    int rc = atomic_load_explicit(&e->test_fail_rd, memory_order_relaxed) > 0 &&
+                     atomic_fetch_sub(&e->test_fail_rd, 1) > 0
+                 ? AMP_ERR_IO
+                 : amp_store_invoice_get(e->st, producer, addr, &inv->rec);
     if (rc != AMP_OK) {
       inv_free_(inv);
       if (rc != AMP_ERR_NOTFOUND) *err = rc;
@@ -1933,6 +1937,10 @@ size_t amp_worker_poll(amp_worker_t *w, uint64_t now_ns, const amp_engine_sink_t
 
 int amp_worker_idle(const amp_worker_t *w) {
   return w->n_pend == 0 && w->n_sub == 0 && !atomic_load(&w->inbox.top);
+}
+
+void amp_engine_test_fail_invoice_reads(amp_engine_t *e, unsigned n) {
+  atomic_store(&e->test_fail_rd, (int64_t)n);
 }
 
 void amp_engine_test_fail_commits(amp_engine_t *e, unsigned n) {

@@ -275,6 +275,11 @@ int amp_worker_idle(const amp_worker_t *w);
  * would (AMP_ERR_IO), exercising the retry and give-up paths. */
 void amp_engine_test_fail_commits(amp_engine_t *e, unsigned n);
 
+/* amp_engine_test_fail_invoice_reads is a TEST-ONLY hook: the next n reads
+ * of an invoice out of memory (a placeholder read back) fail as a store read
+ * error would (AMP_ERR_IO). */
+void amp_engine_test_fail_invoice_reads(amp_engine_t *e, unsigned n);
+
 /* amp_engine_set_height sets the block height the cltv rules use. Atomic;
  * any thread. amp_engine_height reads it. */
 void amp_engine_set_height(amp_engine_t *e, uint32_t height);

@@ -789,19 +789,38 @@ static void test_placeholder_evict(void) {
   EXPECT_DETAILS(&again.h[0]);
   AMP_CHECK_EQ(STAT(&v, fail_set_done), 1);
   AMP_CHECK_EQ(STAT(&v, invoices_now), 0);
-  /* the admin cancels it while it is out of memory */
+  /* a store read error on the way back: that HTLC fails (counted), nothing
+   * changes, the next one reads it */
+  static aset_t rd1, rd2;
+  mk_amp_set(&rd1, a, 1, 1000, 1000, CLTV);
+  amp_engine_test_fail_invoice_reads(v.e, 1);
+  send_set_wait(&v, &rd1, 5);
+  EXPECT_DETAILS(&rd1.h[0]);
+  AMP_CHECK_EQ(STAT(&v, invoice_read_errors), 1);
+  AMP_CHECK_EQ(STAT(&v, placeholder_invoices), 1); /* no second placeholder for it */
+  AMP_CHECK_EQ(STAT(&v, invoices_now), 0);
+  AMP_CHECK_EQ(STAT(&v, held_now), 0);
+  mk_amp_set(&rd2, a, 1, 1000, 1000, CLTV);
+  send_set_wait(&v, &rd2, 6);
+  EXPECT_SET_FULFILL(&rd2);
+  AMP_CHECK(amp_engine_invoice_lookup_addr(v.e, a, &got) == AMP_OK);
+  AMP_CHECK_EQ(got.amt_paid_msat, 3500);
+  AMP_CHECK_EQ(got.sets_settled, 3);
+  /* the admin cancels it while it is out of memory: a read error first */
+  amp_engine_test_fail_invoice_reads(v.e, 1);
+  AMP_CHECK_EQ(amp_engine_invoice_cancel(v.e, a), AMP_ERR_IO);
   AMP_CHECK_EQ(amp_engine_invoice_cancel(v.e, a), AMP_OK);
   AMP_CHECK_EQ(STAT(&v, invoices_now), 0);
   AMP_CHECK(amp_engine_invoice_lookup_addr(v.e, a, &got) == AMP_OK);
   AMP_CHECK_EQ(got.state, AMP_INVOICE_CANCELED);
-  AMP_CHECK_EQ(got.amt_paid_msat, 2500);
+  AMP_CHECK_EQ(got.amt_paid_msat, 3500);
   AMP_CHECK_EQ(amp_engine_invoice_cancel(v.e, a), AMP_ERR_STATE);
   uint8_t nowhere[32];
   MUST(amp_random(nowhere, 32));
   AMP_CHECK_EQ(amp_engine_invoice_cancel(v.e, nowhere), AMP_ERR_NOTFOUND);
   AMP_CHECK(amp_engine_invoice_lookup_addr(v.e, nowhere, &got) == AMP_ERR_NOTFOUND);
   mk_amp_set(&s3, a, 1, 1000, 1000, CLTV);
-  send_set_wait(&v, &s3, 5);
+  send_set_wait(&v, &s3, 7);
   EXPECT_DETAILS(&s3.h[0]);
   AMP_CHECK_EQ(STAT(&v, fail_invoice_not_open), 1);
   AMP_CHECK_EQ(STAT(&v, invoices_now), 0); /* read, refused, out again */
@@ -811,7 +830,7 @@ static void test_placeholder_evict(void) {
   settle_down(&v);
   AMP_CHECK_EQ(STAT(&v, invoices_now), 1);
   g_now += 2000 * 1000000ull;
-  pump(&v, 6);
+  pump(&v, 8);
   settle_down(&v);
   EXPECT_CODE(&lone.h[0], AMP_FAIL_MPP_TIMEOUT);
   AMP_CHECK_EQ(STAT(&v, invoices_now), 0);
@@ -821,7 +840,7 @@ static void test_placeholder_evict(void) {
   /* an invoice the operator added stays */
   amp_store_invoice_t op = add_amp(&v, 0);
   mk_amp_set(&s4, op.payment_addr, 1, 700, 700, CLTV);
-  send_set_wait(&v, &s4, 7);
+  send_set_wait(&v, &s4, 9);
   EXPECT_SET_FULFILL(&s4);
   AMP_CHECK_EQ(STAT(&v, invoices_now), 1);
   /* a restart loads the operator's invoice only; the list has all three */
