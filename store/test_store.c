@@ -122,6 +122,16 @@ static int run1(amp_store_t *st, amp_store_intent_t *in) {
   return in->status;
 }
 
+/* The end of a test's store: closed, its directory removed. */
+static void store_done(amp_store_t *st, char *dir) {
+  amp_store_close(st);
+  rm_rf(dir);
+  free(dir);
+}
+
+/* An AMP invoice (any amount) committed for addr. */
+static void put_amp_invoice(amp_store_t *st, const uint8_t addr[32]);
+
 #define MAXH 24
 typedef struct {
   amp_store_intent_t in;
@@ -165,6 +175,12 @@ static void mk_invoice(amp_store_intent_t *in, const uint8_t addr[32], int type,
     det_bytes(in->invoice.payment_hash, 32, 78, 78);
   }
   snprintf(in->invoice.memo, sizeof in->invoice.memo, "test invoice %u", addr[0]);
+}
+
+static void put_amp_invoice(amp_store_t *st, const uint8_t addr[32]) {
+  amp_store_intent_t inv;
+  mk_invoice(&inv, addr, AMP_INVOICE_AMP, 0);
+  AMP_CHECK_EQ(run1(st, &inv), AMP_OK);
 }
 
 static void mk_fail(amp_store_intent_t *in, uint64_t scid, uint64_t hid, uint32_t cltv, int tagged,
@@ -545,9 +561,7 @@ static void test_kinds(void) {
   mk_set(&x, AMP_INTENT_SETTLE, addr_amp, 41, 2, 709, 0, 800070);
   AMP_CHECK_EQ(run1(st, &x.in), AMP_OK);
   AMP_CHECK_EQ(x.in.settle_index, 7);
-  amp_store_close(st);
-  rm_rf(dir);
-  free(dir);
+  store_done(st, dir);
 }
 
 static int count_inv(void *ctx, const amp_store_invoice_t *inv) {
@@ -596,9 +610,7 @@ static void test_invoice_foreach(void) {
       st = open_or_die(&c);
     }
   }
-  amp_store_close(st);
-  rm_rf(dir);
-  free(dir);
+  store_done(st, dir);
 }
 
 /* --- reads through a producer's kept read txn ------------------------------------ */
@@ -612,9 +624,7 @@ static void test_reader(void) {
   amp_store_t *st = open_or_die(&c);
   uint8_t addr[32];
   det_bytes(addr, 32, 900, 1);
-  amp_store_intent_t iv;
-  mk_invoice(&iv, addr, AMP_INVOICE_AMP, 0);
-  AMP_CHECK_EQ(run1(st, &iv), AMP_OK);
+  put_amp_invoice(st, addr);
   static settle_t s[20];
   for (unsigned i = 0; i < 20; i++) {
     mk_set(&s[i], AMP_INTENT_SETTLE, addr, 900 + i, 1, 93, i, 900000);
@@ -714,9 +724,7 @@ static void test_invoice_chain(void) {
       st = open_or_die(&c);
     }
   }
-  amp_store_close(st);
-  rm_rf(dir);
-  free(dir);
+  store_done(st, dir);
 }
 
 /* A store written before the chain (format 1 invoice and set records, put
@@ -813,9 +821,7 @@ static void test_format1(void) {
   l.n = 0;
   AMP_CHECK_EQ(amp_store_set_foreach(st, 1, collect_idx, &l), AMP_OK);
   AMP_CHECK_EQ(l.n, 2);
-  amp_store_close(st);
-  rm_rf(dir);
-  free(dir);
+  store_done(st, dir);
 }
 
 /* --- prune ------------------------------------------------------------------------ */
@@ -826,9 +832,7 @@ static void test_prune(void) {
   amp_store_t *st = open_or_die(&c);
   uint8_t addr[32];
   det_bytes(addr, 32, 4, 4);
-  amp_store_intent_t inv;
-  mk_invoice(&inv, addr, AMP_INVOICE_AMP, 0);
-  AMP_CHECK_EQ(run1(st, &inv), AMP_OK);
+  put_amp_invoice(st, addr);
   /* 200 tagged fails at cltv 1000..1199 (ascending, as a node sees them), and
    * 50 one-HTLC sets at cltv 1000, 1004, ... */
   enum { NF = 200, NS = 50 };
@@ -932,9 +936,7 @@ static void test_prune(void) {
   amp_store_stats_t sx;
   amp_store_stats(st, &sx);
   AMP_CHECK_EQ(sx.resolutions_live, 0);
-  amp_store_close(st);
-  rm_rf(dir);
-  free(dir);
+  store_done(st, dir);
 }
 
 /* --- group commit under many producers ------------------------------------------- */
@@ -1049,9 +1051,7 @@ static void test_group(void) {
   amp_store_t *st = open_or_die(&c);
   uint8_t addr[32];
   det_bytes(addr, 32, 5, 5);
-  amp_store_intent_t inv;
-  mk_invoice(&inv, addr, AMP_INVOICE_AMP, 0);
-  AMP_CHECK_EQ(run1(st, &inv), AMP_OK);
+  put_amp_invoice(st, addr);
   gp_t g[GP_PRODUCERS];
   pthread_t th[GP_PRODUCERS];
   for (unsigned p = 0; p < GP_PRODUCERS; p++) {
@@ -1218,9 +1218,7 @@ static void test_idle_and_stop(void) {
   amp_store_stats_t sx;
   amp_store_stats(st, &sx);
   AMP_CHECK_EQ(sx.last_settle_index, sent);
-  amp_store_close(st);
-  rm_rf(dir);
-  free(dir);
+  store_done(st, dir);
 }
 
 /* --- map full ------------------------------------------------------------------------ */
@@ -1234,9 +1232,7 @@ static void test_mapfull(void) {
   AMP_REQUIRE(rc == AMP_OK);
   uint8_t addr[32];
   det_bytes(addr, 32, 8, 8);
-  amp_store_intent_t inv;
-  mk_invoice(&inv, addr, AMP_INVOICE_AMP, 0);
-  AMP_CHECK_EQ(run1(st, &inv), AMP_OK);
+  put_amp_invoice(st, addr);
   enum { N = 200 };
   static settle_t s[N];
   int ok = 0, full = 0, io = 0, other = 0;
@@ -1321,9 +1317,7 @@ static void test_mapfull(void) {
   mk_set(&more, AMP_INTENT_SETTLE, addr, 99999, MAXH, 68, 0, 900000);
   AMP_CHECK_EQ(run1(st, &more.in), AMP_OK);
   AMP_CHECK_EQ(more.in.settle_index, (uint64_t)ok + 1);
-  amp_store_close(st);
-  rm_rf(dir);
-  free(dir);
+  store_done(st, dir);
 }
 
 /* --- crash safety ---------------------------------------------------------------------- */
