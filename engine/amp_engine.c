@@ -207,15 +207,21 @@ typedef struct {
  * it again) and is freed after a grace period; the store keeps it, and the
  * next payment to its payment_addr reads it back (inv_get_). */
 #define INV_DEAD 0x80000000u
+/* Placeholders in a worker's pool (then malloc): each lives as long as a set
+ * or an intent holds it, so this is far more than a worker keeps at once;
+ * ~25 MiB of address space per worker, touched as used. */
+#define PH_POOL_MAX 65536u
 struct inv {
   struct cds_lfht_node hash_node;
   amp_store_invoice_t rec;       /* state, amt_paid_msat, sets_settled: atomic */
   uint8_t durable;               /* atomic: its INVOICE_PUT committed */
   uint32_t closing;              /* atomic: its sets settling now */
   _Atomic uint32_t refs;         /* placeholders only: users | INV_DEAD */
+  struct amp_worker *ow;         /* from this worker's pool (NULL: malloc) */
   union {
     struct rcu_head rcu;         /* evicted by the admin thread */
     limbo_link_t limbo;          /* evicted by a worker */
+    void *free_next;             /* pool free list / return stack */
   };
 };
 
@@ -267,7 +273,7 @@ struct amp_worker {
   unsigned idx;
   int attached;
   amp_timer_wheel_t wheel;
-  pool_t hp, sp;
+  pool_t hp, sp, ip;             /* HTLCs, live sets, placeholder invoices */
   op_t *ops;
   uint32_t op_cap, op_bump;
   op_t *op_free;
@@ -521,9 +527,24 @@ static int inv_hold_(inv_t *inv) {
   return 1;
 }
 
+/* A zeroed invoice: from w's pool (a placeholder made or read back on the
+ * worker's path: no allocation there), else (the pool used up, the admin
+ * thread, recovery) from malloc. */
+static inv_t *inv_alloc_(amp_worker_t *w) {
+  inv_t *inv = w ? pool_get(&w->ip) : NULL;
+  if (inv) {
+    memset(inv, 0, sizeof *inv);
+    inv->ow = w;
+    return inv;
+  }
+  return calloc(1, sizeof *inv);
+}
+
+/* Back to its pool (any thread) or to malloc. */
 static void inv_free_(inv_t *inv) {
   amp_wipe(inv->rec.preimage, 32);
-  free(inv);
+  if (inv->ow) pool_put_remote(&inv->ow->ip, inv);
+  else free(inv);
 }
 
 static void inv_free_limbo_(limbo_link_t *l) { inv_free_(container_of_(l, inv_t, limbo)); }
@@ -559,11 +580,12 @@ static void inv_release_(amp_engine_t *e, amp_worker_t *w, inv_t *inv) {
  * addr index, else read back from the store (an evicted placeholder; the
  * store's addr filter answers "no" for a new addr without a read). NULL:
  * there is none, or *err says why not (AMP_ERR_IO: store read error;
- * AMP_ERR_NOMEM). producer: the calling thread's (a worker's index, the
- * admin's `workers`). loaded counts a read-back. Cost: the index lookup; a
+ * AMP_ERR_NOMEM). w: the calling worker (NULL: the admin thread). loaded
+ * counts a read-back. Cost: the index lookup; a
  * read-back adds an LMDB read, a calloc and an insert. */
-static inv_t *inv_get_(amp_engine_t *e, unsigned producer, const uint8_t addr[32],
+static inv_t *inv_get_(amp_engine_t *e, amp_worker_t *w, const uint8_t addr[32],
                        uint64_t *loaded, int *err) {
+  unsigned producer = w ? w->idx : e->cfg.workers;
   *err = AMP_OK;
   for (;;) {
     inv_t *inv = inv_by_addr_(e, addr);
@@ -571,7 +593,7 @@ static inv_t *inv_get_(amp_engine_t *e, unsigned producer, const uint8_t addr[32
     /* absent, or evicted just now (then out of the index already, or
      * about to be under the lock inv_insert_ takes) */
     if (!amp_store_maybe_invoice(e->st, addr)) return NULL;
-    if (!(inv = calloc(1, sizeof *inv))) {
+    if (!(inv = inv_alloc_(w))) {
       *err = AMP_ERR_NOMEM;
       return NULL;
     }
@@ -1155,7 +1177,7 @@ static int set_durable_(amp_engine_t *e, const uint8_t id[32]) {
  * already (the caller looks again: it is in the store now). */
 static inv_t *placeholder_(amp_worker_t *w, const amp_payload_t *pl) {
   amp_engine_t *e = w->e;
-  inv_t *inv = calloc(1, sizeof *inv);
+  inv_t *inv = inv_alloc_(w);
   if (!inv) return NULL;
   atomic_init(&inv->refs, 2u);
   memcpy(inv->rec.payment_addr, pl->payment_addr, 32);
@@ -1170,12 +1192,12 @@ static inv_t *placeholder_(amp_worker_t *w, const amp_payload_t *pl) {
   snprintf(inv->rec.memo, sizeof inv->rec.memo, "spontaneous AMP");
   op_t *o = op_alloc_(w, OP_INV_PUT);
   if (!o) {
-    free(inv);
+    inv_free_(inv);
     return NULL;
   }
   inv_t *other = NULL;
   if (inv_insert_(e, inv, &other) != AMP_OK) { /* another worker's, or no memory (NULL) */
-    free(inv);
+    inv_free_(inv);
     op_free_(w, o);
     return other && inv_hold_(other) ? other : NULL;
   }
@@ -1220,7 +1242,7 @@ static void receive_(amp_worker_t *w, htlc_t *h, const arrival_t *a, const amp_p
       inv = ((set_t *)sk)->inv;
     for (int tries = 0; !inv && tries < 4; tries++) {
       int err;
-      if ((inv = inv_get_(e, w->idx, pl->payment_addr, &w->c.placeholders_loaded, &err)) != NULL) break;
+      if ((inv = inv_get_(e, w, pl->payment_addr, &w->c.placeholders_loaded, &err)) != NULL) break;
       if (err != AMP_OK) {
         CNT(w, invoice_read_errors);
         goto fail;
@@ -2005,9 +2027,7 @@ static int rec_invoice_(void *ctx, const amp_store_invoice_t *r) {
 
 static int inv_free_cb_(void *obj, void *ctx) {
   (void)ctx;
-  inv_t *inv = obj;
-  amp_wipe(inv->rec.preimage, 32);
-  free(inv);
+  inv_free_(obj);
   return 0;
 }
 
@@ -2015,6 +2035,7 @@ static void worker_free_(amp_worker_t *w) {
   if (!w) return;
   free(w->hp.base);
   free(w->sp.base);
+  free(w->ip.base);
   free(w->ops);
   for (unsigned c = 0; c < ARR_CLASSES; c++) {
     arrhdr_t *h = w->arr_cache[c];
@@ -2102,7 +2123,9 @@ int amp_engine_new(amp_engine_t **out, const amp_engine_cfg_t *cfg) {
     w->e = e;
     w->idx = i;
     if (pool_init(&w->hp, sizeof(htlc_t), offsetof(htlc_t, free_next), c->pool_htlcs) ||
-        pool_init(&w->sp, sizeof(set_t), offsetof(set_t, free_next), c->pool_sets))
+        pool_init(&w->sp, sizeof(set_t), offsetof(set_t, free_next), c->pool_sets) ||
+        pool_init(&w->ip, sizeof(inv_t), offsetof(inv_t, free_next),
+                  c->pool_sets < PH_POOL_MAX ? c->pool_sets : PH_POOL_MAX))
       goto fail;
     w->op_cap = c->pool_ops;
     w->ops = calloc(c->pool_ops, sizeof *w->ops);
@@ -2493,7 +2516,7 @@ int amp_engine_invoice_cancel(amp_engine_t *e, const uint8_t addr[32]) {
   int rc = AMP_OK;
   /* held: a placeholder out of memory comes back for the cancel, so that
    * no worker reads an older copy from the store meanwhile */
-  inv_t *inv = inv_get_(e, e->cfg.workers, addr, &e->ac.placeholders_loaded, &rc);
+  inv_t *inv = inv_get_(e, NULL, addr, &e->ac.placeholders_loaded, &rc);
   if (!inv) {
     if (rc == AMP_OK) rc = AMP_ERR_NOTFOUND;
     goto out;

@@ -51,10 +51,11 @@
  * (lazily touched); the two in-flight tables are sized at start for every
  * pool entry and touched then (~43 B per HTLC of pool capacity, both);
  * retired entries return to their owner through a lock-free return list
- * after an RCU grace period (handed over in batches, one call_rcu per poll). Settled and
- * cancelled set records, invoices and settlement arrays come from jemalloc
- * (settlement arrays are cached per worker, so steady state does not
- * allocate).
+ * after an RCU grace period (handed over in batches, one call_rcu per poll).
+ * Placeholder invoices a worker makes or reads back come from its pool too
+ * (up to 65,536 each, then jemalloc). Done records, the operator's invoices
+ * and settlement arrays come from jemalloc (settlement arrays are cached per
+ * worker, so steady state does not allocate).
  *
  * Spontaneous AMP payments (accept_amp): the first HTLC to a payment_addr
  * nobody knows makes a placeholder invoice (committed before any of its
