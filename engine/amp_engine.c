@@ -217,6 +217,7 @@ struct inv {
   uint8_t durable;               /* atomic: its INVOICE_PUT committed */
   uint32_t closing;              /* atomic: its sets settling now */
   _Atomic uint32_t refs;         /* placeholders only: users | INV_DEAD */
+  uint64_t ah;                   /* hash32_ of payment_addr (inv_insert_) */
   struct amp_worker *ow;         /* from this worker's pool (NULL: malloc) */
   union {
     struct rcu_head rcu;         /* evicted by the admin thread */
@@ -454,8 +455,13 @@ static skey_t *set_find_(amp_engine_t *e, uint8_t kind, const uint8_t id[32]) {
   return n ? container_of_(n, skey_t, node) : NULL;
 }
 
+/* _h: with the addr's hash32_ already computed */
+static inv_t *inv_by_addr_h_(amp_engine_t *e, const uint8_t addr[32], uint64_t ah) {
+  return amp_itab_lookup(e->ix_addr, ah, match_addr_, addr);
+}
+
 static inv_t *inv_by_addr_(amp_engine_t *e, const uint8_t addr[32]) {
-  return amp_itab_lookup(e->ix_addr, hash32_(e, addr), match_addr_, addr);
+  return inv_by_addr_h_(e, addr, hash32_(e, addr));
 }
 
 static inv_t *inv_by_hash_(amp_engine_t *e, const uint8_t hash[32]) {
@@ -492,7 +498,8 @@ static void ix_reclaim_(amp_engine_t *e) {
 /* Inserts inv in the indexes. Returns AMP_OK; AMP_ERR_EXISTS with *other the
  * invoice already there (by addr or, for MPP, by hash); AMP_ERR_NOMEM (the
  * addr index could not grow). Nothing is inserted unless AMP_OK. */
-static int inv_insert_(amp_engine_t *e, inv_t *inv, inv_t **other) {
+static int inv_insert_(amp_engine_t *e, inv_t *inv, uint64_t ah, inv_t **other) {
+  inv->ah = ah; /* hash32_ of its payment_addr: the eviction's */
   if (inv->rec.type == AMP_INVOICE_MPP) {
     struct cds_lfht_node *n =
         cds_lfht_add_unique(e->t_hash, hash32_(e, inv->rec.payment_hash), match_hash_,
@@ -502,8 +509,7 @@ static int inv_insert_(amp_engine_t *e, inv_t *inv, inv_t **other) {
       return AMP_ERR_EXISTS;
     }
   }
-  inv_t *got = amp_itab_add_unique(e->ix_addr, hash32_(e, inv->rec.payment_addr), match_addr_,
-                                   inv->rec.payment_addr, inv);
+  inv_t *got = amp_itab_add_unique(e->ix_addr, ah, match_addr_, inv->rec.payment_addr, inv);
   if (got == inv) {
     ix_reclaim_(e);
     return AMP_OK;
@@ -564,7 +570,7 @@ static int inv_evictable_(void *obj, void *ctx) {
  * hold taken meanwhile (refs back above zero) keeps it. */
 static void inv_release_(amp_engine_t *e, amp_worker_t *w, inv_t *inv) {
   if (!inv->rec.placeholder || atomic_fetch_sub(&inv->refs, 1) != 1) return;
-  if (!amp_itab_remove(e->ix_addr, hash32_(e, inv->rec.payment_addr), inv, inv_evictable_, NULL))
+  if (!amp_itab_remove(e->ix_addr, inv->ah, inv, inv_evictable_, NULL))
     return;
   if (w) {
     CNT(w, placeholders_evicted);
@@ -580,15 +586,15 @@ static void inv_release_(amp_engine_t *e, amp_worker_t *w, inv_t *inv) {
  * addr index, else read back from the store (an evicted placeholder; the
  * store's addr filter answers "no" for a new addr without a read). NULL:
  * there is none, or *err says why not (AMP_ERR_IO: store read error;
- * AMP_ERR_NOMEM). w: the calling worker (NULL: the admin thread). loaded
- * counts a read-back. Cost: the index lookup; a
+ * AMP_ERR_NOMEM). w: the calling worker (NULL: the admin thread); ah:
+ * hash32_ of addr (computed once per HTLC). loaded counts a read-back. Cost: the index lookup; a
  * read-back adds an LMDB read, a calloc and an insert. */
-static inv_t *inv_get_(amp_engine_t *e, amp_worker_t *w, const uint8_t addr[32],
+static inv_t *inv_get_(amp_engine_t *e, amp_worker_t *w, const uint8_t addr[32], uint64_t ah,
                        uint64_t *loaded, int *err) {
   unsigned producer = w ? w->idx : e->cfg.workers;
   *err = AMP_OK;
   for (;;) {
-    inv_t *inv = inv_by_addr_(e, addr);
+    inv_t *inv = inv_by_addr_h_(e, addr, ah);
     if (inv && inv_hold_(inv)) return inv;
     /* absent, or evicted just now (then out of the index already, or
      * about to be under the lock inv_insert_ takes) */
@@ -609,7 +615,7 @@ static inv_t *inv_get_(amp_engine_t *e, amp_worker_t *w, const uint8_t addr[32],
     inv->durable = 1;
     atomic_init(&inv->refs, inv->rec.placeholder ? 1u : 0u); /* ours */
     inv_t *other = NULL;
-    if ((rc = inv_insert_(e, inv, &other)) == AMP_OK) {
+    if ((rc = inv_insert_(e, inv, ah, &other)) == AMP_OK) {
       __atomic_store_n(loaded, *loaded + 1, __ATOMIC_RELAXED);
       return inv;
     }
@@ -1175,7 +1181,7 @@ static int set_durable_(amp_engine_t *e, const uint8_t id[32]) {
  * until committed). Another worker's placeholder for the same addr, made
  * meanwhile, wins: that one, held. NULL: no memory, or that one was evicted
  * already (the caller looks again: it is in the store now). */
-static inv_t *placeholder_(amp_worker_t *w, const amp_payload_t *pl) {
+static inv_t *placeholder_(amp_worker_t *w, const amp_payload_t *pl, uint64_t ah) {
   amp_engine_t *e = w->e;
   inv_t *inv = inv_alloc_(w);
   if (!inv) return NULL;
@@ -1196,7 +1202,7 @@ static inv_t *placeholder_(amp_worker_t *w, const amp_payload_t *pl) {
     return NULL;
   }
   inv_t *other = NULL;
-  if (inv_insert_(e, inv, &other) != AMP_OK) { /* another worker's, or no memory (NULL) */
+  if (inv_insert_(e, inv, ah, &other) != AMP_OK) { /* another worker's, or no memory (NULL) */
     inv_free_(inv);
     op_free_(w, o);
     return other && inv_hold_(other) ? other : NULL;
@@ -1240,15 +1246,17 @@ static void receive_(amp_worker_t *w, htlc_t *h, const arrival_t *a, const amp_p
     if (sk && sk->live && memcmp(((set_t *)sk)->inv->rec.payment_addr, pl->payment_addr, 32) == 0 &&
         inv_hold_(((set_t *)sk)->inv))
       inv = ((set_t *)sk)->inv;
+    uint64_t ah = inv ? 0 : hash32_(e, pl->payment_addr); /* once, for all that follows */
     for (int tries = 0; !inv && tries < 4; tries++) {
       int err;
-      if ((inv = inv_get_(e, w, pl->payment_addr, &w->c.placeholders_loaded, &err)) != NULL) break;
+      if ((inv = inv_get_(e, w, pl->payment_addr, ah, &w->c.placeholders_loaded, &err)) != NULL)
+        break;
       if (err != AMP_OK) {
         CNT(w, invoice_read_errors);
         goto fail;
       }
       if (!e->cfg.accept_amp) break;
-      inv = placeholder_(w, pl); /* NULL: no memory, or evicted already (look again) */
+      inv = placeholder_(w, pl, ah); /* NULL: no memory, or evicted already (look again) */
     }
     if (!inv) {
       CNT(w, fail_no_invoice);
@@ -2016,7 +2024,7 @@ static int rec_invoice_(void *ctx, const amp_store_invoice_t *r) {
     return 0;
   }
   inv_t *other;
-  int rc = inv_insert_(c->e, inv, &other);
+  int rc = inv_insert_(c->e, inv, hash32_(c->e, inv->rec.payment_addr), &other);
   if (rc != AMP_OK) free(inv); /* a duplicate: the first one wins */
   if (rc == AMP_ERR_NOMEM) {
     c->err = rc;
@@ -2389,7 +2397,7 @@ int amp_engine_invoice_add(amp_engine_t *e, const amp_invoice_add_t *req,
   if (rc != AMP_OK) goto out;
   inv->durable = 1;
   inv_t *other;
-  if ((rc = inv_insert_(e, inv, &other)) != AMP_OK) goto out;
+  if ((rc = inv_insert_(e, inv, hash32_(e, r->payment_addr), &other)) != AMP_OK) goto out;
   if (out) *out = *r;
   inv = NULL;
 out:
@@ -2516,7 +2524,7 @@ int amp_engine_invoice_cancel(amp_engine_t *e, const uint8_t addr[32]) {
   int rc = AMP_OK;
   /* held: a placeholder out of memory comes back for the cancel, so that
    * no worker reads an older copy from the store meanwhile */
-  inv_t *inv = inv_get_(e, NULL, addr, &e->ac.placeholders_loaded, &rc);
+  inv_t *inv = inv_get_(e, NULL, addr, hash32_(e, addr), &e->ac.placeholders_loaded, &rc);
   if (!inv) {
     if (rc == AMP_OK) rc = AMP_ERR_NOTFOUND;
     goto out;
