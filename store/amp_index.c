@@ -665,6 +665,13 @@ int amp_sidx_maybe(const amp_sidx_t *sx, const uint8_t id[32]) {
   return maybe_in(&((amp_sidx_t *)sx)->f, sidx_hash(sx, id));
 }
 
+void amp_sidx_prefetch_maybe(const amp_sidx_t *sx, const uint8_t id[32]) {
+  __builtin_prefetch((const void *)cbf_block(atomic_load_explicit(&((amp_sidx_t *)sx)->f,
+                                                                  memory_order_acquire),
+                                             sidx_hash(sx, id)),
+                     0, 3);
+}
+
 void amp_sidx_fini(amp_sidx_t *sx) {
   if (!sx->slot) return;
   pthread_rwlock_destroy(&sx->lock);

@@ -248,6 +248,10 @@ void amp_sidx_rollback(amp_sidx_t *sx);
  * certainly in no committed entry (nor pending one), 1 when it may be (then
  * ask amp_sidx_find). ~0.5-1% false positives at the sized load. */
 int amp_sidx_maybe(const amp_sidx_t *sx, const uint8_t id[32]);
+/* amp_sidx_prefetch_maybe (any thread): start loading the filter block that
+ * amp_sidx_maybe of id reads (read-only hint). No effect on state; costs the
+ * key's hash (~20 ns). */
+void amp_sidx_prefetch_maybe(const amp_sidx_t *sx, const uint8_t id[32]);
 /* amp_sidx_find (any thread): AMP_OK with the index and cancelled flag, or
  * AMP_ERR_NOTFOUND (pending sets are not found). */
 AMP_WARN_UNUSED int amp_sidx_find(amp_sidx_t *sx, const uint8_t id[32], uint64_t *settle_index,

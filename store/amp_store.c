@@ -1175,6 +1175,14 @@ int amp_store_maybe_invoice(const amp_store_t *st, const uint8_t payment_addr[32
   return amp_sidx_maybe(&st->iix, payment_addr);
 }
 
+void amp_store_prefetch_set(const amp_store_t *st, const uint8_t set_id[32]) {
+  amp_sidx_prefetch_maybe(&st->six, set_id);
+}
+
+void amp_store_prefetch_invoice(const amp_store_t *st, const uint8_t payment_addr[32]) {
+  amp_sidx_prefetch_maybe(&st->iix, payment_addr);
+}
+
 int amp_store_set_find(amp_store_t *st, const uint8_t set_id[32], uint64_t *settle_index,
                        int *cancelled) {
   return amp_sidx_find(&st->six, set_id, settle_index, cancelled);
