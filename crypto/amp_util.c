@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 
 const char *amp_strerror(int err) {
@@ -81,4 +82,47 @@ long amp_hex_decode_var(uint8_t *out, size_t cap, const char *hex) {
   for (size_t i = 0; i < len / 2; i++)
     out[i] = (uint8_t)((hex_val(hex[2 * i]) << 4) | hex_val(hex[2 * i + 1]));
   return (long)(len / 2);
+}
+
+/* ---- big zeroed memory ---------------------------------------------------- */
+
+/* Fault the pages in now (at open, or while a table grows under a lock held
+ * anyway) rather than one by one on a hot path later. */
+static void big_populate(void *p, size_t n) {
+#ifdef MADV_POPULATE_WRITE
+  if (madvise(p, n, MADV_POPULATE_WRITE) == 0) return;
+#endif
+  for (size_t i = 0; i < n; i += 4096) ((volatile uint8_t *)p)[i] = 0;
+}
+
+/* The mapped length of an n-byte block: from 2 MiB up, a whole number of
+ * huge pages, which is also what makes the kernel place the mapping on a
+ * 2 MiB boundary (a 4.1 MB table at an unaligned address got 2 of its 3
+ * possible huge pages). */
+#define BIG_HUGE_ ((size_t)2 << 20)
+static size_t big_len(size_t n) {
+  if (!n) return 1;
+  return n < BIG_HUGE_ ? n : (n + BIG_HUGE_ - 1) & ~(BIG_HUGE_ - 1);
+}
+
+void *amp_big_alloc(size_t n) {
+  n = big_len(n);
+  void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return NULL;
+  if (n >= BIG_HUGE_) (void)madvise(p, n, MADV_HUGEPAGE);
+  big_populate(p, n);
+  return p;
+}
+
+void amp_big_free(void *p, size_t n) {
+  if (p) munmap(p, big_len(n));
+}
+
+void *amp_big_grow(void *p, size_t n, size_t nn) {
+  if (!p) return amp_big_alloc(nn);
+  nn = big_len(nn);
+  void *q = mremap(p, big_len(n), nn, MREMAP_MAYMOVE);
+  if (q == MAP_FAILED) return NULL;
+  if (nn >= BIG_HUGE_) (void)madvise(q, nn, MADV_HUGEPAGE);
+  return q;
 }

@@ -83,6 +83,20 @@ char *amp_hex_encode(char *out, const void *in, size_t n);
  * long gives AMP_ERR_LENGTH. On error out is left untouched. */
 AMP_WARN_UNUSED long amp_hex_decode_var(uint8_t *out, size_t cap, const char *hex);
 
+/* amp_big_alloc returns n bytes (n >= 1 taken for 0) of zeroed, page-aligned
+ * memory of its own anonymous mapping, faulted in now (resident from here,
+ * no page faults later on a hot path), with transparent huge pages asked for
+ * when n >= 2 MiB (madvise: where the kernel allows them, one TLB entry per
+ * 2 MiB instead of per 4 KiB; for tables probed at random). NULL when the
+ * mapping fails. Cost: the page faults of n bytes. Thread-safe.
+ * amp_big_free releases it (n as allocated; p may be NULL).
+ * amp_big_grow grows such a block from n to nn bytes by mremap, contents
+ * kept and the tail zero, not faulted in; the block may move. NULL on
+ * failure (the old block stays valid). */
+void *amp_big_alloc(size_t n);
+void amp_big_free(void *p, size_t n);
+void *amp_big_grow(void *p, size_t n, size_t nn);
+
 /* Big-endian loads and stores. */
 /* amp_spin_lock / amp_spin_unlock: a one-byte spin lock for critical
  * sections of a few memory accesses (the engine's tables): the CPU's pause

@@ -60,12 +60,13 @@ int amp_inflight_new(amp_inflight_t **out, uint64_t capacity) {
     free(t);
     return AMP_ERR_NOMEM;
   }
-  void *mem = NULL;
-  if (posix_memalign(&mem, 64, (size_t)t->nb * sizeof(bucket_t)) != 0) {
+  /* probed at random, one bucket per operation: huge pages where the kernel
+   * gives them spare the TLB misses (amp_big_alloc) */
+  void *mem = amp_big_alloc((size_t)t->nb * sizeof(bucket_t));
+  if (!mem) {
     free(t);
     return AMP_ERR_NOMEM;
   }
-  memset(mem, 0, (size_t)t->nb * sizeof(bucket_t));
   t->b = mem;
   *out = t;
   return AMP_OK;
@@ -73,7 +74,7 @@ int amp_inflight_new(amp_inflight_t **out, uint64_t capacity) {
 
 void amp_inflight_delete(amp_inflight_t *t) {
   if (!t) return;
-  free(t->b);
+  amp_big_free(t->b, (size_t)t->nb * sizeof(bucket_t));
   free(t);
 }
 

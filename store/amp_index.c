@@ -4,46 +4,13 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
-/* --- big zeroed memory ------------------------------------------------------
- * The tables and filters are large and probed at random: anonymous mappings
- * with transparent huge pages (where the kernel allows them) take one fault
- * per 2 MiB instead of per 4 KiB and far fewer TLB misses, and are faulted
- * in when allocated, so their memory is resident from open (~64 MiB at the
- * default sizing). Sizes are recomputed by the owners for big_free. The
- * entry array grows by mremap and is faulted as it fills. */
-
-/* Fault the pages in now (at open, or while a table grows under the write
- * lock anyway) rather than one by one on the writer's hot path later. */
-static void big_populate(void *p, size_t n) {
-#ifdef MADV_POPULATE_WRITE
-  if (madvise(p, n, MADV_POPULATE_WRITE) == 0) return;
-#endif
-  for (size_t i = 0; i < n; i += 4096) ((volatile uint8_t *)p)[i] = 0;
-}
-
-static void *big_alloc(size_t n) {
-  if (!n) n = 1;
-  void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) return NULL;
-  if (n >= (2u << 20)) (void)madvise(p, n, MADV_HUGEPAGE);
-  big_populate(p, n);
-  return p;
-}
-
-static void big_free(void *p, size_t n) {
-  if (p) munmap(p, n ? n : 1);
-}
-
-/* Grows a big_alloc'd block from n to nn bytes (contents kept, tail zero). */
-static void *big_grow(void *p, size_t n, size_t nn) {
-  if (!p) return big_alloc(nn);
-  void *q = mremap(p, n, nn, MREMAP_MAYMOVE);
-  if (q == MAP_FAILED) return NULL;
-  if (nn >= (2u << 20)) (void)madvise(q, nn, MADV_HUGEPAGE);
-  return q;
-}
+/* The tables and filters are large and probed at random: they live in
+ * amp_big_alloc memory (amp_util.h: their own mappings, transparent huge
+ * pages where the kernel allows them, faulted in when allocated, so resident
+ * from open: ~64 MiB at the default sizing). Sizes are recomputed by the
+ * owners for amp_big_free. The entry array grows by mremap (amp_big_grow)
+ * and is faulted as it fills. */
 
 /* --- counting blocked Bloom filter ------------------------------------------ */
 
@@ -54,13 +21,13 @@ int amp_cbf_init(amp_cbf_t *f, uint64_t entries) {
   if (entries < 1) entries = 1;
   uint64_t counters = entries * CBF_PER_ENTRY;
   f->nblocks = (counters + 127) / 128;
-  f->w = big_alloc((size_t)f->nblocks * 64); /* zeroed, page aligned */
+  f->w = amp_big_alloc((size_t)f->nblocks * 64); /* zeroed, page aligned */
   if (!f->w) return AMP_ERR_NOMEM;
   return AMP_OK;
 }
 
 void amp_cbf_fini(amp_cbf_t *f) {
-  if (f->w) big_free((void *)f->w, (size_t)f->nblocks * 64);
+  if (f->w) amp_big_free((void *)f->w, (size_t)f->nblocks * 64);
   f->w = NULL;
 }
 
@@ -160,8 +127,8 @@ int amp_hidx_init(amp_hidx_t *ix, const amp_sipkey_t *key, uint64_t filter_entri
   ix->key = *key;
   uint64_t slots = HIDX_MIN_SLOTS;
   while (slots < 2 * filter_entries && slots < (1ull << 31)) slots *= 2;
-  ix->res_slot = big_alloc(slots * sizeof(uint64_t));
-  ix->rpl_slot = big_alloc(slots * sizeof(uint64_t));
+  ix->res_slot = amp_big_alloc(slots * sizeof(uint64_t));
+  ix->rpl_slot = amp_big_alloc(slots * sizeof(uint64_t));
   ix->res_mask = ix->rpl_mask = (uint32_t)(slots - 1);
   if (!ix->res_slot || !ix->rpl_slot) goto nomem;
   amp_cbf_t *rf = cbf_new(filter_entries), *pf = cbf_new(filter_entries);
@@ -176,8 +143,8 @@ int amp_hidx_init(amp_hidx_t *ix, const amp_sipkey_t *key, uint64_t filter_entri
   rwlock_init_writer_pref(&ix->lock);
   return AMP_OK;
 nomem:
-  big_free(ix->res_slot, slots * sizeof(uint64_t));
-  big_free(ix->rpl_slot, slots * sizeof(uint64_t));
+  amp_big_free(ix->res_slot, slots * sizeof(uint64_t));
+  amp_big_free(ix->rpl_slot, slots * sizeof(uint64_t));
   memset(ix, 0, sizeof *ix);
   return AMP_ERR_NOMEM;
 }
@@ -185,9 +152,9 @@ nomem:
 void amp_hidx_fini(amp_hidx_t *ix) {
   if (!ix->res_slot) return;
   pthread_rwlock_destroy(&ix->lock);
-  big_free(ix->ent, (size_t)ix->cap_ent * sizeof(amp_hent_t));
-  big_free(ix->res_slot, ((size_t)ix->res_mask + 1) * sizeof(uint64_t));
-  big_free(ix->rpl_slot, ((size_t)ix->rpl_mask + 1) * sizeof(uint64_t));
+  amp_big_free(ix->ent, (size_t)ix->cap_ent * sizeof(amp_hent_t));
+  amp_big_free(ix->res_slot, ((size_t)ix->res_mask + 1) * sizeof(uint64_t));
+  amp_big_free(ix->rpl_slot, ((size_t)ix->rpl_mask + 1) * sizeof(uint64_t));
   free(ix->bk);
   free(ix->pend);
   cbf_free(atomic_load(&ix->res_f));
@@ -262,7 +229,7 @@ static int tab_reserve(amp_hidx_t *ix, int kind) {
   if ((uint64_t)(count + 1) * 2 <= size) return AMP_OK;
   if (size >= (1ull << 31)) return AMP_ERR_NOMEM;
   uint64_t nsize = size * 2;
-  uint64_t *ns = big_alloc(nsize * sizeof(uint64_t));
+  uint64_t *ns = amp_big_alloc(nsize * sizeof(uint64_t));
   if (!ns) return AMP_ERR_NOMEM;
   /* From the entries, in order (a sequential read) rather than through the
    * old slots (a random read per key): one cache miss per key, not two. */
@@ -273,7 +240,7 @@ static int tab_reserve(amp_hidx_t *ix, int kind) {
     uint64_t h = kind ? e->hrpl : e->hres;
     tab_place(ns, (uint32_t)(nsize - 1), (uint32_t)h, MK_SLOT(h, id));
   }
-  big_free(*slotp, size * sizeof(uint64_t));
+  amp_big_free(*slotp, size * sizeof(uint64_t));
   *slotp = ns;
   *maskp = (uint32_t)(nsize - 1);
   return AMP_OK;
@@ -379,7 +346,7 @@ static int ent_reserve(amp_hidx_t *ix) {
   if (ix->n_ent < ix->cap_ent) return AMP_OK;
   uint64_t ncap = ix->cap_ent ? 2ull * ix->cap_ent : 1024;
   if (ncap > 0xfffffff0ull) return AMP_ERR_NOMEM;
-  void *p = big_grow(ix->ent, (size_t)ix->cap_ent * sizeof(amp_hent_t),
+  void *p = amp_big_grow(ix->ent, (size_t)ix->cap_ent * sizeof(amp_hent_t),
                      (size_t)ncap * sizeof(amp_hent_t));
   if (!p) return AMP_ERR_NOMEM;
   ix->ent = p;
@@ -628,12 +595,12 @@ static uint64_t sidx_hash(const amp_sidx_t *sx, const uint8_t id[32]) {
 int amp_sidx_init(amp_sidx_t *sx, const amp_sipkey_t *key) {
   memset(sx, 0, sizeof *sx);
   sx->key = *key;
-  sx->slot = big_alloc(SIDX_INIT_SLOTS * sizeof(amp_sent_t));
+  sx->slot = amp_big_alloc(SIDX_INIT_SLOTS * sizeof(amp_sent_t));
   if (!sx->slot) return AMP_ERR_NOMEM;
   sx->mask = SIDX_INIT_SLOTS - 1;
   amp_cbf_t *f = cbf_new(SIDX_FILTER_INIT);
   if (!f) {
-    big_free(sx->slot, SIDX_INIT_SLOTS * sizeof(amp_sent_t));
+    amp_big_free(sx->slot, SIDX_INIT_SLOTS * sizeof(amp_sent_t));
     sx->slot = NULL;
     return AMP_ERR_NOMEM;
   }
@@ -675,7 +642,7 @@ void amp_sidx_prefetch_maybe(const amp_sidx_t *sx, const uint8_t id[32]) {
 void amp_sidx_fini(amp_sidx_t *sx) {
   if (!sx->slot) return;
   pthread_rwlock_destroy(&sx->lock);
-  big_free(sx->slot, (sx->mask + 1) * sizeof(amp_sent_t));
+  amp_big_free(sx->slot, (sx->mask + 1) * sizeof(amp_sent_t));
   free(sx->pend);
   cbf_free(atomic_load(&sx->f));
   for (uint32_t i = 0; i < sx->n_retired; i++) cbf_free(sx->retired[i]);
@@ -692,7 +659,7 @@ static long sidx_probe(const amp_sidx_t *sx, const uint8_t id[32]) {
 
 static int sidx_grow(amp_sidx_t *sx, uint64_t nsize) {
   uint64_t size = sx->mask + 1;
-  amp_sent_t *ns = big_alloc(nsize * sizeof(amp_sent_t));
+  amp_sent_t *ns = amp_big_alloc(nsize * sizeof(amp_sent_t));
   if (!ns) return AMP_ERR_NOMEM;
   for (uint64_t i = 0; i < size; i++) {
     if (!sx->slot[i].v) continue;
@@ -700,7 +667,7 @@ static int sidx_grow(amp_sidx_t *sx, uint64_t nsize) {
     while (ns[j].v) j = (j + 1) & (nsize - 1);
     ns[j] = sx->slot[i];
   }
-  big_free(sx->slot, size * sizeof(amp_sent_t));
+  amp_big_free(sx->slot, size * sizeof(amp_sent_t));
   sx->slot = ns;
   sx->mask = nsize - 1;
   /* The pending journal follows its entries: found again by id once the table
