@@ -163,8 +163,53 @@ static void check_be(void) {
   AMP_CHECK(b[0] == 0x01 && b[7] == 0xef && amp_be64(b) == 0x0123456789abcdefULL);
 }
 
+/* amp_big_alloc: zeroed, page aligned, every byte writable, for sizes on
+ * both sides of the huge-page threshold; amp_big_grow keeps the contents and
+ * zeroes the tail, across that threshold too; frees take the allocated n. */
+static void check_big(void) {
+  const size_t sizes[] = {0, 1, 4095, 4097, (2u << 20) - 1, 2u << 20, (2u << 20) + 1, 5u << 20};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    size_t n = sizes[i] ? sizes[i] : 1;
+    uint8_t *p = amp_big_alloc(sizes[i]);
+    AMP_CHECK(p != NULL);
+    if (!p) continue;
+    AMP_CHECK(((uintptr_t)p & 4095) == 0);
+    AMP_CHECK(amp_ct_is_zero(p, n));
+    memset(p, 0xa5, n);
+    AMP_CHECK(p[0] == 0xa5 && p[n - 1] == 0xa5);
+    amp_big_free(p, sizes[i]);
+  }
+  amp_big_free(NULL, 12345);
+  /* grow 1 MiB -> 3 MiB -> 9 MiB + 1 */
+  size_t n = 1u << 20;
+  uint8_t *p = amp_big_grow(NULL, 0, n);
+  AMP_CHECK(p != NULL);
+  if (!p) return;
+  for (size_t i = 0; i < n; i++) p[i] = (uint8_t)(i * 7 + 1);
+  const size_t next[] = {3u << 20, (9u << 20) + 1};
+  for (size_t k = 0; k < 2; k++) {
+    uint8_t *q = amp_big_grow(p, n, next[k]);
+    AMP_CHECK(q != NULL);
+    if (!q) {
+      amp_big_free(p, n);
+      return;
+    }
+    size_t bad = 0;
+    for (size_t i = 0; i < (1u << 20); i++) bad += q[i] != (uint8_t)(i * 7 + 1);
+    AMP_CHECK_EQ(bad, 0);
+    if (k == 1) AMP_CHECK(q[1u << 20] == 0x5a && q[n - 1] == 0x5a); /* the first tail's */
+    AMP_CHECK(amp_ct_is_zero(q + n, next[k] - n));
+    memset(q + n, 0x5a, next[k] - n);
+    p = q;
+    n = next[k];
+  }
+  AMP_CHECK(p[n - 1] == 0x5a);
+  amp_big_free(p, n);
+}
+
 int main(void) {
   uint64_t seed = amp_test_seed(), rng = seed ? seed : 1;
+  check_big();
   check_strerror();
   check_ct(&rng);
   check_wipe();
