@@ -215,6 +215,7 @@ struct inv {
   struct cds_lfht_node hash_node;
   amp_store_invoice_t rec;       /* state, amt_paid_msat, sets_settled: atomic */
   uint8_t durable;               /* atomic: its INVOICE_PUT committed */
+  struct amp_worker *put_by;     /* placeholders: the worker that submitted its INVOICE_PUT */
   uint32_t closing;              /* atomic: its sets settling now */
   _Atomic uint32_t refs;         /* placeholders only: users | INV_DEAD */
   uint64_t ah;                   /* hash32_ of payment_addr (inv_insert_) */
@@ -857,9 +858,21 @@ static void pend_push_(amp_worker_t *w, op_t *o) {
   w->n_pend++;
 }
 
+/* Held back for now? A retry until its time; a settle until its invoice's
+ * INVOICE_PUT has committed (the store refuses a settle of an invoice it
+ * does not have), except on its first try by the worker that submitted that
+ * put: the put is ahead of it in the same ring (or in pend_, in order), and
+ * the writer applies a ring's intents in order, in one group or an earlier
+ * one. So a spontaneous payment's settle commits in its placeholder's group
+ * instead of waiting a commit round trip in pend_ (walked at every poll:
+ * ~0.9% of the worker in a 1-shard profile). Should the put fail, the settle
+ * is refused (AMP_ERR_NOTFOUND, or the group's error) and its retries wait
+ * here as before. */
 static int op_gated_(amp_worker_t *w, op_t *o) {
   if (o->retry_at_ms && o->retry_at_ms > w->now_ms) return 1;
-  if (o->type == OP_SETTLE && o->inv && !LD(&o->inv->durable)) return 1;
+  if (o->type == OP_SETTLE && o->inv && !LD(&o->inv->durable) &&
+      (o->inv->put_by != w || o->retries))
+    return 1;
   return 0;
 }
 
@@ -1232,6 +1245,7 @@ static inv_t *placeholder_(amp_worker_t *w, const amp_payload_t *pl, uint64_t ah
     inv_free_(inv);
     return NULL;
   }
+  inv->put_by = w;
   inv_t *other = NULL;
   if (inv_insert_(e, inv, ah, &other) != AMP_OK) { /* another worker's, or no memory (NULL) */
     inv_free_(inv);

@@ -736,6 +736,70 @@ static void test_spontaneous(void) {
   env_close(&v);
 }
 
+/* Waits (no worker poll) until the store has committed `settles` SETTLE
+ * intents, 3 s at most; returns its stats then. */
+static amp_store_stats_t wait_settles(env_t *v, uint64_t settles) {
+  amp_store_stats_t st;
+  uint64_t t0 = real_ns();
+  do {
+    amp_store_stats(v->st, &st);
+    if (st.settles >= settles) break;
+    usleep(200);
+  } while (real_ns() - t0 < 3000000000ull);
+  return st;
+}
+
+/* A spontaneous payment's SETTLE goes to the store right behind its
+ * placeholder's INVOICE_PUT (same worker, same ring: the writer applies the
+ * put first), not after a poll has seen the put committed; a put that fails
+ * makes the settle wait for it, as before. */
+static void test_spontaneous_settle_order(void) {
+  amp_engine_cfg_t c;
+  memset(&c, 0, sizeof c);
+  c.accept_amp = 1;
+  env_t v;
+  env_open(&v, &c);
+  settle_down(&v);
+  uint8_t addr[32];
+  MUST(amp_random(addr, 32));
+  static aset_t s;
+  mk_amp_set(&s, addr, 1, 700, 700, CLTV);
+  send_set(&v, &s); /* the set completes: INVOICE_PUT, then SETTLE */
+  amp_store_stats_t st = wait_settles(&v, 1);
+  AMP_CHECK_EQ(st.invoice_puts, 1);
+  AMP_CHECK_EQ(st.settles, 1); /* with no poll in between */
+  AMP_CHECK_EQ(st.refused, 0);
+  AMP_CHECK_EQ(g_nans, 0);     /* nothing out before the worker sees the commit */
+  pump(&v, 1);
+  EXPECT_FULFILL(&s.h[0]);
+  AMP_CHECK_EQ(STAT(&v, store_retries), 0);
+
+  /* the put fails (a failed commit, before it reaches the store): the settle
+   * is refused (no such invoice), then waits for the put's retry */
+  static aset_t s2;
+  MUST(amp_random(addr, 32));
+  mk_amp_set(&s2, addr, 1, 800, 800, CLTV);
+  amp_engine_test_fail_commits(v.e, 1);
+  send_set(&v, &s2);
+  for (int i = 0; i < 20 && g_nans < 2; i++) {
+    amp_worker_poll(v.w, g_now, &g_sink);
+    usleep(1000);
+    g_now += 5 * 1000000ull;
+  }
+  pump(&v, 2);
+  settle_down(&v);
+  EXPECT_FULFILL(&s2.h[0]);
+  amp_store_stats(v.st, &st);
+  AMP_CHECK_EQ(st.invoice_puts, 2);
+  AMP_CHECK_EQ(st.settles, 2);
+  AMP_CHECK_EQ(STAT(&v, store_retries), 2); /* the put, and the settle once */
+  AMP_CHECK_EQ(STAT(&v, store_gave_up), 0);
+  amp_store_invoice_t got;
+  AMP_CHECK(amp_engine_invoice_lookup_addr(v.e, addr, &got) == AMP_OK);
+  AMP_CHECK_EQ(got.amt_paid_msat, 800);
+  env_close(&v);
+}
+
 /* Sends s, polls until `want` answers in total, then until the worker is idle. */
 static void send_set_wait(env_t *v, aset_t *s, size_t want) {
   send_set(v, s);
@@ -1973,6 +2037,7 @@ int main(int argc, char **argv) {
   RUN(test_mpp);
   RUN(test_mpp_amp_keys);
   RUN(test_spontaneous);
+  RUN(test_spontaneous_settle_order);
   RUN(test_placeholder_evict);
   RUN(test_rules);
   RUN(test_mismatch);
