@@ -11,6 +11,7 @@
 
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 #include "amp_chacha20.h"
 #include "amp_hmac.h"
@@ -196,9 +197,16 @@ static void amp_peel_tail_(amp_sphinx_hop_t *h, const uint8_t rho[32], const uin
 /* The blinding input of a forward: compressed ephemeral || ss (65 bytes). */
 #define AMP_BLIND_MSG_LEN_ (AMP_PUBKEY_LEN + 32)
 
-static void amp_peel_chunk_(amp_sphinx_hop_t *out, size_t n, const uint8_t node_key[32],
-                            const uint8_t *const *assoc, size_t assoc_len,
-                            const uint8_t *const *onion) {
+static uint64_t amp_mono_ns_(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Peels a chunk; returns the ns of its parse and ECDH stages. */
+static uint64_t amp_peel_chunk_(amp_sphinx_hop_t *out, size_t n, const uint8_t node_key[32],
+                                const uint8_t *const *assoc, size_t assoc_len,
+                                const uint8_t *const *onion) {
   amp_pubkey_t eph[AMP_SPHINX_CHUNK_];
   uint8_t rho[AMP_SPHINX_CHUNK_][32];
   uint8_t bmsg[AMP_SPHINX_CHUNK_][AMP_BLIND_MSG_LEN_];
@@ -208,9 +216,11 @@ static void amp_peel_chunk_(amp_sphinx_hop_t *out, size_t n, const uint8_t node_
   size_t fwd[AMP_SPHINX_CHUNK_];
   size_t nf = 0;
 
+  uint64_t t0 = amp_mono_ns_();
   for (size_t i = 0; i < n; i++) amp_peel_parse_(&out[i], &eph[i], onion[i]);
   for (size_t i = 0; i < n; i++)
     if (out[i].err == AMP_OK) amp_peel_ecdh_(&out[i], &eph[i], node_key, onion[i]);
+  uint64_t curve_ns = amp_mono_ns_() - t0;
   amp_peel_hmacs_(out, n, assoc, assoc_len, onion);
   for (size_t i = 0; i < n; i++)
     if (out[i].err == AMP_OK) amp_peel_decrypt_(&out[i], rho[i], onion[i]);
@@ -241,20 +251,23 @@ static void amp_peel_chunk_(amp_sphinx_hop_t *out, size_t n, const uint8_t node_
   amp_wipe(rho, n * sizeof rho[0]);
   amp_wipe(bmsg, nf * sizeof bmsg[0]);
   amp_wipe(blind, nf * sizeof blind[0]);
+  return curve_ns;
 }
 
 int amp_sphinx_peel(amp_sphinx_hop_t *out, const uint8_t node_key[32], const uint8_t *assoc,
                     size_t assoc_len, const uint8_t onion[AMP_ONION_LEN]) {
-  amp_peel_chunk_(out, 1, node_key, &assoc, assoc_len, &onion);
+  (void)amp_peel_chunk_(out, 1, node_key, &assoc, assoc_len, &onion);
   return out->err;
 }
 
-void amp_sphinx_peel_burst(amp_sphinx_hop_t *out, size_t n, const uint8_t node_key[32],
-                           const uint8_t *const *assoc, const uint8_t *const *onion) {
+uint64_t amp_sphinx_peel_burst(amp_sphinx_hop_t *out, size_t n, const uint8_t node_key[32],
+                               const uint8_t *const *assoc, const uint8_t *const *onion) {
+  uint64_t curve_ns = 0;
   for (size_t base = 0; base < n; base += AMP_SPHINX_CHUNK_) {
     size_t k = n - base < AMP_SPHINX_CHUNK_ ? n - base : AMP_SPHINX_CHUNK_;
-    amp_peel_chunk_(out + base, k, node_key, assoc + base, 32, onion + base);
+    curve_ns += amp_peel_chunk_(out + base, k, node_key, assoc + base, 32, onion + base);
   }
+  return curve_ns;
 }
 
 void amp_sphinx_next_onion(uint8_t out[AMP_ONION_LEN], const amp_sphinx_hop_t *hop) {

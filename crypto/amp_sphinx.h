@@ -116,9 +116,15 @@ AMP_WARN_UNUSED int amp_sphinx_peel(amp_sphinx_hop_t *out, const uint8_t node_ke
  * batched SHA-256 of the blinding factors and the tweak_muls) with the same
  * results as n calls of amp_sphinx_peel. assoc[i] is 32 bytes. Each out[i].err
  * says how it went. Any n (0 does nothing): it works in chunks of 32 with its
- * temporaries (~6 KB) on the stack. */
-void amp_sphinx_peel_burst(amp_sphinx_hop_t *out, size_t n, const uint8_t node_key[32],
-                           const uint8_t *const *assoc, const uint8_t *const *onion);
+ * temporaries (~6 KB) on the stack.
+ * Returns the nanoseconds (CLOCK_MONOTONIC) the parse and ECDH stages took:
+ * the crypto ceiling's own work (1 / (pubkey parse + ECDH)), timed in place,
+ * so a caller can set it against its own busy time measured over the same
+ * seconds (the share is immune to the machine's speed drifting between a
+ * separate ceiling run and the real one). Two clock reads per chunk of 32
+ * (~50 ns); 0 for n == 0. */
+uint64_t amp_sphinx_peel_burst(amp_sphinx_hop_t *out, size_t n, const uint8_t node_key[32],
+                               const uint8_t *const *assoc, const uint8_t *const *onion);
 
 /* amp_sphinx_next_onion writes the onion to forward after a successful peel
  * of a non-final hop: version 0 || next_ephemeral || dec[shift .. shift+1300]

@@ -428,9 +428,11 @@ static void print_summary(ampd_app_t *app, FILE *out) {
     double npc = 1e9 / (double)rte_get_tsc_hz();
     if (all.count)
       fprintf(out, "  latency: rx to answer p50 %.0f us, p99 %.0f us, max %.0f us (%" PRIu64
-              " answers); workers busy %.0f%% of their loop\n", lat_pct_ns(&all, 0.5, npc) / 1e3,
+              " answers); workers busy %.0f%% of their loop, %.0f%% of that in the peels' "
+              "parse + ECDH\n", lat_pct_ns(&all, 0.5, npc) / 1e3,
               lat_pct_ns(&all, 0.99, npc) / 1e3, (double)all.max * npc / 1e3, all.count,
-              cyc ? 100.0 * (double)busy / (double)cyc : 0);
+              cyc ? 100.0 * (double)busy / (double)cyc : 0,
+              busy ? 100.0 * (double)st.peel_curve_ns / ((double)busy * npc) : 0);
     memset(&all, 0, sizeof all);
     for (unsigned i = 0; i < app->n_workers; i++) lat_merge(&all, &app->workers[i].lat_commit);
     if (all.count)
@@ -576,12 +578,20 @@ static void write_summary_json(ampd_app_t *app, const char *path) {
   for (unsigned i = 0; i < app->n_workers; i++) {
     const ampd_worker_t *w = &app->workers[i];
     double cyc = (double)(w->tsc_busy + w->tsc_idle);
+    amp_engine_stats_t ws;
+    if (amp_engine_worker_stats(app->engine, i, &ws) != AMP_OK) memset(&ws, 0, sizeof ws);
+    /* curve_share: of the busy loop time, the part in the peels' parse and
+     * ECDH, timed in place over the same seconds (the in-place ratio) */
+    double busy_s = (double)w->tsc_busy / hz;
     fprintf(f, "%s\n    {\"lcore\": %u, \"rx_pkts\": %" PRIu64 ", \"rx_records\": %" PRIu64
             ", \"tx_records\": %" PRIu64 ", \"polls_busy\": %" PRIu64 ", \"polls_idle\": %" PRIu64
-            ", \"busy_s\": %.6f, \"idle_s\": %.6f, \"busy_share\": %.4f, \"cpu_s\": %.6f}",
+            ", \"busy_s\": %.6f, \"idle_s\": %.6f, \"busy_share\": %.4f, \"cpu_s\": %.6f"
+            ", \"curve_s\": %.6f, \"curve_share\": %.4f}",
             i ? "," : "", w->lcore, w->cnt.rx_pkts, w->cnt.rx_records, w->cnt.tx_records,
-            w->polls_busy, w->polls_idle, (double)w->tsc_busy / hz, (double)w->tsc_idle / hz,
-            cyc > 0 ? (double)w->tsc_busy / cyc : 0, (double)w->cpu_ns / 1e9);
+            w->polls_busy, w->polls_idle, busy_s, (double)w->tsc_idle / hz,
+            cyc > 0 ? (double)w->tsc_busy / cyc : 0, (double)w->cpu_ns / 1e9,
+            (double)ws.peel_curve_ns / 1e9,
+            busy_s > 0 ? (double)ws.peel_curve_ns / 1e9 / busy_s : 0);
   }
   fprintf(f, "\n  ],\n  \"port_stats\": [");
   for (unsigned pi = 0; pi < app->n_ports; pi++) {

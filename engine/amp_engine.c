@@ -1730,7 +1730,8 @@ void amp_worker_process(amp_worker_t *w, const amp_engine_in_t *in, size_t n,
       na++;
     }
     if (!na) continue;
-    amp_sphinx_peel_burst(w->hops, na, e->nk, assoc, onion);
+    uint64_t curve_ns = amp_sphinx_peel_burst(w->hops, na, e->nk, assoc, onion);
+    __atomic_store_n(&w->c.peel_curve_ns, w->c.peel_curve_ns + curve_ns, __ATOMIC_RELAXED);
     size_t nt = 0;
     for (size_t i = 0; i < na; i++) {
       amp_sphinx_hop_t *hp = &w->hops[i];

@@ -184,7 +184,8 @@ typedef struct {
   X(store_ring_full, "store ring full: intent queued for later")                         \
   X(store_errors, "intents the store failed")                                            \
   X(store_retries, "intents resubmitted after a store error")                            \
-  X(store_gave_up, "HTLCs failed with temporary_node_failure, not durable")
+  X(store_gave_up, "HTLCs failed with temporary_node_failure, not durable")             \
+  X(peel_curve_ns, "ns in the peels' pubkey parse and ECDH (the crypto ceiling's work, timed in place)")
 
 typedef struct {
 #define AMP_ENGINE_CNT_FIELD_(name, desc) uint64_t name;

@@ -48,6 +48,12 @@ u = l["unmatched"]
 assert a["count"] > 0 and c["count"] == a["count"] + u, (c["count"], a["count"], u)
 assert u * 100 <= c["count"], ("unmatched stamps", u, c["count"])
 assert 0 < c["p50"] <= a["p99"] and c["max"] <= a["max"] * 1.01
+# the in-place ratio: the peels' parse + ECDH, timed by ampd, inside the
+# worker's busy time, and the bulk of it (each HTLC of the pcap is peeled)
+w = json.load(open(sys.argv[1]))["per_worker"][0]
+print(f"in-place ratio {w['curve_share']:.3f} ({w['curve_s']:.3f} of {w['busy_s']:.3f} busy s)")
+assert 0 < w["curve_s"] <= w["busy_s"] and abs(w["curve_share"] - w["curve_s"] / w["busy_s"]) < 1e-3, w
+assert w["curve_share"] > 0.3, w
 PY
 grep -q "of which the store commit" "$T/a.summary" || fail "the summary does not show the commit's share"
 for cls in missing_shard wrong_share replayed_onion flipped_onion_bit bad_frame_tag \
