@@ -11,7 +11,6 @@
 
 #include <pthread.h>
 #include <string.h>
-#include <time.h>
 
 #include "amp_chacha20.h"
 #include "amp_hmac.h"
@@ -197,12 +196,6 @@ static void amp_peel_tail_(amp_sphinx_hop_t *h, const uint8_t rho[32], const uin
 /* The blinding input of a forward: compressed ephemeral || ss (65 bytes). */
 #define AMP_BLIND_MSG_LEN_ (AMP_PUBKEY_LEN + 32)
 
-static uint64_t amp_mono_ns_(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* Peels a chunk; returns the ns of its parse and ECDH stages. */
 static uint64_t amp_peel_chunk_(amp_sphinx_hop_t *out, size_t n, const uint8_t node_key[32],
                                 const uint8_t *const *assoc, size_t assoc_len,
@@ -216,11 +209,11 @@ static uint64_t amp_peel_chunk_(amp_sphinx_hop_t *out, size_t n, const uint8_t n
   size_t fwd[AMP_SPHINX_CHUNK_];
   size_t nf = 0;
 
-  uint64_t t0 = amp_mono_ns_();
+  uint64_t t0 = amp_mono_ns();
   for (size_t i = 0; i < n; i++) amp_peel_parse_(&out[i], &eph[i], onion[i]);
   for (size_t i = 0; i < n; i++)
     if (out[i].err == AMP_OK) amp_peel_ecdh_(&out[i], &eph[i], node_key, onion[i]);
-  uint64_t curve_ns = amp_mono_ns_() - t0;
+  uint64_t curve_ns = amp_mono_ns() - t0;
   amp_peel_hmacs_(out, n, assoc, assoc_len, onion);
   for (size_t i = 0; i < n; i++)
     if (out[i].err == AMP_OK) amp_peel_decrypt_(&out[i], rho[i], onion[i]);

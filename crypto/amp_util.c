@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <sys/random.h>
 
 const char *amp_strerror(int err) {
@@ -82,6 +83,12 @@ long amp_hex_decode_var(uint8_t *out, size_t cap, const char *hex) {
   for (size_t i = 0; i < len / 2; i++)
     out[i] = (uint8_t)((hex_val(hex[2 * i]) << 4) | hex_val(hex[2 * i + 1]));
   return (long)(len / 2);
+}
+
+uint64_t amp_mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 /* ---- big zeroed memory ---------------------------------------------------- */

@@ -229,8 +229,6 @@ struct ampd_app {
   unsigned workers_on_block_irq;     /* workers whose lcore may run on it (warned at start) */
 };
 
-/* ampd_now_ns: CLOCK_MONOTONIC in ns (the clock the engine's timers use). */
-uint64_t ampd_now_ns(void);
 
 /* ampd_log: a log line on stderr at a level (amp_config_log_t), if the
  * configured level lets it through; AMPD_LOG_NOTICE lines (start, stop,

@@ -131,7 +131,7 @@ static int op_getinfo(void *ctx, amp_admin_info_t *out, amp_admin_reply_t *r) {
   out->has_node_id = 1;
   memcpy(out->node_id, app->node_id, 33);
   out->block_height = amp_engine_height(app->engine);
-  out->uptime_s = (ampd_now_ns() - app->start_ns) / 1000000000ULL;
+  out->uptime_s = (amp_mono_ns() - app->start_ns) / 1000000000ULL;
   out->workers = app->n_workers;
   out->n_ports = app->n_ports > AMP_ADMIN_MAX_PORTS ? AMP_ADMIN_MAX_PORTS : app->n_ports;
   for (unsigned i = 0; i < out->n_ports; i++) {
@@ -413,7 +413,7 @@ static int op_lookupset(void *ctx, const uint8_t set_id[32], amp_admin_reply_t *
     x = malloc(PAGE * sizeof *x);
     if (!h || !x) rc = AMP_ERR_NOMEM;
     size_t n = rc == AMP_OK ? amp_engine_held_list(app->engine, 0, h, PAGE) : 0;
-    uint64_t now_ms = ampd_now_ns() / 1000000ULL, hold = app->cfg.hold_timeout_ms, m = 0;
+    uint64_t now_ms = amp_mono_ns() / 1000000ULL, hold = app->cfg.hold_timeout_ms, m = 0;
     for (size_t j = 0; j < n; j++) {
       if (memcmp(h[j].set_id, set_id, 32) != 0) continue;
       uint64_t left = h[j].deadline_ms > now_ms ? h[j].deadline_ms - now_ms : 0;
@@ -494,7 +494,7 @@ static int op_listheld(void *ctx, amp_admin_reply_t *r) {
     return AMP_ERR_NOMEM;
   }
   size_t n = amp_engine_held_list(app->engine, 0, h, PAGE);
-  uint64_t now_ms = ampd_now_ns() / 1000000ULL;
+  uint64_t now_ms = amp_mono_ns() / 1000000ULL;
   uint64_t hold = app->cfg.hold_timeout_ms;
   int rc = AMP_OK;
   /* Group by set_id: each set once, with its HTLCs. */

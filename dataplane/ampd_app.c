@@ -371,7 +371,7 @@ static void print_summary(ampd_app_t *app, FILE *out) {
   amp_engine_stats_t st;
   memset(&st, 0, sizeof st);
   if (app->engine) amp_engine_stats(app->engine, &st);
-  double run_s = (double)(ampd_now_ns() - app->start_ns) / 1e9;
+  double run_s = (double)(amp_mono_ns() - app->start_ns) / 1e9;
   double rx_s = last_rx > first_rx && first_rx ? (double)(last_rx - first_rx) / 1e9 : 0;
   uint64_t drops = 0;
   for (int r = 1; r < AMP_FRAME_DROP_COUNT_; r++) drops += t.drop[r];
@@ -538,7 +538,7 @@ static void write_summary_json(ampd_app_t *app, const char *path) {
   fprintf(f, "  \"block_irq_cpu\": %d, \"workers_on_block_irq_cpu\": %u,\n", app->block_irq_cpu,
           app->workers_on_block_irq);
   fprintf(f, "  \"run_s\": %.6f, \"rx_s\": %.6f, \"rx_to_last_answer_s\": %.6f,\n",
-          (double)(ampd_now_ns() - app->start_ns) / 1e9,
+          (double)(amp_mono_ns() - app->start_ns) / 1e9,
           last_rx > first_rx && first_rx ? (double)(last_rx - first_rx) / 1e9 : 0,
           t1 > t0 && t0 ? (double)(t1 - t0) / hz : 0);
   fprintf(f, "  \"dataplane\": {");
@@ -628,10 +628,10 @@ static void print_stats_line(ampd_app_t *app) {
 
 static void control_loop(ampd_app_t *app, const ampd_hooks_t *hooks) {
   const amp_config_t *cfg = &app->cfg;
-  uint64_t last_stats = ampd_now_ns();
+  uint64_t last_stats = amp_mono_ns();
   for (;;) {
     usleep(2000);
-    uint64_t now = ampd_now_ns();
+    uint64_t now = amp_mono_ns();
     if (got_signal) {
       ampd_log(AMPD_LOG_NOTICE, "%s: stopping", got_signal == SIGINT ? "SIGINT" : "SIGTERM");
       break;
@@ -799,7 +799,7 @@ int ampd_run(int argc, char **argv, const ampd_hooks_t *hooks) {
     return early_exit(1);
   }
   int exit_code = 1;
-  app->start_ns = ampd_now_ns();
+  app->start_ns = amp_mono_ns();
   if (hooks && hooks->after_eal && hooks->after_eal(hooks->arg) != 0) goto out_eal;
 
   /* Workers: one per worker lcore (or --workers of them). */

@@ -27,12 +27,6 @@
 #include "amp_msg.h"
 #include "ampd.h"
 
-uint64_t ampd_now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- tx ------------------------------------------------------------------ */
 
 static void tx_lock(ampd_port_t *p, uint16_t q) {
@@ -382,7 +376,7 @@ int ampd_worker_main(void *arg) {
       prev_tsc = cur_tsc;
     }
     int stopping = atomic_load_explicit(&app->stop_rx, memory_order_relaxed);
-    uint64_t now = ampd_now_ns();
+    uint64_t now = amp_mono_ns();
     int got = 0;
     if (likely(!stopping)) {
       for (uint16_t q = 0; q < w->n_rxq; q++) {
@@ -403,7 +397,7 @@ int ampd_worker_main(void *arg) {
       atomic_store_explicit(&w->last_poll_ns, now, memory_order_relaxed);
     }
     /* A burst takes a while (an ECDH per HTLC): read the clock again then. */
-    was_busy = amp_worker_poll(w->ew, got ? ampd_now_ns() : now, &w->sink) > 0 || got;
+    was_busy = amp_worker_poll(w->ew, got ? amp_mono_ns() : now, &w->sink) > 0 || got;
     frames_close_all(w);
     int idle = amp_worker_idle(w->ew);
     atomic_store_explicit(&w->busy, !idle, memory_order_relaxed);

@@ -237,7 +237,7 @@ typedef struct op {
   uint8_t from_malloc;
   uint8_t retries;
   uint64_t retry_at_ms;
-  uint64_t t_ns;                 /* made (mono_ns_): the commit's share */
+  uint64_t t_ns;                 /* made (amp_mono_ns): the commit's share */
   htlc_t *h;                     /* OP_FAIL */
   set_t *s;                      /* OP_SETTLE, OP_CANCEL_SET, OP_CANCEL_REQ */
   inv_t *inv;
@@ -325,12 +325,6 @@ static __thread int tls_rcu_registered;
 
 static uint64_t wall_now_(const amp_engine_t *e) {
   return e->cfg.wall_clock ? e->cfg.wall_clock() : (uint64_t)time(NULL);
-}
-
-static uint64_t mono_ns_(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 /* ---- pools --------------------------------------------------------------- */
@@ -802,7 +796,7 @@ static op_t *op_alloc_(amp_worker_t *w, uint8_t type) {
   o->from_malloc = fm;
   o->type = type;
   o->in.cookie = o;
-  if (type == OP_SETTLE || type == OP_FAIL) o->t_ns = mono_ns_();
+  if (type == OP_SETTLE || type == OP_FAIL) o->t_ns = amp_mono_ns();
   return o;
 }
 
@@ -1924,7 +1918,7 @@ static void complete_(amp_worker_t *w, op_t *o, const amp_engine_sink_t *sink) {
     return;
   }
   if (sink && sink->committed && o->t_ns && (o->type == OP_FAIL || o->type == OP_SETTLE)) {
-    uint64_t now = mono_ns_(); /* the clock of t_ns (rx_ns and now_ns may be a caller's) */
+    uint64_t now = amp_mono_ns(); /* the clock of t_ns (rx_ns and now_ns may be a caller's) */
     sink->committed(sink->ctx, now > o->t_ns ? now - o->t_ns : 0,
                     o->type == OP_FAIL ? 1 : o->in.n_htlcs);
   }
@@ -2244,12 +2238,12 @@ void amp_worker_detach(amp_worker_t *w) {
 /* Completes what the workers left in flight (no answers go out: the gateways
  * redeliver) so nothing the store still reads is freed. */
 static void drain_(amp_engine_t *e) {
-  uint64_t t0 = mono_ns_();
+  uint64_t t0 = amp_mono_ns();
   for (unsigned i = 0; i < e->cfg.workers; i++) {
     amp_worker_t *w = e->w[i];
     if (!w) continue;
-    while ((w->n_sub || w->n_pend) && mono_ns_() - t0 < 5000000000ull) {
-      w->now_ms = mono_ns_() / 1000000;
+    while ((w->n_sub || w->n_pend) && amp_mono_ns() - t0 < 5000000000ull) {
+      w->now_ms = amp_mono_ns() / 1000000;
       while (w->fake_done) {
         op_t *o = w->fake_done;
         w->fake_done = o->next;
@@ -2392,9 +2386,9 @@ static void admin_end_(amp_engine_t *e, int reg) {
 static int admin_commit_(amp_engine_t *e, amp_store_intent_t *in) {
   unsigned p = e->cfg.workers;
   in->cookie = in;
-  uint64_t t0 = mono_ns_();
+  uint64_t t0 = amp_mono_ns();
   while (amp_store_submit(e->st, p, in) != AMP_OK) {
-    if (mono_ns_() - t0 > 10000000000ull) return AMP_ERR_FULL;
+    if (amp_mono_ns() - t0 > 10000000000ull) return AMP_ERR_FULL;
     rcu_sleep_(100);
   }
   for (;;) {
