@@ -5,7 +5,7 @@
 set terminal pngcairo size 900,540 font "DejaVu Sans,11" noenhanced
 set output outfile
 set title "ampd over net_af_packet (veth, tcpreplay --pps): throughput and latency vs offered load"
-set xlabel "offered load (% of the capacity measured over net_pcap)"
+set xlabel "offered load (% of the capacity probed over this path: af_packet, tcpreplay at 125% of net_pcap's)"
 set ylabel "HTLCs per second"
 set y2label "fulfill latency, ms"
 set ytics nomirror
