@@ -754,9 +754,7 @@ static amp_store_stats_t wait_settles(env_t *v, uint64_t settles) {
  * put first), not after a poll has seen the put committed; a put that fails
  * makes the settle wait for it, as before. */
 static void test_spontaneous_settle_order(void) {
-  amp_engine_cfg_t c;
-  memset(&c, 0, sizeof c);
-  c.accept_amp = 1;
+  amp_engine_cfg_t c = {.accept_amp = 1};
   env_t v;
   env_open(&v, &c);
   settle_down(&v);
