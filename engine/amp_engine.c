@@ -1267,11 +1267,11 @@ static void receive_(amp_worker_t *w, htlc_t *h, const arrival_t *a, const amp_p
   int is_amp = (pl->present & AMP_PAYLOAD_AMP) != 0;
   int has_mpp = (pl->present & AMP_PAYLOAD_MPP) != 0;
   inv_t *inv, *held = NULL; /* held: released at every exit */
-  /* the set first (one keyed hash and one lookup per HTLC, reused below):
-   * a shard of a live AMP set takes that set's invoice when the payment_addr
-   * matches, which is what the addr index would return (the set holds it
-   * there), and skips the index: ~300 instructions for every shard but the
-   * first of a set */
+  /* the set first (one lookup per HTLC, its keyed hash made by
+   * payload_ahead_, reused below): a shard of a live AMP set takes that set's
+   * invoice when the payment_addr matches, which is what the addr index would
+   * return (the set holds it there), and skips the index lookup for every
+   * shard but the first of a set */
   uint8_t kind = is_amp ? K_AMP : K_MPP;
   const uint8_t *sid = is_amp ? pl->amp_set_id : a->payment_hash;
   unsigned long shv = a->set_hash;
