@@ -582,10 +582,11 @@ static void inv_release_(amp_engine_t *e, amp_worker_t *w, inv_t *inv) {
  * store's addr filter answers "no" for a new addr without a read). NULL:
  * there is none, or *err says why not (AMP_ERR_IO: store read error;
  * AMP_ERR_NOMEM). w: the calling worker (NULL: the admin thread); ah:
- * hash32_ of addr (computed once per HTLC). loaded counts a read-back. Cost: the index lookup; a
+ * hash32_ of addr (computed once per HTLC); ih: the store's hint for addr
+ * (amp_store_prefetch_invoice). loaded counts a read-back. Cost: the index lookup; a
  * read-back adds an LMDB read, a calloc and an insert. */
 static inv_t *inv_get_(amp_engine_t *e, amp_worker_t *w, const uint8_t addr[32], uint64_t ah,
-                       uint64_t *loaded, int *err) {
+                       uint64_t ih, uint64_t *loaded, int *err) {
   unsigned producer = w ? w->idx : e->cfg.workers;
   *err = AMP_OK;
   for (;;) {
@@ -593,7 +594,7 @@ static inv_t *inv_get_(amp_engine_t *e, amp_worker_t *w, const uint8_t addr[32],
     if (inv && inv_hold_(inv)) return inv;
     /* absent, or evicted just now (then out of the index already, or
      * about to be under the lock inv_insert_ takes) */
-    if (!amp_store_maybe_invoice(e->st, addr)) return NULL;
+    if (!amp_store_maybe_invoice_hint(e->st, ih)) return NULL;
     if (!(inv = inv_alloc_(w))) {
       *err = AMP_ERR_NOMEM;
       return NULL;
@@ -1171,12 +1172,14 @@ typedef struct {
   size_t payload_len;
   const uint8_t *tag;            /* 16 bytes when peel_err == OK or PAYLOAD */
   uint64_t tag_hash;             /* hash_tag_(cltv_expiry, tag) */
+  uint64_t res_hint, rpl_hint;   /* the store's filter hints (amp_store_prefetch_*) */
   /* set by payload_ahead_: */
   const amp_payload_t *pl;       /* the final hop's payload, parsed when pl_rc == AMP_OK */
   int pl_rc;                     /* amp_payload_parse's result */
   uint64_t pl_bad;               /* its offending type */
   unsigned long set_hash;        /* hash_set_ of the set's key (AMP set_id, else payment_hash) */
   uint64_t addr_hash;            /* hash32_ of payment_addr */
+  uint64_t set_hint, inv_hint;   /* AMP: the store's filter hints for set_id, payment_addr */
 } arrival_t;
 
 /* payload_ahead_: a peeled final hop's payload parsed once, before the
@@ -1187,7 +1190,8 @@ typedef struct {
  * many: amp_cbf_maybe's first load took ~1.4% of the worker in a profile of
  * 1-shard spontaneous payments over net_ring). Nothing else is read; pl may
  * hold a share: the caller wipes it. Cost: the parse, two keyed hashes, and
- * for AMP two more in the store (~20 ns each). */
+ * for AMP two more in the store (~20 ns each, their hints kept for
+ * receive_). */
 static void payload_ahead_(amp_engine_t *e, arrival_t *a, amp_payload_t *pl) {
   a->pl = pl;
   a->pl_bad = 0;
@@ -1200,18 +1204,19 @@ static void payload_ahead_(amp_engine_t *e, arrival_t *a, amp_payload_t *pl) {
   a->addr_hash = hash32_(e, pl->payment_addr);
   if (!is_amp) return;
   amp_itab_prefetch(e->ix_addr, a->addr_hash);
-  amp_store_prefetch_set(e->st, pl->amp_set_id);
-  amp_store_prefetch_invoice(e->st, pl->payment_addr);
+  a->set_hint = amp_store_prefetch_set(e->st, pl->amp_set_id);
+  a->inv_hint = amp_store_prefetch_invoice(e->st, pl->payment_addr);
 }
 
 /* Rule 8 for an AMP set_id not in the table: settled or cancelled durably? The
  * store's set filter first (lock-free, one cache line: a new set_id stops
  * there), its index under the read lock only on a "maybe" (done sets, and
  * ~1% false positives). MPP sets have other keys there (store_set_id_). */
-static int set_durable_(amp_engine_t *e, const uint8_t id[32]) {
+static int set_durable_(amp_engine_t *e, const uint8_t id[32], uint64_t hint) {
   uint64_t idx;
   int cancelled;
-  return amp_store_maybe_set(e->st, id) && amp_store_set_find(e->st, id, &idx, &cancelled) == AMP_OK;
+  return amp_store_maybe_set_hint(e->st, hint) &&
+         amp_store_set_find(e->st, id, &idx, &cancelled) == AMP_OK;
 }
 
 /* A new placeholder invoice for a spontaneous AMP payment to an addr neither
@@ -1288,7 +1293,8 @@ static void receive_(amp_worker_t *w, htlc_t *h, const arrival_t *a, const amp_p
     uint64_t ah = a->addr_hash;
     for (int tries = 0; !inv && tries < 4; tries++) {
       int err;
-      if ((inv = inv_get_(e, w, pl->payment_addr, ah, &w->c.placeholders_loaded, &err)) != NULL)
+      if ((inv = inv_get_(e, w, pl->payment_addr, ah, a->inv_hint, &w->c.placeholders_loaded,
+                          &err)) != NULL)
         break;
       if (err != AMP_OK) {
         CNT(w, invoice_read_errors);
@@ -1374,7 +1380,7 @@ static void receive_(amp_worker_t *w, htlc_t *h, const arrival_t *a, const amp_p
     goto fail;
   }
   /* (an MPP set that is done has settled or cancelled its invoice: rule 4) */
-  if (!sk && is_amp && set_durable_(e, sid)) {
+  if (!sk && is_amp && set_durable_(e, sid, a->set_hint)) {
     CNT(w, fail_set_done); /* whichever invoice it paid: the store keeps no addr here */
     goto fail;
   }
@@ -1408,7 +1414,7 @@ static void receive_(amp_worker_t *w, htlc_t *h, const arrival_t *a, const amp_p
   for (int pass = 0;; pass++) {
     if (pass) {
       sk = set_find_h_(e, kind, sid, shv);
-      if (!sk && is_amp && set_durable_(e, sid)) { /* it settled meanwhile */
+      if (!sk && is_amp && set_durable_(e, sid, a->set_hint)) { /* it settled meanwhile */
         CNT(w, fail_set_done);
         goto fail_uncount;
       }
@@ -1536,7 +1542,7 @@ static void answer_from_store_(amp_worker_t *w, htlc_t *h, const amp_store_resol
  * repeats an HTLC in flight or the pool is empty (both counted): neither
  * costs a peel. Cost: one keyed hash (done by the caller), one add_unique. */
 static htlc_t *admit_(amp_worker_t *w, uint64_t gateway_id, uint64_t scid, uint64_t htlc_id,
-                      uint64_t id_hash) {
+                      uint64_t id_hash, uint64_t *res_hint) {
   amp_engine_t *e = w->e;
   htlc_t *h = htlc_alloc_(w);
   if (!h) {
@@ -1556,7 +1562,7 @@ static htlc_t *admit_(amp_worker_t *w, uint64_t gateway_id, uint64_t scid, uint6
     pool_put_local(&w->hp, h);
     return NULL;
   }
-  amp_store_prefetch_resolved(e->st, scid, htlc_id);
+  *res_hint = amp_store_prefetch_resolved(e->st, scid, htlc_id);
   return h;
 }
 
@@ -1574,7 +1580,7 @@ static void arrive_(amp_worker_t *w, htlc_t *h, const arrival_t *a, const amp_en
   if (a->tag) memcpy(h->tag, a->tag, 16);
   /* answered and durable already? (checked after publishing: see the
    * redelivery argument in amp_engine.h) */
-  if (amp_store_maybe_resolved(e->st, h->scid, h->htlc_id)) {
+  if (amp_store_maybe_resolved_hint(e->st, a->res_hint)) {
     amp_store_resolution_t r;
     int rc = amp_store_resolution_get(e->st, w->idx, h->scid, h->htlc_id, &r);
     if (rc == AMP_OK) {
@@ -1605,7 +1611,7 @@ static void arrive_(amp_worker_t *w, htlc_t *h, const arrival_t *a, const amp_en
     return;
   }
   h->in_tag = 1;
-  if (amp_store_maybe_replayed(e->st, a->cltv_expiry, h->tag)) {
+  if (amp_store_maybe_replayed_hint(e->st, a->rpl_hint)) {
     uint64_t s2 = 0, i2 = 0;
     if (amp_store_replay_get(e->st, a->cltv_expiry, h->tag, &s2, &i2) == AMP_OK &&
         (s2 != h->scid || i2 != h->htlc_id)) {
@@ -1674,7 +1680,7 @@ void amp_worker_process(amp_worker_t *w, const amp_engine_in_t *in, size_t n,
   uint8_t tags[BURST][32];
   const uint8_t *tmsg[BURST];
   size_t tlen[BURST];
-  uint64_t idh[BURST], tgh[BURST];
+  uint64_t idh[BURST], tgh[BURST], rsh[BURST], rph[BURST];
   arrival_t arr[BURST];
   amp_payload_t pl[BURST];
   for (size_t base = 0; base < n; base += BURST) {
@@ -1713,7 +1719,7 @@ void amp_worker_process(amp_worker_t *w, const amp_engine_in_t *in, size_t n,
     }
     /* admit, the id table's lines on their way (compacting m, src) */
     for (size_t i = 0; i < nd; i++) {
-      hs[na] = admit_(w, src[i]->gateway_id, src[i]->scid, m[i].id, idh[i]);
+      hs[na] = admit_(w, src[i]->gateway_id, src[i]->scid, m[i].id, idh[i], &rsh[na]);
       if (!hs[na]) continue;
       if (na != i) {
         m[na] = m[i];
@@ -1741,7 +1747,7 @@ void amp_worker_process(amp_worker_t *w, const amp_engine_in_t *in, size_t n,
       if (w->hops[i].err == AMP_OK || w->hops[i].err == AMP_ERR_PAYLOAD) {
         tgh[i] = hash_tag_(e, m[i].cltv_expiry, tags[nt]);
         amp_inflight_prefetch(e->f_tag, tgh[i]);
-        amp_store_prefetch_replayed(e->st, m[i].cltv_expiry, tags[nt++]);
+        rph[i] = amp_store_prefetch_replayed(e->st, m[i].cltv_expiry, tags[nt++]);
       }
     nt = 0;
     for (size_t i = 0; i < na; i++) {
@@ -1762,6 +1768,8 @@ void amp_worker_process(amp_worker_t *w, const amp_engine_in_t *in, size_t n,
           .payload_len = hp->payload_len,
           .tag = ok ? tags[nt++] : NULL,
           .tag_hash = ok ? tgh[i] : 0,
+          .res_hint = rsh[i],
+          .rpl_hint = ok ? rph[i] : 0,
       };
       payload_ahead_(e, &arr[i], &pl[i]);
     }
@@ -1782,8 +1790,9 @@ void amp_worker_process_peeled(amp_worker_t *w, const amp_engine_peeled_t *in, s
     uint8_t tag[32];
     CNT(w, msgs_in);
     CNT(w, htlcs_in);
+    uint64_t res_hint;
     htlc_t *h = admit_(w, in[i].gateway_id, in[i].scid, in[i].htlc_id,
-                       hash_id_(w->e, in[i].scid, in[i].htlc_id));
+                       hash_id_(w->e, in[i].scid, in[i].htlc_id), &res_hint);
     if (!h) continue;
     amp_sha256(tag, in[i].shared_secret, 32);
     arrival_t a = {
@@ -1799,6 +1808,8 @@ void amp_worker_process_peeled(amp_worker_t *w, const amp_engine_peeled_t *in, s
         .payload_len = in[i].payload_len,
         .tag = tag,
         .tag_hash = hash_tag_(w->e, in[i].cltv_expiry, tag),
+        .res_hint = res_hint,
+        .rpl_hint = amp_store_prefetch_replayed(w->e->st, in[i].cltv_expiry, tag),
     };
     amp_payload_t pl;
     payload_ahead_(w->e, &a, &pl);
@@ -2573,7 +2584,8 @@ int amp_engine_invoice_cancel(amp_engine_t *e, const uint8_t addr[32]) {
   int rc = AMP_OK;
   /* held: a placeholder out of memory comes back for the cancel, so that
    * no worker reads an older copy from the store meanwhile */
-  inv_t *inv = inv_get_(e, NULL, addr, hash32_(e, addr), &e->ac.placeholders_loaded, &rc);
+  inv_t *inv = inv_get_(e, NULL, addr, hash32_(e, addr), amp_store_prefetch_invoice(e->st, addr),
+                        &e->ac.placeholders_loaded, &rc);
   if (!inv) {
     if (rc == AMP_OK) rc = AMP_ERR_NOTFOUND;
     goto out;

@@ -331,14 +331,16 @@ void amp_hidx_prefetch(const amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id, ui
   }
 }
 
-void amp_hidx_prefetch_res(const amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id) {
-  __builtin_prefetch((const void *)cbf_block(res_filter(ix), amp_hidx_res_hash(ix, scid, htlc_id)),
-                     0, 3);
+uint64_t amp_hidx_prefetch_res(const amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id) {
+  uint64_t h = amp_hidx_res_hash(ix, scid, htlc_id);
+  __builtin_prefetch((const void *)cbf_block(res_filter(ix), h), 0, 3);
+  return h;
 }
 
-void amp_hidx_prefetch_rpl(const amp_hidx_t *ix, uint32_t cltv, const uint8_t tag[16]) {
-  __builtin_prefetch((const void *)cbf_block(rpl_filter(ix), amp_hidx_rpl_hash(ix, cltv, tag)), 0,
-                     3);
+uint64_t amp_hidx_prefetch_rpl(const amp_hidx_t *ix, uint32_t cltv, const uint8_t tag[16]) {
+  uint64_t h = amp_hidx_rpl_hash(ix, cltv, tag);
+  __builtin_prefetch((const void *)cbf_block(rpl_filter(ix), h), 0, 3);
+  return h;
 }
 
 /* Room for one more entry: the entry array doubles in place (mremap). */
@@ -548,12 +550,20 @@ static int maybe_in(_Atomic(amp_cbf_t *) *fp, uint64_t h) {
   }
 }
 
+int amp_hidx_maybe_res_h(const amp_hidx_t *ix, uint64_t h) {
+  return maybe_in(&((amp_hidx_t *)ix)->res_f, h);
+}
+
+int amp_hidx_maybe_rpl_h(const amp_hidx_t *ix, uint64_t h) {
+  return maybe_in(&((amp_hidx_t *)ix)->rpl_f, h);
+}
+
 int amp_hidx_maybe_res(const amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id) {
-  return maybe_in(&((amp_hidx_t *)ix)->res_f, amp_hidx_res_hash(ix, scid, htlc_id));
+  return amp_hidx_maybe_res_h(ix, amp_hidx_res_hash(ix, scid, htlc_id));
 }
 
 int amp_hidx_maybe_rpl(const amp_hidx_t *ix, uint32_t cltv, const uint8_t tag[16]) {
-  return maybe_in(&((amp_hidx_t *)ix)->rpl_f, amp_hidx_rpl_hash(ix, cltv, tag));
+  return amp_hidx_maybe_rpl_h(ix, amp_hidx_rpl_hash(ix, cltv, tag));
 }
 
 /* Writer, write lock held: replace a filter by one 4x the live keys, built
@@ -628,15 +638,21 @@ static void sidx_filter_build(amp_sidx_t *sx, uint64_t keys) {
   sx->f_cap = keys;
 }
 
-int amp_sidx_maybe(const amp_sidx_t *sx, const uint8_t id[32]) {
-  return maybe_in(&((amp_sidx_t *)sx)->f, sidx_hash(sx, id));
+int amp_sidx_maybe_h(const amp_sidx_t *sx, uint64_t h) {
+  return maybe_in(&((amp_sidx_t *)sx)->f, h);
 }
 
-void amp_sidx_prefetch_maybe(const amp_sidx_t *sx, const uint8_t id[32]) {
+int amp_sidx_maybe(const amp_sidx_t *sx, const uint8_t id[32]) {
+  return amp_sidx_maybe_h(sx, sidx_hash(sx, id));
+}
+
+uint64_t amp_sidx_prefetch_maybe(const amp_sidx_t *sx, const uint8_t id[32]) {
+  uint64_t h = sidx_hash(sx, id);
   __builtin_prefetch((const void *)cbf_block(atomic_load_explicit(&((amp_sidx_t *)sx)->f,
                                                                   memory_order_acquire),
-                                             sidx_hash(sx, id)),
+                                             h),
                      0, 3);
+  return h;
 }
 
 void amp_sidx_fini(amp_sidx_t *sx) {

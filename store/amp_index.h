@@ -158,9 +158,10 @@ void amp_hidx_prefetch(const amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id, ui
 /* amp_hidx_prefetch_res / _rpl (any thread): start loading the filter block
  * that amp_hidx_maybe_res / _rpl of this key reads (read-only hint), so a
  * worker can overlap the miss with other work. No effect on state; costs the
- * key's hash (~20 ns). */
-void amp_hidx_prefetch_res(const amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id);
-void amp_hidx_prefetch_rpl(const amp_hidx_t *ix, uint32_t cltv, const uint8_t tag[16]);
+ * key's hash (~20 ns), which it returns for amp_hidx_maybe_res_h / _rpl_h (a
+ * filter replaced meanwhile takes the same hash). */
+uint64_t amp_hidx_prefetch_res(const amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id);
+uint64_t amp_hidx_prefetch_rpl(const amp_hidx_t *ix, uint32_t cltv, const uint8_t tag[16]);
 
 /* amp_hidx_check (writer) says whether (scid, htlc_id) already has a
  * resolution, committed or pending: AMP_ERR_EXISTS, else AMP_OK. */
@@ -199,6 +200,9 @@ AMP_WARN_UNUSED int amp_hidx_find_rpl(amp_hidx_t *ix, uint32_t cltv, const uint8
 /* Filters (any thread, lock-free). */
 int amp_hidx_maybe_res(const amp_hidx_t *ix, uint64_t scid, uint64_t htlc_id);
 int amp_hidx_maybe_rpl(const amp_hidx_t *ix, uint32_t cltv, const uint8_t tag[16]);
+/* _h: with the key's hash from amp_hidx_prefetch_res / _rpl. */
+int amp_hidx_maybe_res_h(const amp_hidx_t *ix, uint64_t h);
+int amp_hidx_maybe_rpl_h(const amp_hidx_t *ix, uint64_t h);
 
 /* --- set index ---------------------------------------------------------- */
 
@@ -250,8 +254,9 @@ void amp_sidx_rollback(amp_sidx_t *sx);
 int amp_sidx_maybe(const amp_sidx_t *sx, const uint8_t id[32]);
 /* amp_sidx_prefetch_maybe (any thread): start loading the filter block that
  * amp_sidx_maybe of id reads (read-only hint). No effect on state; costs the
- * key's hash (~20 ns). */
-void amp_sidx_prefetch_maybe(const amp_sidx_t *sx, const uint8_t id[32]);
+ * key's hash (~20 ns), which it returns for amp_sidx_maybe_h. */
+uint64_t amp_sidx_prefetch_maybe(const amp_sidx_t *sx, const uint8_t id[32]);
+int amp_sidx_maybe_h(const amp_sidx_t *sx, uint64_t h);
 /* amp_sidx_find (any thread): AMP_OK with the index and cancelled flag, or
  * AMP_ERR_NOTFOUND (pending sets are not found). */
 AMP_WARN_UNUSED int amp_sidx_find(amp_sidx_t *sx, const uint8_t id[32], uint64_t *settle_index,

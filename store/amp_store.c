@@ -1150,12 +1150,21 @@ int amp_store_maybe_resolved(const amp_store_t *st, uint64_t scid, uint64_t htlc
   return amp_hidx_maybe_res(&st->hix, scid, htlc_id);
 }
 
-void amp_store_prefetch_resolved(const amp_store_t *st, uint64_t scid, uint64_t htlc_id) {
-  amp_hidx_prefetch_res(&st->hix, scid, htlc_id);
+uint64_t amp_store_prefetch_resolved(const amp_store_t *st, uint64_t scid, uint64_t htlc_id) {
+  return amp_hidx_prefetch_res(&st->hix, scid, htlc_id);
 }
 
-void amp_store_prefetch_replayed(const amp_store_t *st, uint32_t cltv_expiry, const uint8_t tag[16]) {
-  amp_hidx_prefetch_rpl(&st->hix, cltv_expiry, tag);
+uint64_t amp_store_prefetch_replayed(const amp_store_t *st, uint32_t cltv_expiry,
+                                     const uint8_t tag[16]) {
+  return amp_hidx_prefetch_rpl(&st->hix, cltv_expiry, tag);
+}
+
+int amp_store_maybe_resolved_hint(const amp_store_t *st, uint64_t hint) {
+  return amp_hidx_maybe_res_h(&st->hix, hint);
+}
+
+int amp_store_maybe_replayed_hint(const amp_store_t *st, uint64_t hint) {
+  return amp_hidx_maybe_rpl_h(&st->hix, hint);
 }
 
 int amp_store_maybe_replayed(const amp_store_t *st, uint32_t cltv_expiry, const uint8_t tag[16]) {
@@ -1175,12 +1184,20 @@ int amp_store_maybe_invoice(const amp_store_t *st, const uint8_t payment_addr[32
   return amp_sidx_maybe(&st->iix, payment_addr);
 }
 
-void amp_store_prefetch_set(const amp_store_t *st, const uint8_t set_id[32]) {
-  amp_sidx_prefetch_maybe(&st->six, set_id);
+uint64_t amp_store_prefetch_set(const amp_store_t *st, const uint8_t set_id[32]) {
+  return amp_sidx_prefetch_maybe(&st->six, set_id);
 }
 
-void amp_store_prefetch_invoice(const amp_store_t *st, const uint8_t payment_addr[32]) {
-  amp_sidx_prefetch_maybe(&st->iix, payment_addr);
+uint64_t amp_store_prefetch_invoice(const amp_store_t *st, const uint8_t payment_addr[32]) {
+  return amp_sidx_prefetch_maybe(&st->iix, payment_addr);
+}
+
+int amp_store_maybe_set_hint(const amp_store_t *st, uint64_t hint) {
+  return amp_sidx_maybe_h(&st->six, hint);
+}
+
+int amp_store_maybe_invoice_hint(const amp_store_t *st, uint64_t hint) {
+  return amp_sidx_maybe_h(&st->iix, hint);
 }
 
 int amp_store_set_find(amp_store_t *st, const uint8_t set_id[32], uint64_t *settle_index,

@@ -317,9 +317,16 @@ AMP_WARN_UNUSED int amp_store_resolution_get(amp_store_t *st, unsigned producer,
 /* amp_store_prefetch_resolved / _replayed: start loading what
  * amp_store_maybe_resolved / _replayed of the same key will read (one filter
  * block, a likely cache miss), so a worker overlaps the misses of a burst.
- * Hints only: no effect on state, thread-safe, ~20 ns each. */
-void amp_store_prefetch_resolved(const amp_store_t *st, uint64_t scid, uint64_t htlc_id);
-void amp_store_prefetch_replayed(const amp_store_t *st, uint32_t cltv_expiry, const uint8_t tag[16]);
+ * No effect on state, thread-safe, ~20 ns each (the key's keyed hash).
+ * Return the key's hint: amp_store_maybe_*_hint(st, hint) answers as
+ * amp_store_maybe_*(st, key) does, without hashing the key again (the hint
+ * stays valid while the store is open). The same holds for
+ * amp_store_prefetch_set / _invoice below. */
+uint64_t amp_store_prefetch_resolved(const amp_store_t *st, uint64_t scid, uint64_t htlc_id);
+uint64_t amp_store_prefetch_replayed(const amp_store_t *st, uint32_t cltv_expiry,
+                                     const uint8_t tag[16]);
+int amp_store_maybe_resolved_hint(const amp_store_t *st, uint64_t hint);
+int amp_store_maybe_replayed_hint(const amp_store_t *st, uint64_t hint);
 
 /* amp_store_maybe_replayed / amp_store_replay_get: the same pair for the
  * onion replay log. replay_get returns the (scid, htlc_id) that first used
@@ -346,10 +353,13 @@ int amp_store_maybe_invoice(const amp_store_t *st, const uint8_t payment_addr[32
 /* amp_store_prefetch_set / _invoice: start loading the filter block that
  * amp_store_maybe_set / _invoice of the same key will read (a likely cache
  * miss once the store knows many sets or invoices), so a worker overlaps the
- * misses of a burst. Hints only: no effect on state, thread-safe, ~20 ns
- * each (the key's hash). */
-void amp_store_prefetch_set(const amp_store_t *st, const uint8_t set_id[32]);
-void amp_store_prefetch_invoice(const amp_store_t *st, const uint8_t payment_addr[32]);
+ * misses of a burst. No effect on state, thread-safe, ~20 ns each; they
+ * return the key's hint for amp_store_maybe_set_hint / _invoice_hint, as
+ * amp_store_prefetch_resolved does. */
+uint64_t amp_store_prefetch_set(const amp_store_t *st, const uint8_t set_id[32]);
+uint64_t amp_store_prefetch_invoice(const amp_store_t *st, const uint8_t payment_addr[32]);
+int amp_store_maybe_set_hint(const amp_store_t *st, uint64_t hint);
+int amp_store_maybe_invoice_hint(const amp_store_t *st, uint64_t hint);
 
 /* amp_store_set_find: has set_id been settled or cancelled (committed)?
  * AMP_OK with its settle index and cancelled flag, or AMP_ERR_NOTFOUND.
