@@ -207,6 +207,14 @@ typedef struct {
  * it again) and is freed after a grace period; the store keeps it, and the
  * next payment to its payment_addr reads it back (inv_get_). */
 #define INV_DEAD 0x80000000u
+/* Eviction generations: a counter per slice of the addr hashes, bumped under
+ * the addr index's lock when a placeholder leaves it. A thread that found no
+ * invoice for an addr (not in memory, not in the store) inserts one only if
+ * its slice's counter has not moved since before it looked (inv_insert_'s
+ * gen): otherwise a placeholder for that addr may have been made, committed
+ * and evicted meanwhile, and a second one would overwrite its record (a read
+ * back copy would be stale). 4 KiB; written once per eviction. */
+#define INV_GENS 1024u
 /* Placeholders in a worker's pool (then malloc): each lives as long as a set
  * or an intent holds it, so this is far more than a worker keeps at once;
  * ~25 MiB of address space per worker, touched as used. */
@@ -312,11 +320,14 @@ struct amp_engine {
   amp_inflight_t *f_id, *f_tag;  /* in flight: (scid, htlc_id), (cltv, onion tag) */
   struct cds_lfht *t_set, *t_hash;
   amp_itab_t *ix_addr;           /* invoices by payment_addr */
+  _Atomic uint32_t inv_gen[INV_GENS]; /* eviction generations (INV_GENS) */
   _Atomic uint64_t ix_marked;    /* its replaced tables handed to call_rcu */
   amp_worker_t **w;
   gw_t gw[GW_SLOTS];
   _Atomic int64_t test_fail;     /* test hook: submissions to fail */
   _Atomic int64_t test_fail_rd;  /* test hook: invoice reads to fail */
+  void (*test_ph_hook)(void *);  /* test hook: before a made or read-back invoice's insert */
+  void *test_ph_ctx;
   pthread_mutex_t admin_mu;
   counters_t ac;                 /* admin counters (under admin_mu) */
 };
@@ -490,10 +501,34 @@ static void ix_reclaim_(amp_engine_t *e) {
   call_rcu(&r->rcu, ix_reclaim_cb_);
 }
 
-/* Inserts inv in the indexes. Returns AMP_OK; AMP_ERR_EXISTS with *other the
- * invoice already there (by addr or, for MPP, by hash); AMP_ERR_NOMEM (the
- * addr index could not grow). Nothing is inserted unless AMP_OK. */
-static int inv_insert_(amp_engine_t *e, inv_t *inv, uint64_t ah, inv_t **other) {
+/* The eviction generation of addr hash ah's slice (INV_GENS): read before a
+ * lookup whose miss may lead to an insert (inv_get_). Acquire: a thread that
+ * sees an eviction's bump sees the store's record of what was evicted. */
+static uint32_t inv_gen_(amp_engine_t *e, uint64_t ah) {
+  return atomic_load_explicit(&e->inv_gen[ah >> 54], memory_order_acquire);
+}
+
+typedef struct {
+  amp_engine_t *e;
+  uint64_t ah;
+  uint32_t gen;
+} gen_check_t;
+
+/* Under the addr index's lock: no eviction in ah's slice since gen was read. */
+static int inv_gen_same_(void *ctx) {
+  gen_check_t *g = ctx;
+  return atomic_load_explicit(&g->e->inv_gen[g->ah >> 54], memory_order_relaxed) == g->gen;
+}
+
+/* Inserts inv in the indexes. gen: NULL, or the eviction generation of ah
+ * read before the caller found no invoice for the addr (inv_gen_): then the
+ * insert is refused (AMP_ERR_STATE: look again) if a placeholder in ah's
+ * slice was evicted since. Returns AMP_OK; AMP_ERR_EXISTS with *other the
+ * invoice already there (by addr or, for MPP, by hash); AMP_ERR_STATE;
+ * AMP_ERR_NOMEM (the addr index could not grow). Nothing is inserted unless
+ * AMP_OK. */
+static int inv_insert_(amp_engine_t *e, inv_t *inv, uint64_t ah, const uint32_t *gen,
+                       inv_t **other) {
   inv->ah = ah; /* hash32_ of its payment_addr: the eviction's */
   if (inv->rec.type == AMP_INVOICE_MPP) {
     struct cds_lfht_node *n =
@@ -504,14 +539,17 @@ static int inv_insert_(amp_engine_t *e, inv_t *inv, uint64_t ah, inv_t **other) 
       return AMP_ERR_EXISTS;
     }
   }
-  inv_t *got = amp_itab_add_unique(e->ix_addr, ah, match_addr_, inv->rec.payment_addr, inv);
+  gen_check_t gc = {e, ah, gen ? *gen : 0};
+  int refused;
+  inv_t *got = amp_itab_add_unique_if(e->ix_addr, ah, match_addr_, inv->rec.payment_addr, inv,
+                                      gen ? inv_gen_same_ : NULL, &gc, &refused);
   if (got == inv) {
     ix_reclaim_(e);
     return AMP_OK;
   }
   if (inv->rec.type == AMP_INVOICE_MPP) cds_lfht_del(e->t_hash, &inv->hash_node);
   *other = got;
-  return got ? AMP_ERR_EXISTS : AMP_ERR_NOMEM;
+  return got ? AMP_ERR_EXISTS : refused ? AMP_ERR_STATE : AMP_ERR_NOMEM;
 }
 
 static void retire_(amp_worker_t *w, limbo_link_t *l, void (*fn)(limbo_link_t *));
@@ -552,11 +590,16 @@ static void inv_free_limbo_(limbo_link_t *l) { inv_free_(container_of_(l, inv_t,
 
 static void inv_free_cb_rcu_(struct rcu_head *h) { inv_free_(container_of_(h, inv_t, rcu)); }
 
-/* Under the addr index's lock: unused still? Then dead: no hold succeeds. */
+/* Under the addr index's lock: unused still? Then dead: no hold succeeds,
+ * and its slice's eviction generation moves on (release: after its record's
+ * commit, which its INVOICE_PUT's completion showed this thread). */
 static int inv_evictable_(void *obj, void *ctx) {
-  (void)ctx;
+  inv_t *inv = obj;
   uint32_t zero = 0;
-  return atomic_compare_exchange_strong(&((inv_t *)obj)->refs, &zero, INV_DEAD);
+  if (!atomic_compare_exchange_strong(&inv->refs, &zero, INV_DEAD)) return 0;
+  atomic_fetch_add_explicit(&((amp_engine_t *)ctx)->inv_gen[inv->ah >> 54], 1,
+                            memory_order_release);
+  return 1;
 }
 
 /* inv_release_: drops a reference inv_hold_ (or a set, or an INVOICE_PUT)
@@ -565,7 +608,7 @@ static int inv_evictable_(void *obj, void *ctx) {
  * hold taken meanwhile (refs back above zero) keeps it. */
 static void inv_release_(amp_engine_t *e, amp_worker_t *w, inv_t *inv) {
   if (!inv->rec.placeholder || atomic_fetch_sub(&inv->refs, 1) != 1) return;
-  if (!amp_itab_remove(e->ix_addr, inv->ah, inv, inv_evictable_, NULL))
+  if (!amp_itab_remove(e->ix_addr, inv->ah, inv, inv_evictable_, e))
     return;
   if (w) {
     CNT(w, placeholders_evicted);
@@ -583,13 +626,19 @@ static void inv_release_(amp_engine_t *e, amp_worker_t *w, inv_t *inv) {
  * there is none, or *err says why not (AMP_ERR_IO: store read error;
  * AMP_ERR_NOMEM). w: the calling worker (NULL: the admin thread); ah:
  * hash32_ of addr (computed once per HTLC); ih: the store's hint for addr
- * (amp_store_prefetch_invoice). loaded counts a read-back. Cost: the index lookup; a
- * read-back adds an LMDB read, a calloc and an insert. */
+ * (amp_store_prefetch_invoice). loaded counts a read-back. On NULL with
+ * AMP_OK, *gen (may be NULL) is the eviction generation read before the
+ * look found nothing: placeholder_'s insert condition. A read-back is
+ * inserted under the same condition (a copy read while the placeholder was
+ * back in memory and changed there would be stale: look again). Cost: the
+ * index lookup; a read-back adds an LMDB read, a calloc and an insert. */
 static inv_t *inv_get_(amp_engine_t *e, amp_worker_t *w, const uint8_t addr[32], uint64_t ah,
-                       uint64_t ih, uint64_t *loaded, int *err) {
+                       uint64_t ih, uint64_t *loaded, uint32_t *gen, int *err) {
   unsigned producer = w ? w->idx : e->cfg.workers;
   *err = AMP_OK;
   for (;;) {
+    uint32_t g = inv_gen_(e, ah);
+    if (gen) *gen = g;
     inv_t *inv = inv_by_addr_h_(e, addr, ah);
     if (inv && inv_hold_(inv)) return inv;
     /* absent, or evicted just now (then out of the index already, or
@@ -610,12 +659,14 @@ static inv_t *inv_get_(amp_engine_t *e, amp_worker_t *w, const uint8_t addr[32],
     }
     inv->durable = 1;
     atomic_init(&inv->refs, inv->rec.placeholder ? 1u : 0u); /* ours */
+    if (e->test_ph_hook) e->test_ph_hook(e->test_ph_ctx);
     inv_t *other = NULL;
-    if ((rc = inv_insert_(e, inv, ah, &other)) == AMP_OK) {
+    if ((rc = inv_insert_(e, inv, ah, &g, &other)) == AMP_OK) {
       __atomic_store_n(loaded, *loaded + 1, __ATOMIC_RELAXED);
       return inv;
     }
     inv_free_(inv);
+    if (rc == AMP_ERR_STATE) continue; /* evicted and maybe changed meanwhile */
     if (!other) {
       *err = rc;
       return NULL;
@@ -1221,10 +1272,12 @@ static int set_durable_(amp_engine_t *e, const uint8_t id[32], uint64_t hint) {
 
 /* A new placeholder invoice for a spontaneous AMP payment to an addr neither
  * in memory nor in the store, held (inv_hold_; its INVOICE_PUT holds it too
- * until committed). Another worker's placeholder for the same addr, made
+ * until committed). gen: the eviction generation inv_get_ read before it
+ * found none. Another worker's placeholder for the same addr, made
  * meanwhile, wins: that one, held. NULL: no memory, or that one was evicted
- * already (the caller looks again: it is in the store now). */
-static inv_t *placeholder_(amp_worker_t *w, const amp_payload_t *pl, uint64_t ah) {
+ * already, or a placeholder in addr's slice was evicted since gen (the caller
+ * looks again: it may be in the store now). */
+static inv_t *placeholder_(amp_worker_t *w, const amp_payload_t *pl, uint64_t ah, uint32_t gen) {
   amp_engine_t *e = w->e;
   inv_t *inv = inv_alloc_(w);
   if (!inv) return NULL;
@@ -1246,7 +1299,9 @@ static inv_t *placeholder_(amp_worker_t *w, const amp_payload_t *pl, uint64_t ah
   }
   inv->put_by = w;
   inv_t *other = NULL;
-  if (inv_insert_(e, inv, ah, &other) != AMP_OK) { /* another worker's, or no memory (NULL) */
+  if (e->test_ph_hook) e->test_ph_hook(e->test_ph_ctx);
+  /* another worker's, or raced an eviction or no memory (NULL) */
+  if (inv_insert_(e, inv, ah, &gen, &other) != AMP_OK) {
     inv_free_(inv);
     op_free_(w, o);
     return other && inv_hold_(other) ? other : NULL;
@@ -1293,15 +1348,17 @@ static void receive_(amp_worker_t *w, htlc_t *h, const arrival_t *a, const amp_p
     uint64_t ah = a->addr_hash;
     for (int tries = 0; !inv && tries < 4; tries++) {
       int err;
+      uint32_t gen;
       if ((inv = inv_get_(e, w, pl->payment_addr, ah, a->inv_hint, &w->c.placeholders_loaded,
-                          &err)) != NULL)
+                          &gen, &err)) != NULL)
         break;
       if (err != AMP_OK) {
         CNT(w, invoice_read_errors);
         goto fail;
       }
       if (!e->cfg.accept_amp) break;
-      inv = placeholder_(w, pl, ah); /* NULL: no memory, or evicted already (look again) */
+      /* NULL: no memory, or evicted already, or raced an eviction (look again) */
+      inv = placeholder_(w, pl, ah, gen);
     }
     if (!inv) {
       CNT(w, fail_no_invoice);
@@ -2033,6 +2090,11 @@ void amp_engine_test_fail_invoice_reads(amp_engine_t *e, unsigned n) {
   atomic_store(&e->test_fail_rd, (int64_t)n);
 }
 
+void amp_engine_test_before_placeholder(amp_engine_t *e, void (*fn)(void *ctx), void *ctx) {
+  e->test_ph_ctx = ctx;
+  e->test_ph_hook = fn;
+}
+
 void amp_engine_test_fail_commits(amp_engine_t *e, unsigned n) {
   atomic_store(&e->test_fail, (int64_t)n);
 }
@@ -2084,7 +2146,7 @@ static int rec_invoice_(void *ctx, const amp_store_invoice_t *r) {
     return 0;
   }
   inv_t *other;
-  int rc = inv_insert_(c->e, inv, hash32_(c->e, inv->rec.payment_addr), &other);
+  int rc = inv_insert_(c->e, inv, hash32_(c->e, inv->rec.payment_addr), NULL, &other);
   if (rc != AMP_OK) free(inv); /* a duplicate: the first one wins */
   if (rc == AMP_ERR_NOMEM) {
     c->err = rc;
@@ -2457,7 +2519,7 @@ int amp_engine_invoice_add(amp_engine_t *e, const amp_invoice_add_t *req,
   if (rc != AMP_OK) goto out;
   inv->durable = 1;
   inv_t *other;
-  if ((rc = inv_insert_(e, inv, hash32_(e, r->payment_addr), &other)) != AMP_OK) goto out;
+  if ((rc = inv_insert_(e, inv, hash32_(e, r->payment_addr), NULL, &other)) != AMP_OK) goto out;
   if (out) *out = *r;
   inv = NULL;
 out:
@@ -2585,7 +2647,7 @@ int amp_engine_invoice_cancel(amp_engine_t *e, const uint8_t addr[32]) {
   /* held: a placeholder out of memory comes back for the cancel, so that
    * no worker reads an older copy from the store meanwhile */
   inv_t *inv = inv_get_(e, NULL, addr, hash32_(e, addr), amp_store_prefetch_invoice(e->st, addr),
-                        &e->ac.placeholders_loaded, &rc);
+                        &e->ac.placeholders_loaded, NULL, &rc);
   if (!inv) {
     if (rc == AMP_OK) rc = AMP_ERR_NOTFOUND;
     goto out;

@@ -68,6 +68,10 @@
  * the store's index entries (~60 B for the addr, ~57 B for the set), not an
  * invoice kept forever. A placeholder's value_msat is its first payment's
  * total_msat: a later payment to the same addr must reach it (rule 5).
+ * Exactly one placeholder is made per addr, whatever the workers' timing: a
+ * worker that found none inserts its own only if no placeholder in its
+ * addr's slice of the index was evicted since it looked (else it looks
+ * again), and a copy it read back goes in under the same condition.
  */
 #ifndef AMP_ENGINE_H
 #define AMP_ENGINE_H
@@ -281,6 +285,13 @@ void amp_engine_test_fail_commits(amp_engine_t *e, unsigned n);
  * of an invoice out of memory (a placeholder read back) fail as a store read
  * error would (AMP_ERR_IO). */
 void amp_engine_test_fail_invoice_reads(amp_engine_t *e, unsigned n);
+
+/* amp_engine_test_before_placeholder is a TEST-ONLY hook: fn(ctx) runs on
+ * the calling thread each time a placeholder invoice is about to enter the
+ * addr index after the thread found none in memory: one it made (none in the
+ * store either) or one it read back from the store (fn NULL: off). Set it
+ * while no worker runs. For tests of what other workers do in that window. */
+void amp_engine_test_before_placeholder(amp_engine_t *e, void (*fn)(void *ctx), void *ctx);
 
 /* amp_engine_set_height sets the block height the cltv rules use. Atomic;
  * any thread. amp_engine_height reads it. */

@@ -163,10 +163,22 @@ void amp_itab_reclaim(amp_itab_t *t, uint64_t mark) {
 
 void *amp_itab_add_unique(amp_itab_t *t, uint64_t hash, amp_itab_match_fn match,
                           const void *key, void *obj) {
+  return amp_itab_add_unique_if(t, hash, match, key, obj, NULL, NULL, NULL);
+}
+
+void *amp_itab_add_unique_if(amp_itab_t *t, uint64_t hash, amp_itab_match_fn match,
+                             const void *key, void *obj, int (*admit)(void *ctx), void *ctx,
+                             int *refused) {
+  if (refused) *refused = 0;
   lock_(t);
   tab_t *tb = LD_(&t->cur, relaxed);
   uint64_t at;
   void *o = probe_(tb, hash, match, key, &at);
+  if (!o && admit && !admit(ctx)) {
+    unlock_(t);
+    if (refused) *refused = 1;
+    return NULL;
+  }
   if (!o) {
     if (LD_(&tb->slot[at].obj, relaxed) != TOMB_) { /* an empty slot: one more used */
       if (2 * (t->used + 1) > tb->mask + 1) {

@@ -96,6 +96,18 @@ void *amp_itab_lookup(const amp_itab_t *t, uint64_t hash, amp_itab_match_fn matc
 void *amp_itab_add_unique(amp_itab_t *t, uint64_t hash, amp_itab_match_fn match,
                           const void *key, void *obj);
 
+/* amp_itab_add_unique_if is amp_itab_add_unique with a condition: when the
+ * key is absent, admit(ctx) runs under the insert lock, and if it returns 0
+ * nothing is inserted, *refused is set to 1 (refused may be NULL) and NULL
+ * is returned (otherwise *refused is 0). admit runs atomically with the
+ * insert against every amp_itab_remove and its pred, so a pred that records
+ * removals (a generation counter) lets admit refuse an insert that raced
+ * one. admit (NULL: always) must not call add_unique, remove or reclaim on t.
+ * Cost: add_unique's, plus admit under the lock. Any thread. */
+void *amp_itab_add_unique_if(amp_itab_t *t, uint64_t hash, amp_itab_match_fn match,
+                             const void *key, void *obj, int (*admit)(void *ctx), void *ctx,
+                             int *refused);
+
 /* amp_itab_remove takes obj (pointer identity, not key; an object's address
  * as add_unique takes) out of the table if it is there under hash and pred
  * is NULL or pred(obj, ctx) returns non-zero. The probe and pred run under

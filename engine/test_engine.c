@@ -810,6 +810,100 @@ static void send_set_wait(env_t *v, aset_t *s, size_t want) {
     for (size_t i_ = 0; i_ < (s)->n; i_++) EXPECT_FULFILL(&(s)->h[i_]);                         \
   } while (0)
 
+/* Two spontaneous payments to one addr on two workers, the second worker's
+ * whole payment (placeholder made or read back, settled, evicted) inside the
+ * first worker's window between finding no invoice in memory and inserting
+ * one (the hook). A new addr: the first worker must read the committed
+ * placeholder back, not make a second that rewrites its record (CI saw
+ * placeholder_invoices 257 for 256 addrs in test_placeholders_mt). A known
+ * addr: the copy the first worker read before the other payment is stale,
+ * and it must read again. */
+typedef struct {
+  env_t *v;
+  aset_t *s;
+  _Atomic int fired;
+} race_ctx_t;
+
+static void *race_other_(void *arg) {
+  race_ctx_t *r = arg;
+  amp_worker_t *w1 = amp_engine_worker(r->v->e, 1);
+  amp_worker_attach(w1);
+  amp_engine_in_t in = {r->s->h[0].gw, r->s->h[0].scid, r->s->h[0].msg, r->s->h[0].len, g_now};
+  amp_worker_process(w1, &in, 1, &g_sink);
+  uint64_t t0 = real_ns();
+  uint64_t evicted = STAT(r->v, placeholders_evicted);
+  while ((STAT(r->v, placeholders_evicted) == evicted || !amp_worker_idle(w1)) &&
+         real_ns() - t0 < 3000000000ull) {
+    amp_worker_poll(w1, g_now, &g_sink);
+    usleep(100);
+  }
+  amp_worker_detach(w1);
+  return NULL;
+}
+
+static void race_hook_(void *ctx) {
+  race_ctx_t *r = ctx;
+  if (atomic_exchange(&r->fired, 1)) return; /* once: not for the other worker's */
+  pthread_t th;
+  AMP_REQUIRE(pthread_create(&th, NULL, race_other_, r) == 0);
+  pthread_join(th, NULL);
+}
+
+static void test_placeholder_race(void) {
+  amp_engine_cfg_t c = {.workers = 2, .accept_amp = 1};
+  env_t v;
+  env_open(&v, &c);
+  uint8_t a[32];
+  MUST(amp_random(a, 32));
+  static aset_t first, other;
+  mk_amp_set(&first, a, 1, 2000, 2000, CLTV);
+  mk_amp_set(&other, a, 1, 1000, 1000, CLTV); /* a later payment may not pay less */
+  race_ctx_t r = {.v = &v, .s = &other};
+  amp_engine_test_before_placeholder(v.e, race_hook_, &r);
+  send_set(&v, &first); /* worker 0; the hook runs `other` on worker 1 */
+  pump(&v, 2);
+  settle_down(&v);
+  amp_engine_test_before_placeholder(v.e, NULL, NULL);
+  AMP_CHECK_EQ(atomic_load(&r.fired), 1);
+  EXPECT_FULFILL(&other.h[0]);
+  EXPECT_FULFILL(&first.h[0]);
+  AMP_CHECK_EQ(STAT(&v, placeholder_invoices), 1);
+  AMP_CHECK_EQ(STAT(&v, placeholders_loaded), 1);
+  amp_store_stats_t st;
+  amp_store_stats(v.st, &st);
+  AMP_CHECK_EQ(st.invoice_puts, 1);
+  amp_store_invoice_t got;
+  AMP_CHECK(amp_engine_invoice_lookup_addr(v.e, a, &got) == AMP_OK);
+  AMP_CHECK_EQ(got.value_msat, 1000); /* the first payment's total */
+  AMP_CHECK_EQ(got.amt_paid_msat, 3000);
+  AMP_CHECK_EQ(got.sets_settled, 2);
+  AMP_CHECK_EQ(STAT(&v, invoices_now), 0);
+
+  /* the addr is known now: both workers read it back */
+  static aset_t again, other2;
+  mk_amp_set(&again, a, 1, 3000, 3000, CLTV);
+  mk_amp_set(&other2, a, 1, 4000, 4000, CLTV);
+  r.s = &other2;
+  atomic_store(&r.fired, 0);
+  uint64_t evicted = STAT(&v, placeholders_evicted);
+  amp_engine_test_before_placeholder(v.e, race_hook_, &r);
+  send_set(&v, &again);
+  pump(&v, 4);
+  settle_down(&v);
+  amp_engine_test_before_placeholder(v.e, NULL, NULL);
+  AMP_CHECK_EQ(atomic_load(&r.fired), 1);
+  EXPECT_FULFILL(&other2.h[0]);
+  EXPECT_FULFILL(&again.h[0]);
+  /* worker 1 read it once, worker 0 twice: its first copy was not inserted */
+  AMP_CHECK_EQ(STAT(&v, placeholders_loaded), 3);
+  AMP_CHECK_EQ(STAT(&v, placeholders_evicted), evicted + 2);
+  AMP_CHECK_EQ(STAT(&v, placeholder_invoices), 1);
+  AMP_CHECK(amp_engine_invoice_lookup_addr(v.e, a, &got) == AMP_OK);
+  AMP_CHECK_EQ(got.amt_paid_msat, 10000);
+  AMP_CHECK_EQ(got.sets_settled, 4);
+  env_close(&v);
+}
+
 /* A placeholder lives in memory only while something uses it: evicted after
  * each set, read back for the next payment, the admin's cancel and a
  * timeout; never loaded at start. Invoices the operator added stay. */
@@ -2041,6 +2135,7 @@ int main(int argc, char **argv) {
   RUN(test_spontaneous);
   RUN(test_spontaneous_settle_order);
   RUN(test_placeholder_evict);
+  RUN(test_placeholder_race);
   RUN(test_rules);
   RUN(test_mismatch);
   RUN(test_timers);

@@ -147,6 +147,49 @@ static int pred_(void *obj, void *ctx) {
   return p->answer;
 }
 
+/* add_unique_if: admit is asked only for an absent key, under the lock; a
+ * refusal inserts nothing and says so; a present key returns that object
+ * without asking. */
+typedef struct {
+  int answer, calls;
+} admit_ctx_t;
+
+static int admit_(void *ctx) {
+  admit_ctx_t *a = ctx;
+  a->calls++;
+  return a->answer;
+}
+
+static void test_add_if(void) {
+  amp_itab_t *t;
+  AMP_REQUIRE(amp_itab_new(&t, 0) == AMP_OK);
+  uint64_t h = 0x0badc0ffee123457ULL;
+  amp_test_obj_t a = {1, h}, a2 = {1, h}, b = {2, h};
+  admit_ctx_t no = {0, 0}, yes = {1, 0};
+  int refused = -1;
+  AMP_CHECK(amp_itab_add_unique_if(t, h, amp_test_obj_match, &a.key, &a, admit_, &no, &refused) ==
+            NULL);
+  AMP_CHECK_EQ(refused, 1);
+  AMP_CHECK_EQ(no.calls, 1);
+  AMP_CHECK_EQ(amp_itab_count(t), 0);
+  AMP_CHECK(amp_itab_lookup(t, h, amp_test_obj_match, &a.key) == NULL);
+  AMP_CHECK(amp_itab_add_unique_if(t, h, amp_test_obj_match, &a.key, &a, admit_, &yes, &refused) ==
+            &a);
+  AMP_CHECK_EQ(refused, 0);
+  AMP_CHECK_EQ(yes.calls, 1);
+  AMP_CHECK_EQ(amp_itab_count(t), 1);
+  /* present: the one there, admit not asked */
+  AMP_CHECK(amp_itab_add_unique_if(t, h, amp_test_obj_match, &a2.key, &a2, admit_, &no, &refused) ==
+            &a);
+  AMP_CHECK_EQ(refused, 0);
+  AMP_CHECK_EQ(no.calls, 1);
+  /* admit NULL: add_unique; refused NULL is allowed */
+  AMP_CHECK(amp_itab_add_unique_if(t, h, amp_test_obj_match, &b.key, &b, NULL, NULL, NULL) == &b);
+  AMP_CHECK_EQ(amp_itab_count(t), 2);
+  check_insides_(t);
+  amp_itab_delete(t);
+}
+
 static void test_remove_edges(void) {
   amp_itab_t *t;
   AMP_REQUIRE(amp_itab_new(&t, 0) == AMP_OK);
@@ -733,6 +776,7 @@ int main(void) {
   test_bad_input();
   for (int s = 0; s < 3; s++) test_model(amp_test_mix64(seed + (uint64_t)s));
   test_remove_edges();
+  test_add_if();
   for (int s = 0; s < 2; s++) test_remove_model(amp_test_mix64(seed + 10 + (uint64_t)s));
   test_remove_churn(amp_test_mix64(seed ^ 7));
   test_remove_shrink(amp_test_mix64(seed ^ 8));
