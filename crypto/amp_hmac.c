@@ -40,6 +40,52 @@ void amp_hmac_update_n(amp_hmac_t *const *ctx, const void *const *data, const si
   }
 }
 
+void amp_hmac_init_n(amp_hmac_t *const *ctx, const uint8_t *const *key, size_t key_len,
+                     size_t n) {
+  amp_sha256_t *c[64];
+  uint8_t pad[64][64];
+  const void *pp[64];
+  size_t pl[64];
+  for (size_t base = 0; base < n; base += 32) {
+    size_t k = n - base < 32 ? n - base : 32;
+    for (size_t j = 0; j < k; j++) {
+      amp_hmac_t *h = ctx[base + j];
+      uint8_t *in = pad[2 * j], *out = pad[2 * j + 1];
+      memset(in, 0, 64);
+      if (key_len) memcpy(in, key[base + j], key_len);
+      for (int i = 0; i < 64; i++) {
+        out[i] = in[i] ^ 0x5c;
+        in[i] ^= 0x36;
+      }
+      amp_sha256_init(&h->inner);
+      amp_sha256_init(&h->outer);
+      c[2 * j] = &h->inner;
+      c[2 * j + 1] = &h->outer;
+      pp[2 * j] = in;
+      pp[2 * j + 1] = out;
+      pl[2 * j] = pl[2 * j + 1] = 64;
+    }
+    amp_sha256_update_n(c, pp, pl, 2 * k);
+    amp_wipe(pad, 2 * k * sizeof pad[0]);
+  }
+}
+
+void amp_hmac_final_n(amp_hmac_t *const *ctx, uint8_t (*out)[AMP_SHA256_LEN], size_t n) {
+  amp_sha256_t *c[32];
+  uint8_t ih[32][AMP_SHA256_LEN];
+  for (size_t base = 0; base < n; base += 32) {
+    size_t k = n - base < 32 ? n - base : 32;
+    for (size_t j = 0; j < k; j++) c[j] = &ctx[base + j]->inner;
+    amp_sha256_final_n(c, ih, k); /* wipes the inners */
+    for (size_t j = 0; j < k; j++) {
+      c[j] = &ctx[base + j]->outer;
+      amp_sha256_update(c[j], ih[j], AMP_SHA256_LEN);
+    }
+    amp_sha256_final_n(c, out + base, k); /* wipes the outers */
+    amp_wipe(ih, k * sizeof ih[0]);
+  }
+}
+
 void amp_hmac_final(amp_hmac_t *ctx, uint8_t out[AMP_SHA256_LEN]) {
   uint8_t ih[AMP_SHA256_LEN];
   amp_sha256_final(&ctx->inner, ih);            /* wipes inner */

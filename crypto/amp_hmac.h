@@ -30,10 +30,22 @@ void amp_hmac_update2(amp_hmac_t *a, const void *da, size_t la, amp_hmac_t *b, c
                       size_t lb);
 /* amp_hmac_update_n is amp_hmac_update(ctx[i], data[i], len[i]) for i < n
  * through amp_sha256_update_n (sixteen MACs at a time on AVX-512: their
- * common blocks in ~0.6x the time of paired SHA-NI, a 1332-byte MAC in ~0.8x,
- * its pads and finals staying on SHA-NI). The contexts must be distinct. */
+ * common blocks in ~0.6x the time of paired SHA-NI, a 1332-byte MAC in ~0.8x;
+ * its pads and finals batch through amp_hmac_init_n and amp_hmac_final_n).
+ * The contexts must be distinct. */
 void amp_hmac_update_n(amp_hmac_t *const *ctx, const void *const *data, const size_t *len,
                        size_t n);
+/* amp_hmac_init_n is amp_hmac_init(ctx[i], key[i], key_len) for i < n: keys
+ * of one length key_len <= 64 (0: the key pointers are not read), their pad
+ * blocks compressed through amp_sha256_update_n (sixteen at a time on
+ * AVX-512). The contexts must be distinct. Cost: two compressions per MAC,
+ * batched. */
+void amp_hmac_init_n(amp_hmac_t *const *ctx, const uint8_t *const *key, size_t key_len,
+                     size_t n);
+/* amp_hmac_final_n is amp_hmac_final(ctx[i], out[i]) for i < n, the inner
+ * and the outer finals each through amp_sha256_final_n. Wipes the contexts;
+ * distinct contexts. */
+void amp_hmac_final_n(amp_hmac_t *const *ctx, uint8_t (*out)[AMP_SHA256_LEN], size_t n);
 /* amp_hmac_final writes the 32-byte tag and wipes ctx. */
 void amp_hmac_final(amp_hmac_t *ctx, uint8_t out[AMP_SHA256_LEN]);
 /* amp_hmac_sha256 is init + update + final: out = HMAC-SHA256(key, msg).

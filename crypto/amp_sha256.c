@@ -313,6 +313,32 @@ void amp_sha256_final(amp_sha256_t *ctx, uint8_t out[AMP_SHA256_LEN]) {
   amp_wipe(ctx, sizeof *ctx);
 }
 
+void amp_sha256_final_n(amp_sha256_t *const *ctx, uint8_t (*out)[AMP_SHA256_LEN], size_t n) {
+  uint8_t tail[32][128];
+  const void *tp[32];
+  size_t tl[32];
+  for (size_t base = 0; base < n; base += 32) {
+    size_t k = n - base < 32 ? n - base : 32;
+    for (size_t j = 0; j < k; j++) {
+      amp_sha256_t *c = ctx[base + j];
+      size_t b = c->buf_len, len = b + 1 + 8 > 64 ? 128 : 64;
+      memcpy(tail[j], c->buf, b);
+      tail[j][b] = 0x80;
+      memset(tail[j] + b + 1, 0, len - 8 - (b + 1));
+      amp_put_be64(tail[j] + len - 8, c->bytes << 3);
+      c->buf_len = 0; /* the padded tail is whole blocks: compressed below */
+      tp[j] = tail[j];
+      tl[j] = len;
+    }
+    amp_sha256_update_n(ctx + base, tp, tl, k);
+    for (size_t j = 0; j < k; j++) {
+      for (int i = 0; i < 8; i++) amp_put_be32(out[base + j] + 4 * i, ctx[base + j]->h[i]);
+      amp_wipe(ctx[base + j], sizeof *ctx[base + j]);
+    }
+    amp_wipe(tail, k * sizeof tail[0]);
+  }
+}
+
 void amp_sha256(uint8_t out[AMP_SHA256_LEN], const void *data, size_t len) {
   amp_sha256_t ctx;
   amp_sha256_init(&ctx);

@@ -81,6 +81,14 @@ void amp_sha256_update2(amp_sha256_t *a, const void *da, size_t la, amp_sha256_t
 void amp_sha256_update_n(amp_sha256_t *const *ctx, const void *const *data, const size_t *len,
                          size_t n);
 
+/* amp_sha256_final_n is amp_sha256_final(ctx[i], out[i]) for i < n, with
+ * the final blocks (one each, two for a context holding more than 55
+ * buffered bytes) compressed through amp_sha256_update_n: sixteen at a time
+ * on AVX-512 from ten contexts, else in SHA-NI pairs. For the many short
+ * HMAC steps of a burst (key derivations, pads, finals), one SHA-NI
+ * compression each otherwise. Contexts must be distinct; each is wiped; n
+ * may be 0. Same digests as the n finals on every implementation. */
+void amp_sha256_final_n(amp_sha256_t *const *ctx, uint8_t (*out)[AMP_SHA256_LEN], size_t n);
 /* amp_sha256_impl names the implementation in use: "sha-ni+avx512" (SHA-NI
  * for one and two streams, AVX-512 for amp_sha256_update_n's sixteen),
  * "sha-ni" or "portable". Returns a static string. The first call (of any

@@ -153,6 +153,55 @@ static void check_n(void) {
   }
 }
 
+/* amp_hmac_init_n / amp_hmac_final_n: the RFC 4231 cases whose keys fit a
+ * block (1-5), n = 1..40 MACs cycling through them, all under one key
+ * length (the call takes one): every tag as published; a zero-length key
+ * against amp_hmac_init; the contexts wiped. */
+static void check_init_final_n(void) {
+  enum { N = 40 };
+  static amp_hmac_t c[N], zero;
+  amp_hmac_t *cp[N];
+  const uint8_t *kp[N];
+  uint8_t got[N][32], want[5][32], data[5][64];
+  size_t dl[5], wl[5];
+  for (int v = 0; v < 5; v++) {
+    dl[v] = vecs[v].data ? strlen(vecs[v].data) : vecs[v].data_len;
+    if (vecs[v].data) memcpy(data[v], vecs[v].data, dl[v]);
+    else memset(data[v], vecs[v].data_byte, dl[v]);
+    long l = amp_test_unhex(want[v], 32, vecs[v].mac);
+    AMP_REQUIRE(l == 32 || l == 16);
+    wl[v] = (size_t)l;
+  }
+  for (size_t n = 1; n <= N; n++) {
+    for (int v = 0; v < 5; v++) { /* one key length per call: one case at a time */
+      for (size_t i = 0; i < n; i++) {
+        cp[i] = &c[i];
+        kp[i] = vecs[v].key;
+      }
+      amp_hmac_init_n(cp, kp, vecs[v].key_len, n);
+      for (size_t i = 0; i < n; i++) amp_hmac_update(&c[i], data[v], dl[v]);
+      amp_hmac_final_n(cp, got, n);
+      for (size_t i = 0; i < n; i++) {
+        AMP_CHECK_MEM(got[i], want[v], wl[v]);
+        AMP_CHECK_MEM(&c[i], &zero, sizeof zero);
+      }
+    }
+  }
+  /* an empty key; the key pointers are not read */
+  uint8_t ref[32];
+  amp_hmac_sha256(ref, NULL, 0, "abc", 3);
+  for (size_t i = 0; i < 12; i++) {
+    cp[i] = &c[i];
+    kp[i] = NULL;
+  }
+  amp_hmac_init_n(cp, kp, 0, 12);
+  for (size_t i = 0; i < 12; i++) amp_hmac_update(&c[i], "abc", 3);
+  amp_hmac_final_n(cp, got, 12);
+  for (size_t i = 0; i < 12; i++) AMP_CHECK_MEM(got[i], ref, 32);
+  amp_hmac_init_n(NULL, NULL, 0, 0);
+  amp_hmac_final_n(NULL, NULL, 0);
+}
+
 static void check_edges(void) {
   uint8_t want[32], got[32], k[65], m[200];
   /* Empty key and message (NULL allowed with length 0). */
@@ -197,6 +246,7 @@ int main(void) {
     check_rfc4231();
     check_pairs();
     check_n();
+    check_init_final_n();
     check_edges();
   }
   AMP_CHECK(amp_sha256_use("auto") == AMP_OK);

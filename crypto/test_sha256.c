@@ -185,6 +185,36 @@ static void check_update_n(uint64_t *rng) {
   amp_sha256_update_n(NULL, NULL, NULL, 0);
 }
 
+/* amp_sha256_final_n == n amp_sha256_final calls, for n = 0..70 (below, at
+ * and above the ten lanes of the sixteen-lane path, and past one group of
+ * 32): every buffered length 0..63 (one padded block up to 55, two above),
+ * after 0..3 whole blocks; each context wiped. */
+static void check_final_n(uint64_t *rng) {
+  enum { MAXN = 70 };
+  static amp_sha256_t c[MAXN], zero;
+  amp_sha256_t *cp[MAXN];
+  uint8_t got[MAXN][32], want[32];
+  size_t len[MAXN], off[MAXN];
+  for (int iter = 0; iter < 200; iter++) {
+    size_t n = iter <= MAXN ? (size_t)iter : (size_t)(amp_test_rand(rng) % (MAXN + 1));
+    for (size_t i = 0; i < n; i++) {
+      uint64_t r = amp_test_rand(rng);
+      len[i] = 64 * (size_t)(r % 4) + (size_t)((iter + i) % 64);
+      off[i] = (size_t)((r >> 8) % 200);
+      amp_sha256_init(&c[i]);
+      amp_sha256_update(&c[i], pat + off[i], len[i]);
+      cp[i] = &c[i];
+    }
+    amp_sha256_final_n(cp, got, n);
+    for (size_t i = 0; i < n; i++) {
+      amp_sha256(want, pat + off[i], len[i]);
+      AMP_CHECK_MEM(got[i], want, 32);
+      AMP_CHECK_MEM(&c[i], &zero, sizeof zero);
+    }
+  }
+  amp_sha256_final_n(NULL, NULL, 0);
+}
+
 /* Batches of n = 0..9 messages of mixed lengths == one-shot each. */
 static void check_batch(uint64_t *rng) {
   uint8_t out[10][32], want[32];
@@ -257,6 +287,7 @@ static void run_impl(const char *name, uint64_t *rng) {
   check_incremental(rng);
   check_update2(rng);
   check_update_n(rng);
+  check_final_n(rng);
   check_batch(rng);
 }
 
