@@ -254,6 +254,8 @@ static int impl_get(void) {
 
 const char *amp_chacha20_impl(void) { return impl_get() == IMPL_AVX2 ? "avx2" : "portable"; }
 
+size_t amp_chacha20_wide_len(void) { return impl_get() == IMPL_AVX2 ? 512 : 64; }
+
 int amp_chacha20_use(const char *name) {
   int v;
   if (strcmp(name, "auto") == 0) {

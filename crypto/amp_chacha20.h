@@ -36,6 +36,13 @@ void amp_chacha20_stream(uint8_t *out, size_t len, const uint8_t key[32]);
  * present) or "portable". amp_chacha20_block is always portable. */
 const char *amp_chacha20_impl(void);
 
+/* amp_chacha20_wide_len returns how many bytes one amp_chacha20_xor call
+ * makes for about the price of two blocks: 512 on "avx2" (one eight-block
+ * pass, ~2 single blocks' time), 64 on "portable" (a block). For callers
+ * that need a short prefix now and maybe more later (a final hop's payload):
+ * one wide call instead of a block and then two or three more. */
+size_t amp_chacha20_wide_len(void);
+
 /* amp_chacha20_use selects an implementation by name ("avx2", "portable",
  * "auto"). Returns AMP_OK, or AMP_ERR_STATE if the CPU lacks it or the name
  * is unknown. Process-wide, for tests and benchmarks: not to be called while

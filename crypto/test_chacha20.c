@@ -180,6 +180,7 @@ int main(void) {
       continue;
     }
     AMP_CHECK(strcmp(amp_chacha20_impl(), impls[i]) == 0);
+    AMP_CHECK_EQ(amp_chacha20_wide_len(), i ? 512 : 64);
     fprintf(stderr, "implementation %s\n", amp_chacha20_impl());
     check_block_232();
     check_encrypt_242();

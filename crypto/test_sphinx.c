@@ -699,5 +699,15 @@ int main(void) {
     test_error_vector();
     AMP_CHECK_EQ(amp_sha256_use("auto"), AMP_OK);
   }
+  /* And on the portable ChaCha20: a final hop's first stretch is one block
+   * there (amp_chacha20_wide_len), eight on AVX2. */
+  AMP_CHECK_EQ(amp_chacha20_use("portable"), AMP_OK);
+  AMP_CHECK_EQ(amp_chacha20_wide_len(), 64);
+  test_build_vector();
+  test_peel_vector();
+  test_burst_vector();
+  test_payload_lengths();
+  test_random_routes();
+  AMP_CHECK_EQ(amp_chacha20_use("auto"), AMP_OK);
   return amp_test_done();
 }
