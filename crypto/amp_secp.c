@@ -6,6 +6,7 @@
  * that takes it const, which is every call made here after init.
  */
 #include "amp_secp.h"
+#include "amp_sha256.h"
 
 #include <pthread.h>
 #include <string.h>
@@ -93,18 +94,36 @@ int amp_secp_seckey_verify(const uint8_t seckey[32]) {
   return secp256k1_ec_seckey_verify(amp_secp_ctx_, seckey) ? AMP_OK : AMP_ERR_BAD_KEY;
 }
 
-int amp_secp_ecdh(uint8_t secret[32], const amp_pubkey_t *pk, const uint8_t seckey[32]) {
+/* libsecp's hash callback, given the shared point: keeps it compressed in
+ * data (the caller hashes it) instead of libsecp's own SHA-256 (portable C,
+ * ~150-300 ns more than a SHA-NI one, measured). Writes nothing to out. */
+static int ecdh_keep_point_(unsigned char *out, const unsigned char *x32,
+                            const unsigned char *y32, void *data) {
+  (void)out;
+  uint8_t *pt = data;
+  pt[0] = (uint8_t)(0x02 | (y32[31] & 1));
+  memcpy(pt + 1, x32, 32);
+  return 1;
+}
+
+int amp_secp_ecdh_point(uint8_t point[33], const amp_pubkey_t *pk, const uint8_t seckey[32]) {
   secp256k1_pubkey p;
+  uint8_t unused[32];
   amp_pk_load_(&p, pk);
-  /* With hashfp NULL libsecp uses its default, which is SHA256(0x02|parity(y)
-   * || x): SHA-256 of the compressed point, the BOLT #4 shared secret.
-   * The multiplication is constant-time in seckey; libsecp wipes its own
+  /* The multiplication is constant-time in seckey; libsecp wipes its own
    * temporaries (the point and the scalar). */
-  if (!secp256k1_ecdh(amp_secp_ctx_, secret, &p, seckey, NULL, NULL)) {
-    amp_wipe(secret, 32);
-    return AMP_ERR_BAD_KEY;
-  }
-  return AMP_OK;
+  int ok = secp256k1_ecdh(amp_secp_ctx_, unused, &p, seckey, ecdh_keep_point_, point);
+  if (!ok) amp_wipe(point, 33);
+  return ok ? AMP_OK : AMP_ERR_BAD_KEY;
+}
+
+int amp_secp_ecdh(uint8_t secret[32], const amp_pubkey_t *pk, const uint8_t seckey[32]) {
+  uint8_t pt[33];
+  int rc = amp_secp_ecdh_point(pt, pk, seckey);
+  if (rc == AMP_OK) amp_sha256(secret, pt, sizeof pt); /* SHA256(0x02|parity(y) || x) */
+  else amp_wipe(secret, 32);
+  amp_wipe(pt, sizeof pt);
+  return rc;
 }
 
 int amp_secp_pubkey_tweak_mul(amp_pubkey_t *pk, const uint8_t tweak[32]) {

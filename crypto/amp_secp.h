@@ -55,9 +55,17 @@ AMP_WARN_UNUSED int amp_secp_pubkey_create(amp_pubkey_t *pk, const uint8_t secke
 AMP_WARN_UNUSED int amp_secp_seckey_verify(const uint8_t seckey[32]);
 
 /* amp_secp_ecdh writes the BOLT #4 shared secret: SHA256 of the compressed
- * point seckey * pk. Returns AMP_OK or AMP_ERR_BAD_KEY. Constant-time in seckey. */
+ * point seckey * pk (hashed with amp_sha256, not libsecp's portable SHA-256).
+ * Returns AMP_OK or AMP_ERR_BAD_KEY (secret zeroed). Constant-time in seckey. */
 AMP_WARN_UNUSED int amp_secp_ecdh(uint8_t secret[32], const amp_pubkey_t *pk,
                                   const uint8_t seckey[32]);
+
+/* amp_secp_ecdh_point writes the compressed point seckey * pk (33 bytes: a
+ * secret: wipe it) whose SHA-256 is amp_secp_ecdh's result, for callers that
+ * hash many in one batch (amp_sha256_batch). Returns AMP_OK or
+ * AMP_ERR_BAD_KEY (point zeroed). Constant-time in seckey. */
+AMP_WARN_UNUSED int amp_secp_ecdh_point(uint8_t point[33], const amp_pubkey_t *pk,
+                                        const uint8_t seckey[32]);
 
 /* amp_secp_pubkey_tweak_mul: pk = tweak * pk (next ephemeral key of a forward).
  * Returns AMP_OK or AMP_ERR_BAD_KEY (tweak zero or >= order; pk unchanged).

@@ -4,6 +4,9 @@
 
 #include <jansson.h>
 
+#include <secp256k1.h>
+#include <secp256k1_ecdh.h>
+
 #include "amp_secp.h"
 #include "amp_sha256.h"
 #include "amp_test.h"
@@ -143,6 +146,8 @@ static void test_seckey_edges(void) {
 }
 
 static void test_random(void) {
+  secp256k1_context *lctx = secp256k1_context_create(SECP256K1_CONTEXT_NONE);
+  AMP_REQUIRE(lctx != NULL);
   uint64_t s = amp_test_seed();
   if (!s) s = 1;
   for (int it = 0; it < 64; it++) {
@@ -157,6 +162,21 @@ static void test_random(void) {
     AMP_CHECK_EQ(amp_secp_ecdh(sab, &pb, a), AMP_OK);
     AMP_CHECK_EQ(amp_secp_ecdh(sba, &pa, b), AMP_OK);
     AMP_CHECK_MEM(sab, sba, 32);
+    /* the shared point is a * (b*G), compressed, and the secret its SHA-256:
+     * what libsecp's own default hash gives (the BOLT #4 definition) */
+    uint8_t pt[33], h[32], lib[32];
+    AMP_CHECK_EQ(amp_secp_ecdh_point(pt, &pb, a), AMP_OK);
+    q = pb;
+    AMP_CHECK_EQ(amp_secp_pubkey_tweak_mul(&q, a), AMP_OK);
+    amp_secp_pubkey_serialize(ser, &q);
+    AMP_CHECK_MEM(pt, ser, 33);
+    amp_sha256(h, pt, 33);
+    AMP_CHECK_MEM(h, sab, 32);
+    secp256k1_pubkey lp;
+    amp_secp_pubkey_serialize(ser, &pb);
+    AMP_REQUIRE(secp256k1_ec_pubkey_parse(lctx, &lp, ser, 33) == 1);
+    AMP_REQUIRE(secp256k1_ecdh(lctx, lib, &lp, a, NULL, NULL) == 1);
+    AMP_CHECK_MEM(lib, sab, 32);
     /* serialize / parse round trip. */
     amp_secp_pubkey_serialize(ser, &pa);
     AMP_CHECK(ser[0] == 2 || ser[0] == 3);
@@ -171,6 +191,19 @@ static void test_random(void) {
     amp_secp_pubkey_serialize(ser2, &r);
     AMP_CHECK_MEM(ser, ser2, 33);
   }
+  /* an invalid secret key: an error, the outputs zeroed */
+  uint8_t zero[32] = {0}, pt[33], sec[32];
+  amp_pubkey_t pk;
+  uint8_t one[32] = {0};
+  one[31] = 1;
+  AMP_REQUIRE(amp_secp_pubkey_create(&pk, one) == AMP_OK);
+  memset(pt, 0xee, sizeof pt);
+  memset(sec, 0xee, sizeof sec);
+  AMP_CHECK_EQ(amp_secp_ecdh_point(pt, &pk, zero), AMP_ERR_BAD_KEY);
+  AMP_CHECK_EQ(amp_secp_ecdh(sec, &pk, zero), AMP_ERR_BAD_KEY);
+  AMP_CHECK(amp_ct_is_zero(pt, sizeof pt));
+  AMP_CHECK(amp_ct_is_zero(sec, sizeof sec));
+  secp256k1_context_destroy(lctx);
 }
 
 int main(void) {
