@@ -186,7 +186,7 @@ static void amp_peel_decrypt_to_(amp_sphinx_hop_t *h, const uint8_t rho[32],
 }
 /* A first stretch, enough for the payload's BigSize length: with AVX2 one
  * eight-block pass (512 bytes for about two blocks' time: a final hop's AMP
- * payload, ~150-250 bytes with its HMAC, needs nothing more; -60 to -100 ns
+ * payload, ~150-250 bytes with its HMAC, needs nothing more; -30 to -110 ns
  * per onion against a block then two more, measured in bench_crypto with
  * both in one process), else one block. The rest is decrypted as far as the
  * hop needs it (amp_peel_payload_, amp_peel_tail_): a final hop reads a few
