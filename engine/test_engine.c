@@ -849,6 +849,20 @@ static void race_hook_(void *ctx) {
   pthread_join(th, NULL);
 }
 
+/* Sends `first` on worker 0 with the hook running r->s on worker 1 inside
+ * its window; both must be fulfilled (want: answers in total by then). */
+static void race_run_(env_t *v, race_ctx_t *r, aset_t *first, size_t want) {
+  atomic_store(&r->fired, 0);
+  amp_engine_test_before_placeholder(v->e, race_hook_, r);
+  send_set(v, first);
+  pump(v, want);
+  settle_down(v);
+  amp_engine_test_before_placeholder(v->e, NULL, NULL);
+  AMP_CHECK_EQ(atomic_load(&r->fired), 1);
+  EXPECT_FULFILL(&r->s->h[0]);
+  EXPECT_FULFILL(&first->h[0]);
+}
+
 static void test_placeholder_race(void) {
   amp_engine_cfg_t c = {.workers = 2, .accept_amp = 1};
   env_t v;
@@ -859,14 +873,7 @@ static void test_placeholder_race(void) {
   mk_amp_set(&first, a, 1, 2000, 2000, CLTV);
   mk_amp_set(&other, a, 1, 1000, 1000, CLTV); /* a later payment may not pay less */
   race_ctx_t r = {.v = &v, .s = &other};
-  amp_engine_test_before_placeholder(v.e, race_hook_, &r);
-  send_set(&v, &first); /* worker 0; the hook runs `other` on worker 1 */
-  pump(&v, 2);
-  settle_down(&v);
-  amp_engine_test_before_placeholder(v.e, NULL, NULL);
-  AMP_CHECK_EQ(atomic_load(&r.fired), 1);
-  EXPECT_FULFILL(&other.h[0]);
-  EXPECT_FULFILL(&first.h[0]);
+  race_run_(&v, &r, &first, 2);
   AMP_CHECK_EQ(STAT(&v, placeholder_invoices), 1);
   AMP_CHECK_EQ(STAT(&v, placeholders_loaded), 1);
   amp_store_stats_t st;
@@ -884,16 +891,8 @@ static void test_placeholder_race(void) {
   mk_amp_set(&again, a, 1, 3000, 3000, CLTV);
   mk_amp_set(&other2, a, 1, 4000, 4000, CLTV);
   r.s = &other2;
-  atomic_store(&r.fired, 0);
   uint64_t evicted = STAT(&v, placeholders_evicted);
-  amp_engine_test_before_placeholder(v.e, race_hook_, &r);
-  send_set(&v, &again);
-  pump(&v, 4);
-  settle_down(&v);
-  amp_engine_test_before_placeholder(v.e, NULL, NULL);
-  AMP_CHECK_EQ(atomic_load(&r.fired), 1);
-  EXPECT_FULFILL(&other2.h[0]);
-  EXPECT_FULFILL(&again.h[0]);
+  race_run_(&v, &r, &again, 4);
   /* worker 1 read it once, worker 0 twice: its first copy was not inserted */
   AMP_CHECK_EQ(STAT(&v, placeholders_loaded), 3);
   AMP_CHECK_EQ(STAT(&v, placeholders_evicted), evicted + 2);
