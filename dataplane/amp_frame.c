@@ -122,7 +122,11 @@ void amp_frame_verify_hmac_n(const amp_frame_t *const *f, const amp_hmac_t *cons
       l[i] = f[base + i]->auth_len;
     }
     amp_hmac_update_n(hp, d, l, k);
-    for (size_t i = 0; i < k; i++) ok[base + i] = tag_matches_(&h[i], f[base + i]); /* wipes h[i] */
+    uint8_t mac[32][AMP_SHA256_LEN];
+    amp_hmac_final_n(hp, mac, k); /* wipes h; the finals batched too */
+    for (size_t i = 0; i < k; i++)
+      ok[base + i] = amp_ct_eq(mac[i], f[base + i]->tag, AMP_FRAME_TAG_LEN);
+    amp_wipe(mac, k * sizeof mac[0]);
   }
 }
 

@@ -139,9 +139,9 @@ int amp_frame_parse_port(amp_frame_t *f, const uint8_t *pkt, size_t len, uint16_
 int amp_frame_verify_hmac(const amp_frame_t *f, const amp_hmac_t *kctx);
 
 /* amp_frame_verify_hmac_n is ok[i] = amp_frame_verify_hmac(f[i], kctx[i]) for
- * i < n, the HMACs' blocks through amp_hmac_update_n (sixteen frames at a time
- * on AVX-512, else two interleaved on SHA-NI). For the frames of an rx burst.
- * n may be 0. */
+ * i < n, the HMACs' blocks through amp_hmac_update_n and their finals
+ * through amp_hmac_final_n (sixteen frames at a time on AVX-512, else two
+ * interleaved on SHA-NI). For the frames of an rx burst. n may be 0. */
 void amp_frame_verify_hmac_n(const amp_frame_t *const *f, const amp_hmac_t *const *kctx,
                              size_t n, int *ok);
 
