@@ -87,7 +87,9 @@ typedef struct {
   uint64_t last_emit_ns;
 } run_t;
 
-static void emit_cb(void *ctx, uint64_t gw, uint64_t scid, const uint8_t *msg, size_t len) {
+static void emit_cb(void *ctx, uint64_t gw, uint64_t scid, uint64_t cookie, const uint8_t *msg,
+                    size_t len) {
+  (void)cookie;
   (void)gw;
   run_t *r = ctx;
   int t = amp_msg_type(msg, len);
@@ -382,7 +384,7 @@ static double feed(benv_t *b, run_t *r, size_t *half) {
     uint64_t now = amp_bench_now_ns();
     for (size_t j = 0; j < k; j++) {
       bh_t *h = &r->h[i + j];
-      in[j] = (amp_engine_in_t){1, h->scid, h->msg, h->len, now};
+      in[j] = (amp_engine_in_t){1, h->scid, h->msg, h->len, now, 0};
       r->last_in_ns[h->set] = now;
     }
     uint64_t a0 = amp_bench_now_ns();
@@ -411,7 +413,7 @@ static void unloaded(benv_t *b, run_t *r) {
     uint64_t now = amp_bench_now_ns();
     for (size_t j = 0; j < k; j++) {
       bh_t *h = &r->h[s * k + j];
-      in[j] = (amp_engine_in_t){1, h->scid, h->msg, h->len, now};
+      in[j] = (amp_engine_in_t){1, h->scid, h->msg, h->len, now, 0};
     }
     r->last_in_ns[s] = now;
     amp_worker_process(b->w, in, k, &sink);

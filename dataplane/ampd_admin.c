@@ -229,9 +229,9 @@ static int op_stats(void *ctx, amp_admin_reply_t *r) {
    * frame), merged. The worker writes it with plain stores and no lock; this
    * thread reads it with relaxed 64-bit loads (never torn on the targets),
    * so a scrape racing a fulfill may miss it or see its bucket without the
-   * sum; nothing is added to the hot path. Samples the worker could not
-   * match to an rx stamp (ampd.h: a slot overwritten before its answer) are
-   * not in it but counted in latency_samples_lost (fulfills and fails), so
+   * sum; nothing is added to the hot path. Answers the worker could not
+   * time (ampd.h: no rx TSC came back with them) are not in it but counted
+   * in latency_samples_lost (fulfills and fails), so
    * answers_fulfill - latency_samples_lost <= _count <= answers_fulfill.
    * Commit: the store writer's commit-duration histogram (write + sync of a
    * group), with sync_ns_total as its sum. */
@@ -240,7 +240,7 @@ static int op_stats(void *ctx, amp_admin_reply_t *r) {
     for (unsigned w = 0; w < nw; w++)
       t += v[w] = __atomic_load_n(&app->workers[w].lat_unmatched, __ATOMIC_RELAXED);
     c[n++] = (amp_metrics_counter_t){"latency_samples_lost",
-                                     "answers left out of settlement_latency_seconds (no rx stamp)",
+                                     "answers left out of settlement_latency_seconds (no rx time)",
                                      NULL, NULL, v, t};
     k++;
   }

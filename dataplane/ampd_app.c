@@ -834,12 +834,6 @@ int ampd_run(int argc, char **argv, const ampd_hooks_t *hooks) {
   }
   warn_block_irq(app);
   if (gateways_init(app)) goto out_nomem;
-  /* Written at every rx and read at every answer, at random: on huge pages
-   * (amp_big_alloc) whether or not EAL has them; in --no-huge memory the two
-   * TLB misses per HTLC took ~1% of a worker (perf: the stamp load in
-   * sink_emit, the stamp stores in rx_accept). */
-  app->stamps = amp_big_alloc(sizeof(ampd_stamp_t) << AMPD_STAMP_BITS);
-  if (!app->stamps) goto out_nomem;
 
   /* Store, then engine (which recovers from the store). */
   amp_store_cfg_t scfg;
@@ -927,8 +921,6 @@ out_eal:
   for (unsigned i = 0; app->gateways && i < app->n_gateways; i++)
     amp_wipe(&app->gateways[i].kctx, sizeof app->gateways[i].kctx);
   amp_config_wipe(cfg);
-  amp_big_free(app->stamps, sizeof(ampd_stamp_t) << AMPD_STAMP_BITS);
-  app->stamps = NULL;
   rte_eal_cleanup();
   close(lock_fd);
   free(opt_argv);

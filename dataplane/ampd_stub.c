@@ -23,7 +23,7 @@ struct amp_store {
 
 struct amp_worker {
   amp_engine_t *e;
-  uint64_t gw[STUB_Q], scid[STUB_Q];
+  uint64_t gw[STUB_Q], scid[STUB_Q], cookie[STUB_Q];
   uint8_t msg[STUB_Q][AMP_MSG_FAIL_MALFORMED_LEN];
   unsigned head, tail;
   amp_engine_stats_t st;
@@ -100,6 +100,7 @@ void amp_worker_process(amp_worker_t *w, const amp_engine_in_t *in, size_t n,
     amp_put_be16(m + 2 + 32 + 8 + 32, 0xC005);
     w->gw[k] = in[i].gateway_id;
     w->scid[k] = in[i].scid;
+    w->cookie[k] = in[i].cookie;
   }
 }
 
@@ -108,7 +109,7 @@ size_t amp_worker_poll(amp_worker_t *w, uint64_t now_ns, const amp_engine_sink_t
   size_t n = 0;
   while (w->head != w->tail) {
     unsigned k = w->head++ % STUB_Q;
-    sink->emit(sink->ctx, w->gw[k], w->scid[k], w->msg[k], AMP_MSG_FAIL_MALFORMED_LEN);
+    sink->emit(sink->ctx, w->gw[k], w->scid[k], w->cookie[k], w->msg[k], AMP_MSG_FAIL_MALFORMED_LEN);
     w->st.malformed_onion++;
     w->st.answers_malformed++;
     n++;

@@ -118,23 +118,19 @@ static int frame_open(ampd_worker_t *w, int gi) {
   return 0;
 }
 
-/* Instrumentation: the answer to (scid, htlc id) is out; its latency from
- * the rx stamp (ampd.h). Answers carry the htlc id where update_add_htlc
- * does: after type (2) and channel_id (32). */
-static void lat_answer(ampd_worker_t *w, uint64_t scid, const uint8_t *msg, size_t len) {
-  if (len < 42) return;
+/* Instrumentation: an answer is out; its latency from its HTLC's rx TSC,
+ * which came back with it as the engine's cookie (ampd.h). None (0), or a
+ * TSC ahead of this core's: not timed, counted. */
+static void lat_answer(ampd_worker_t *w, uint64_t rx_tsc, const uint8_t *msg, size_t len) {
+  if (len < 2) return;
   uint64_t now = rte_rdtsc();
   w->last_emit_tsc = now;
-  uint64_t key = ampd_stamp_key(scid, amp_be64(msg + 34));
-  ampd_stamp_t *s = &w->app->stamps[key >> (64 - AMPD_STAMP_BITS)];
-  uint64_t t = atomic_load_explicit(&s->tsc, memory_order_relaxed);
-  if (atomic_load_explicit(&s->key, memory_order_relaxed) != key || t > now) {
+  if (!rx_tsc || rx_tsc > now) {
     w->lat_unmatched++;
     return;
   }
-  atomic_store_explicit(&s->key, 0, memory_order_relaxed);
   ampd_lat_add(amp_be16(msg) == AMP_MSG_UPDATE_FULFILL_HTLC ? &w->lat_fulfill : &w->lat_fail,
-               now - t);
+               now - rx_tsc);
 }
 
 /* The engine's commit report: the answers about to go out waited wait_ns
@@ -145,10 +141,10 @@ static void sink_committed(void *ctx, uint64_t wait_ns, uint32_t answers) {
 }
 
 /* The engine's sink: one answer for gateway_id. */
-static void sink_emit(void *ctx, uint64_t gateway_id, uint64_t scid, const uint8_t *msg,
-                      size_t len) {
+static void sink_emit(void *ctx, uint64_t gateway_id, uint64_t scid, uint64_t cookie,
+                      const uint8_t *msg, size_t len) {
   ampd_worker_t *w = ctx;
-  lat_answer(w, scid, msg, len);
+  lat_answer(w, cookie, msg, len);
   int gi = ampd_gateway_find(w->app, gateway_id);
   if (gi < 0) {
     w->cnt.tx_unknown_gateway++;
@@ -289,13 +285,8 @@ static void rx_accept(ampd_worker_t *w, uint16_t pi, const amp_frame_t *f, int g
     in->msg = rec->msg;
     in->len = rec->len;
     in->rx_ns = now;
+    in->cookie = tsc; /* the rx TSC: back with the answer (lat_answer) */
     w->cnt.rx_records++;
-    if (rec->len >= 42 && amp_be16(rec->msg) == AMP_MSG_UPDATE_ADD_HTLC) {   /* rx stamp */
-      uint64_t key = ampd_stamp_key(rec->scid, amp_be64(rec->msg + 34));
-      ampd_stamp_t *s = &app->stamps[key >> (64 - AMPD_STAMP_BITS)];
-      atomic_store_explicit(&s->tsc, tsc, memory_order_relaxed);
-      atomic_store_explicit(&s->key, key, memory_order_relaxed);
-    }
   }
 }
 

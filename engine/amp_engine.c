@@ -145,6 +145,7 @@ typedef struct htlc {
   uint8_t share[32];             /* AMP share */
   uint8_t hash[32];              /* payment_hash */
   uint8_t tag[16];               /* replay tag */
+  uint64_t cookie;               /* its message's (amp_engine_in_t), for emit */
 } htlc_t;
 
 typedef struct inv inv_t;
@@ -970,30 +971,29 @@ static void op_submit_(amp_worker_t *w, op_t *o) {
 
 /* ---- answers ------------------------------------------------------------- */
 
-static void emit_(amp_worker_t *w, const amp_engine_sink_t *sink, uint64_t gw, uint64_t scid,
-                  long len) {
+static void emit_(amp_worker_t *w, const amp_engine_sink_t *sink, const htlc_t *h, long len) {
   if (len <= 0 || !sink || !sink->emit) return;
-  sink->emit(sink->ctx, gw, scid, w->out, (size_t)len);
+  sink->emit(sink->ctx, h->gateway_id, h->scid, h->cookie, w->out, (size_t)len);
 }
 
 static void emit_fail_msg_(amp_worker_t *w, const amp_engine_sink_t *sink, const htlc_t *h,
                            const uint8_t *msg, size_t len) {
   long n = amp_answer_fail(w->out, sizeof w->out, h->channel_id, h->htlc_id, h->ss, msg, len);
-  emit_(w, sink, h->gateway_id, h->scid, n);
+  emit_(w, sink, h, n);
   if (n > 0) CNT(w, answers_fail);
 }
 
 static void emit_malformed_(amp_worker_t *w, const amp_engine_sink_t *sink, const htlc_t *h,
                             const uint8_t sha[32], uint16_t code) {
   long n = amp_answer_malformed(w->out, sizeof w->out, h->channel_id, h->htlc_id, sha, code);
-  emit_(w, sink, h->gateway_id, h->scid, n);
+  emit_(w, sink, h, n);
   if (n > 0) CNT(w, answers_malformed);
 }
 
 static void emit_fulfill_(amp_worker_t *w, const amp_engine_sink_t *sink, const htlc_t *h,
                           const uint8_t pre[32]) {
   long n = amp_answer_fulfill(w->out, sizeof w->out, h->channel_id, h->htlc_id, pre);
-  emit_(w, sink, h->gateway_id, h->scid, n);
+  emit_(w, sink, h, n);
   amp_wipe(w->out, 32 + 2 + 32 + 8 + 8);
   if (n > 0) CNT(w, answers_fulfill);
 }
@@ -1210,7 +1210,7 @@ static void set_complete_(amp_worker_t *w, set_t *s) {
 
 /* One HTLC after the peel, as both entry points see it. */
 typedef struct {
-  uint64_t amount_msat, rx_ns;
+  uint64_t amount_msat, rx_ns, cookie;
   uint32_t cltv_expiry;
   const uint8_t *payment_hash;
   const uint8_t *channel_id;
@@ -1627,6 +1627,7 @@ static htlc_t *admit_(amp_worker_t *w, uint64_t gateway_id, uint64_t scid, uint6
 static void arrive_(amp_worker_t *w, htlc_t *h, const arrival_t *a, const amp_engine_sink_t *sink) {
   amp_engine_t *e = w->e;
   h->amount_msat = a->amount_msat;
+  h->cookie = a->cookie;
   h->cltv_expiry = a->cltv_expiry;
   memcpy(h->channel_id, a->channel_id, 32);
   memcpy(h->hash, a->payment_hash, 32);
@@ -1813,6 +1814,7 @@ void amp_worker_process(amp_worker_t *w, const amp_engine_in_t *in, size_t n,
       arr[i] = (arrival_t){
           .amount_msat = m[i].amount_msat,
           .rx_ns = src[i]->rx_ns,
+          .cookie = src[i]->cookie,
           .cltv_expiry = m[i].cltv_expiry,
           .payment_hash = m[i].payment_hash,
           .channel_id = m[i].channel_id,
@@ -1855,6 +1857,7 @@ void amp_worker_process_peeled(amp_worker_t *w, const amp_engine_peeled_t *in, s
     arrival_t a = {
         .amount_msat = in[i].amount_msat,
         .rx_ns = in[i].rx_ns,
+        .cookie = in[i].cookie,
         .cltv_expiry = in[i].cltv_expiry,
         .payment_hash = in[i].payment_hash,
         .channel_id = in[i].channel_id,

@@ -115,11 +115,15 @@ typedef struct {
   const uint8_t *msg;            /* u16 type || payload (BOLT #2) */
   size_t len;
   uint64_t rx_ns;                /* receive timestamp (CLOCK_MONOTONIC ns) */
+  uint64_t cookie;               /* the caller's, handed back with every answer
+                                    to this message (emit); ampd: the rx TSC */
 } amp_engine_in_t;
 
 /* Where answers go. emit is called on the worker thread inside
  * amp_worker_poll (or amp_worker_process for answers already durable); msg is
- * valid only during the call.
+ * valid only during the call; cookie is the answered update_add_htlc's
+ * (amp_engine_in_t.cookie), whichever worker answers it (the one that
+ * completed its set), so a caller can time each HTLC without a side table.
  * committed (optional, may be NULL): called on the worker thread inside
  * amp_worker_poll once per committed store intent that releases answers (a
  * set's settlement, an HTLC's failure), right before those answers are
@@ -129,7 +133,8 @@ typedef struct {
  * read by the engine), answers how many HTLCs it answers. Cost to the
  * engine: two clock reads per intent. */
 typedef struct {
-  void (*emit)(void *ctx, uint64_t gateway_id, uint64_t scid, const uint8_t *msg, size_t len);
+  void (*emit)(void *ctx, uint64_t gateway_id, uint64_t scid, uint64_t cookie,
+               const uint8_t *msg, size_t len);
   void *ctx;
   void (*committed)(void *ctx, uint64_t wait_ns, uint32_t answers);
 } amp_engine_sink_t;
@@ -254,6 +259,7 @@ typedef struct {
   const uint8_t *payload;        /* final-hop TLV stream */
   size_t payload_len;
   uint64_t rx_ns;
+  uint64_t cookie;               /* as amp_engine_in_t's */
 } amp_engine_peeled_t;
 
 /* amp_worker_process_peeled is a TEST-ONLY entry point: the HTLCs enter as if

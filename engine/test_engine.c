@@ -31,6 +31,7 @@ typedef struct {
   size_t rlen;
   uint16_t mcode;
   uint8_t sha[32];
+  uint64_t cookie;               /* as emitted: its message's (send) */
 } ans_t;
 
 /* AMP_REQUIRE evaluates its condition twice: calls with effects go here */
@@ -45,10 +46,12 @@ typedef struct {
 static ans_t g_ans[MAXANS];
 static size_t g_nans;
 
-static void decode_answer(ans_t *a, uint64_t gw, uint64_t scid, const uint8_t *msg, size_t len) {
+static void decode_answer(ans_t *a, uint64_t gw, uint64_t scid, uint64_t cookie,
+                          const uint8_t *msg, size_t len) {
   memset(a, 0, sizeof *a);
   a->gw = gw;
   a->scid = scid;
+  a->cookie = cookie;
   a->type = amp_msg_type(msg, len);
   if (a->type == AMP_MSG_UPDATE_FULFILL_HTLC) {
     amp_msg_fulfill_t m;
@@ -76,10 +79,11 @@ static void decode_answer(ans_t *a, uint64_t gw, uint64_t scid, const uint8_t *m
   }
 }
 
-static void emit_rec(void *ctx, uint64_t gw, uint64_t scid, const uint8_t *msg, size_t len) {
+static void emit_rec(void *ctx, uint64_t gw, uint64_t scid, uint64_t cookie, const uint8_t *msg,
+                     size_t len) {
   (void)ctx;
   AMP_REQUIRE(g_nans < MAXANS);
-  decode_answer(&g_ans[g_nans++], gw, scid, msg, len);
+  decode_answer(&g_ans[g_nans++], gw, scid, cookie, msg, len);
 }
 
 /* the sink's commit report: calls, answers they announce, longest wait */
@@ -210,7 +214,14 @@ typedef struct {
   uint8_t onion[AMP_ONION_LEN];
   uint8_t msg[1600];
   size_t len;
+  uint64_t cookie;               /* what send passes (0: cookie_of) */
 } th_t;
+
+/* The cookie an HTLC's message goes in with by default: one per (scid, id),
+ * never 0; every answer to it must carry it back (find checks). */
+static uint64_t cookie_of(const th_t *t) {
+  return ((t->scid * 0x9E3779B97F4A7C15ull) ^ (t->id + 1)) | 1;
+}
 
 static uint64_t g_next_id = 1;
 
@@ -322,7 +333,7 @@ static void mk_amp_set(aset_t *s, const uint8_t addr[32], size_t n, uint64_t amt
 }
 
 static void send(env_t *v, th_t *t) {
-  amp_engine_in_t in = {t->gw, t->scid, t->msg, t->len, g_now};
+  amp_engine_in_t in = {t->gw, t->scid, t->msg, t->len, g_now, t->cookie ? t->cookie : cookie_of(t)};
   amp_worker_process(v->w, &in, 1, &g_sink);
 }
 
@@ -339,6 +350,8 @@ static const ans_t *find(const th_t *t, int *count) {
       c++;
     }
   if (count) *count = c;
+  /* the newest answer carries its message's cookie (send) */
+  if (a) AMP_CHECK_EQ(a->cookie, t->cookie ? t->cookie : cookie_of(t));
   return a;
 }
 
@@ -828,7 +841,8 @@ static void *race_other_(void *arg) {
   race_ctx_t *r = arg;
   amp_worker_t *w1 = amp_engine_worker(r->v->e, 1);
   amp_worker_attach(w1);
-  amp_engine_in_t in = {r->s->h[0].gw, r->s->h[0].scid, r->s->h[0].msg, r->s->h[0].len, g_now};
+  amp_engine_in_t in = {r->s->h[0].gw, r->s->h[0].scid, r->s->h[0].msg, r->s->h[0].len, g_now,
+                        cookie_of(&r->s->h[0])};
   amp_worker_process(w1, &in, 1, &g_sink);
   uint64_t t0 = real_ns();
   uint64_t evicted = STAT(r->v, placeholders_evicted);
@@ -1361,11 +1375,15 @@ static void test_redelivery(void) {
   EXPECT_FULFILL(&s.h[0]);
   EXPECT_FULFILL(&s.h[1]);
   AMP_CHECK_EQ(g_nans, 2);
-  /* durable: the same answer at once */
+  /* durable: the same answer at once, with the redelivered message's own
+   * cookie (not the first delivery's) */
+  AMP_CHECK_EQ(g_ans[0].cookie + g_ans[1].cookie, cookie_of(&s.h[0]) + cookie_of(&s.h[1]));
+  s.h[0].cookie = 0x5eed5eed;
   send(&v, &s.h[0]);
   AMP_CHECK_EQ(g_nans, 3);
   AMP_CHECK(g_ans[2].type == AMP_MSG_UPDATE_FULFILL_HTLC);
   AMP_CHECK_MEM(g_ans[2].pre, s.h[0].pre, 32);
+  AMP_CHECK_EQ(g_ans[2].cookie, 0x5eed5eed);
   AMP_CHECK_EQ(STAT(&v, redelivery_durable), 1);
   /* a failed HTLC: the same failure message */
   th_t f;
@@ -1536,10 +1554,10 @@ static void test_messages(void) {
   long fn = amp_msg_fulfill_encode(ful, sizeof ful, &fm);
   AMP_REQUIRE(fn > 0);
   uint8_t unk[2] = {0x12, 0x34};
-  amp_engine_in_t in[4] = {{1, 1, tip, (size_t)n, g_now},
-                           {1, 1, junk, sizeof junk, g_now},
-                           {1, 1, ful, (size_t)fn, g_now},
-                           {1, 1, unk, sizeof unk, g_now}};
+  amp_engine_in_t in[4] = {{1, 1, tip, (size_t)n, g_now, 1},
+                           {1, 1, junk, sizeof junk, g_now, 2},
+                           {1, 1, ful, (size_t)fn, g_now, 3},
+                           {1, 1, unk, sizeof unk, g_now, 4}};
   amp_worker_process(v.w, in, 4, &g_sink);
   AMP_CHECK_EQ(amp_engine_height(v.e), 1234);
   AMP_CHECK_EQ(STAT(&v, tips), 1);
@@ -1651,10 +1669,12 @@ typedef struct {
 
 static mt_h_t *g_mt;
 
-static void mt_emit(void *ctx, uint64_t gw, uint64_t scid, const uint8_t *msg, size_t len) {
+static void mt_emit(void *ctx, uint64_t gw, uint64_t scid, uint64_t cookie, const uint8_t *msg,
+                    size_t len) {
   (void)gw;
   mt_ctx_t *c = ctx;
   uint64_t hid = scid; /* scid = HTLC index (unique) */
+  if (cookie != hid + 1) c->bad++; /* its own message's, whoever answers */
   int t = amp_msg_type(msg, len);
   if (t == AMP_MSG_UPDATE_FULFILL_HTLC) {
     amp_msg_fulfill_t m;
@@ -1685,6 +1705,7 @@ static void mt_peeled_(amp_engine_peeled_t *p, uint32_t hid, uint64_t gw, uint64
   p->payload = h->pl;
   p->payload_len = h->pl_len;
   p->rx_ns = now;
+  p->cookie = (uint64_t)hid + 1;
 }
 
 static void *mt_thread(void *arg) {
@@ -1700,7 +1721,7 @@ static void *mt_thread(void *arg) {
     if (c->real) {
       for (size_t j = 0; j < k; j++) {
         uint32_t hid = c->list[i + j];
-        rin[j] = (amp_engine_in_t){1 + (hid & 3), hid, g_mt[hid].msg, g_mt[hid].len, now};
+        rin[j] = (amp_engine_in_t){1 + (hid & 3), hid, g_mt[hid].msg, g_mt[hid].len, now, hid + 1};
       }
       amp_worker_process(w, rin, k, &sink);
       amp_worker_poll(w, now, &sink);
@@ -1874,10 +1895,12 @@ typedef struct {
   int bad;                       /* a fulfill with a wrong preimage */
 } late_ctx_t;
 
-static void late_emit(void *ctx, uint64_t gw, uint64_t scid, const uint8_t *msg, size_t len) {
+static void late_emit(void *ctx, uint64_t gw, uint64_t scid, uint64_t cookie, const uint8_t *msg,
+                      size_t len) {
   (void)gw;
   late_ctx_t *c = ctx;
   uint64_t hid = scid;
+  if (cookie != hid + 1) c->bad++;
   if (amp_msg_type(msg, len) == AMP_MSG_UPDATE_FULFILL_HTLC) {
     amp_msg_fulfill_t m;
     if (amp_msg_fulfill_decode(&m, msg, len) != AMP_OK ||
