@@ -223,6 +223,11 @@ static int op_stats(void *ctx, amp_admin_reply_t *r) {
                                    ss.intents};
   c[n++] = (amp_metrics_counter_t){"store_commit_errors", "failed commits", NULL, NULL, NULL,
                                    ss.commit_errors};
+  c[n++] = (amp_metrics_counter_t){"store_writer_sleeps",
+                                   "store writer idle past its naps, asleep on its futex", NULL,
+                                   NULL, NULL, ss.writer_sleeps};
+  c[n++] = (amp_metrics_counter_t){"store_wakes", "submits that woke the store writer (a syscall)",
+                                   NULL, NULL, NULL, ss.wakes};
   /* Latency histograms (amp_metrics_lat_t, 10 us .. 10 s), built here from
    * the raw ones. Settlement: every worker's lat_fulfill (ampd.h: TSC cycles
    * from the rx burst of an update_add_htlc to its fulfill entering a reply

@@ -1213,6 +1213,29 @@ static void test_idle_and_stop(void) {
     fprintf(stderr, "light load: %.1f ms of CPU in %.0f ms for 150 single-intent commits\n",
             cpu_ms, wall_ms);
     AMP_CHECK(cpu_ms < 0.25 * wall_ms);
+    /* idle 2 ms each time, past its naps: the writer slept on its futex and
+     * each submit woke it */
+    amp_store_stats_t ls;
+    amp_store_stats(sl, &ls);
+    fprintf(stderr, "light load: writer slept %llu times, submits woke it %llu times\n",
+            (unsigned long long)ls.writer_sleeps, (unsigned long long)ls.wakes);
+    AMP_CHECK(ls.writer_sleeps >= 100);
+    AMP_CHECK(ls.wakes >= 100); /* (a submit may wake one that then found work) */
+    /* steady load, one intent every ~0.2 ms: inside its naps, the writer
+     * finds them without sleeping, so submits make no wake syscall (before
+     * the naps: one per intent) */
+    uint64_t w_sleeps = ls.writer_sleeps, w_wakes = ls.wakes;
+    static amp_store_intent_t si[150];
+    for (unsigned i = 0; i < 150; i++) {
+      mk_fail(&si[i], 78, i, 900000, 1, 0x400f);
+      AMP_CHECK_EQ(run1(sl, &si[i]), AMP_OK);
+      usleep(200);
+    }
+    amp_store_stats(sl, &ls);
+    fprintf(stderr, "steady load: writer slept %llu times, submits woke it %llu times\n",
+            (unsigned long long)(ls.writer_sleeps - w_sleeps),
+            (unsigned long long)(ls.wakes - w_wakes));
+    AMP_CHECK(ls.wakes - w_wakes <= 75); /* lenient: a loaded machine oversleeps */
     amp_store_close(sl);
   }
   /* stop: idempotent, refuses new intents, reads still work */
