@@ -350,6 +350,21 @@ void amp_sha256_batch(uint8_t (*out)[AMP_SHA256_LEN], const uint8_t *const *msg,
                       const size_t *len, size_t n) {
   size_t i = 0;
 #if defined(__x86_64__)
+  /* sixteen lanes: the messages as contexts, their blocks and finals through
+   * update_n and final_n (pairs below ten lanes, as those do) */
+  if (impl_get() == IMPL_SHANI_X16 && n >= X16_MIN_LANES) {
+    amp_sha256_t c[32], *cp[32];
+    for (size_t base = 0; base < n; base += 32) {
+      size_t k = n - base < 32 ? n - base : 32;
+      for (size_t j = 0; j < k; j++) {
+        amp_sha256_init(&c[j]);
+        cp[j] = &c[j];
+      }
+      amp_sha256_update_n(cp, (const void *const *)(msg + base), len + base, k);
+      amp_sha256_final_n(cp, out + base, k); /* wipes c */
+    }
+    return;
+  }
   if (impl_get() >= IMPL_SHANI) {
     for (; i + 1 < n; i += 2)
       amp_sha256_x2_shani_(out[i], msg[i], len[i], out[i + 1], msg[i + 1], len[i + 1]);

@@ -213,12 +213,65 @@ static void test_split(void) {
   }
 }
 
+/* amp_child_verify_sets: sets of 1..16 children laid out one after another
+ * (71 children: past two chunks of 32, a chunk boundary inside a set), each
+ * set's result its own: a wrong hash in set j fails set j only, wipes its
+ * preimages only, and leaves the others' written and right. */
+static void test_verify_sets(void) {
+  uint64_t s = amp_test_seed() ^ 0x5e75;
+  static const size_t sizes[] = {1, 1, 3, 1, 16, 2, 1, 1, 5, 1, 1, 1, 4, 1, 9, 1, 1, 7, 1, 1, 12};
+  enum { NS = sizeof sizes / sizeof sizes[0], NC = 71 };
+  static uint8_t share[NC][32], hash[NC][32], want[NC][32], pre[NC][32];
+  uint32_t index[NC];
+  size_t len[NS], at[NS], ci = 0;
+  int ok[NS];
+  for (size_t j = 0; j < NS; j++) {
+    uint8_t root[32];
+    for (int k = 0; k < 32; k++) root[k] = (uint8_t)amp_test_rand(&s);
+    len[j] = sizes[j];
+    at[j] = ci;
+    AMP_REQUIRE(amp_child_split(share + ci, len[j], root) == AMP_OK);
+    for (size_t t = 0; t < len[j]; t++, ci++) {
+      amp_child_t c;
+      index[ci] = (uint32_t)amp_test_rand(&s);
+      amp_child_derive(&c, root, share[ci], index[ci]);
+      memcpy(hash[ci], c.hash, 32);
+      memcpy(want[ci], c.preimage, 32);
+    }
+  }
+  AMP_REQUIRE(ci == NC);
+  AMP_CHECK_EQ(amp_child_verify_sets(pre, (const uint8_t(*)[32])share, index,
+                                     (const uint8_t(*)[32])hash, len, NS, ok), NS);
+  AMP_CHECK_MEM(pre, want, sizeof want);
+  for (size_t j = 0; j < NS; j++) AMP_CHECK_EQ(ok[j], 1);
+  for (size_t bad = 0; bad < NS; bad += 3) {
+    size_t victim = at[bad] + len[bad] - 1; /* its last child */
+    hash[victim][5] ^= 0x20;
+    memset(pre, 0x5a, sizeof pre);
+    AMP_CHECK_EQ(amp_child_verify_sets(pre, (const uint8_t(*)[32])share, index,
+                                       (const uint8_t(*)[32])hash, len, NS, ok), NS - 1);
+    for (size_t j = 0; j < NS; j++) {
+      AMP_CHECK_EQ(ok[j], j != bad);
+      if (j == bad) AMP_CHECK(amp_ct_is_zero(pre[at[j]], len[j] * 32));
+      else AMP_CHECK_MEM(pre[at[j]], want[at[j]], len[j] * 32);
+    }
+    hash[victim][5] ^= 0x20;
+  }
+  AMP_CHECK_EQ(amp_child_verify_sets(pre, NULL, NULL, NULL, NULL, 0, ok), 0);
+}
+
 int main(void) {
   test_vectors();
   test_split();
+  test_verify_sets();
   /* Both SHA-256 implementations give the same answers. */
   if (amp_sha256_use("portable") == AMP_OK) {
     test_vectors();
+    test_verify_sets();
+    AMP_CHECK_EQ(amp_sha256_use("auto"), AMP_OK);
+  }
+  if (amp_sha256_use("sha-ni") == AMP_OK) { /* pairs, without AVX-512's lanes */
+    test_verify_sets();
     AMP_CHECK_EQ(amp_sha256_use("auto"), AMP_OK);
   }
   return amp_test_done();

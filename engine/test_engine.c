@@ -1166,6 +1166,58 @@ static void test_rules(void) {
 
 /* Reconstruction mismatch: the whole set fails, the invoice stays open and
  * settles a later set; a late shard of the cancelled set fails. */
+/* Sets completed in one burst are verified together (complete_flush_):
+ * seven 1-shard sets and a 2-shard set in one amp_worker_process call, the
+ * third set's share not the one its hash came from. That set alone is
+ * cancelled (child_mismatch 1), every other settles with its own preimages;
+ * then a burst of five good sets after it settles whole. */
+static void test_mismatch_burst(void) {
+  env_t v;
+  env_open(&v, NULL);
+  amp_store_invoice_t inv = add_amp(&v, 0);
+  static aset_t s[8], t[5];
+  amp_engine_in_t in[9];
+  size_t k = 0;
+  for (int i = 0; i < 8; i++) {
+    mk_amp_set(&s[i], inv.payment_addr, i == 5 ? 2 : 1, 100, i == 5 ? 200 : 100, CLTV);
+    if (i == 2) {
+      uint8_t pl[256], bad[32];
+      MUST(amp_random(bad, 32));
+      size_t pn = mk_payload(pl, 100, CLTV, inv.payment_addr, 100, bad, s[i].set_id, 0);
+      mk_add(&s[i].h[0], pl, pn);
+    }
+    for (size_t j = 0; j < s[i].n; j++) {
+      th_t *h = &s[i].h[j];
+      in[k++] = (amp_engine_in_t){h->gw, h->scid, h->msg, h->len, g_now, cookie_of(h)};
+    }
+  }
+  amp_worker_process(v.w, in, k, &g_sink);
+  pump(&v, 9);
+  settle_down(&v);
+  for (int i = 0; i < 8; i++)
+    for (size_t j = 0; j < s[i].n; j++) {
+      if (i == 2) EXPECT_DETAILS(&s[i].h[j]);
+      else EXPECT_FULFILL(&s[i].h[j]);
+    }
+  AMP_CHECK_EQ(STAT(&v, child_mismatch), 1);
+  AMP_CHECK_EQ(STAT(&v, sets_settled), 7);
+  AMP_CHECK_EQ(STAT(&v, sets_cancelled), 1);
+  k = 0;
+  for (int i = 0; i < 5; i++) {
+    mk_amp_set(&t[i], inv.payment_addr, 1, 100, 100, CLTV);
+    th_t *h = &t[i].h[0];
+    in[k++] = (amp_engine_in_t){h->gw, h->scid, h->msg, h->len, g_now, cookie_of(h)};
+  }
+  amp_worker_process(v.w, in, k, &g_sink);
+  pump(&v, 14);
+  settle_down(&v);
+  for (int i = 0; i < 5; i++) EXPECT_FULFILL(&t[i].h[0]);
+  AMP_CHECK_EQ(STAT(&v, sets_settled), 12);
+  AMP_CHECK_EQ(STAT(&v, child_mismatch), 1);
+  AMP_CHECK_EQ(STAT(&v, held_now), 0);
+  env_close(&v);
+}
+
 static void test_mismatch(void) {
   env_t v;
   env_open(&v, NULL);
@@ -2160,6 +2212,7 @@ int main(int argc, char **argv) {
   RUN(test_placeholder_race);
   RUN(test_rules);
   RUN(test_mismatch);
+  RUN(test_mismatch_burst);
   RUN(test_timers);
   RUN(test_limits);
   RUN(test_total_limit);
