@@ -4,9 +4,11 @@
  * run time by CPUID, and a portable one. Both give identical output; tests run
  * the same vectors through each (amp_sha256_use).
  *
- * amp_sha256_batch hashes N independent messages. On SHA-NI it interleaves two
- * message streams so the latency of one stream's chain of sha256rnds2 is
- * filled with the other's rounds; the portable fallback loops. Used for AMP child derivation (68-byte inputs) and onion
+ * amp_sha256_batch hashes N independent messages. From ten messages on
+ * "sha-ni+avx512" they go sixteen lanes at a time (amp_sha256_update_n and
+ * _final_n); otherwise on SHA-NI it interleaves two message streams so the
+ * latency of one stream's chain of sha256rnds2 is filled with the other's
+ * rounds; the portable fallback loops. Used for AMP child derivation (68-byte inputs) and onion
  * hashing over a burst.
  *
  * Thread safety: all functions are reentrant; the implementation choice is a
