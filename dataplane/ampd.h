@@ -54,7 +54,8 @@
   X(tx_dropped, "reply frames the port refused (tx queue full)")               \
   X(tx_nombuf, "replies lost: no mbuf for a frame")                            \
   X(tx_too_big, "replies lost: larger than a frame")                           \
-  X(tx_unknown_gateway, "replies to a gateway not configured")
+  X(tx_unknown_gateway, "replies to a gateway not configured")                \
+  X(bench_rx_surplus, "packets past --bench-rx-packets, freed unread")
 
 typedef struct {
 #define AMPD_CNT_FIELD_(n, d) uint64_t n;
@@ -145,6 +146,7 @@ typedef struct {
 typedef struct {
   uint16_t port;                     /* index into app.ports */
   uint16_t queue;
+  uint64_t left;                     /* packets it may still take (--bench-rx-packets) */
 } ampd_rxq_t;
 
 typedef struct {
@@ -215,6 +217,8 @@ struct ampd_app {
   uint8_t node_id[33];               /* the node's public key (not the secret) */
   struct amp_admin *admin;           /* the admin server, or NULL */
   int bench_rx_only;                 /* --bench-rx-only: frames checked, records dropped */
+  uint64_t bench_rx_packets[AMP_CONFIG_MAX_PORTS]; /* --bench-rx-packets: per port's rx
+                                                      queue, 0 = no limit */
   const char *summary_json;          /* --summary-json FILE, or NULL */
   int block_irq_cpu;                 /* the CPU taking the disk's interrupts, or -1 */
   unsigned workers_on_block_irq;     /* workers whose lcore may run on it (warned at start) */

@@ -712,7 +712,34 @@ static int split_args(int argc, char **argv, int *eal_argc, int *our_argc, char 
 /* Benchmark flags, taken out of our options before the config parser sees
  * them (they are not configuration): --summary-json FILE writes the summary
  * and the instrumentation as JSON at exit; --bench-rx-only checks frames
- * (parse, tag, window) and drops their records (the rx path's own rate). */
+ * (parse, tag, window) and drops their records (the rx path's own rate);
+ * --bench-rx-packets N[,N...]: each rx queue of the i-th port takes the i-th
+ * N packets (the last N for the ports after), then is no longer polled
+ * (net_pcap's infinite_rx=1 replays its file from memory without end: N =
+ * the file's packets makes that one pass, with no file reads in the workers'
+ * time). Packets a burst brings beyond N are freed unread and counted
+ * (bench_rx_surplus). */
+static int rx_packets_arg(ampd_app_t *app, const char *arg) {
+  const char *s = arg;
+  unsigned n = 0;
+  for (;;) {
+    char *end;
+    errno = 0;
+    unsigned long long v = (*s >= '0' && *s <= '9') ? strtoull(s, &end, 10) : 0;
+    if (errno || !v || n == AMP_CONFIG_MAX_PORTS || (*end && (*end != ',' || !end[1]))) {
+      fprintf(stderr, "--bench-rx-packets: '%s' is not a list of up to %d positive packet"
+              " counts\n", arg, AMP_CONFIG_MAX_PORTS);
+      return -1;
+    }
+    app->bench_rx_packets[n++] = v;
+    if (!*end) break;
+    s = end + 1;
+  }
+  for (unsigned i = n; i < AMP_CONFIG_MAX_PORTS; i++)
+    app->bench_rx_packets[i] = app->bench_rx_packets[n - 1];
+  return 0;
+}
+
 static int take_bench_flags(ampd_app_t *app, int *argc, char **argv) {
   int o = 1;
   for (int i = 1; i < *argc; i++) {
@@ -722,6 +749,8 @@ static int take_bench_flags(ampd_app_t *app, int *argc, char **argv) {
       app->summary_json = argv[i] + 15;
     } else if (!strcmp(argv[i], "--bench-rx-only")) {
       app->bench_rx_only = 1;
+    } else if (!strcmp(argv[i], "--bench-rx-packets") && i + 1 < *argc) {
+      if (rx_packets_arg(app, argv[++i])) return -1;
     } else {
       argv[o++] = argv[i];
     }
@@ -751,7 +780,10 @@ int ampd_run(int argc, char **argv, const ampd_hooks_t *hooks) {
   signal(SIGTERM, on_signal);
   signal(SIGHUP, on_hup);
   if (split_args(argc, argv, &eal_argc, &our_argc, &our_argv)) return 1;
-  take_bench_flags(app, &our_argc, our_argv);
+  if (take_bench_flags(app, &our_argc, our_argv)) {
+    free(our_argv);
+    return 2;
+  }
   int rc = amp_config_parse(&app->cfg, our_argc, our_argv, err, sizeof err);
   opt_argc = our_argc;
   opt_argv = our_argv;   /* kept for SIGHUP */

@@ -4,8 +4,9 @@
  * (else one); tx queues = one per worker (shared under a lock when the port
  * has fewer). MTU 9000 where the port allows it. The mbuf pool has 2 kB data
  * rooms (a reply frame, or an update_add_htlc frame of ~1.5 kB, fits one);
- * jumbo frames arrive as mbuf chains on ports that scatter, and on ports that
- * cannot scatter rx uses a pool of 9 kB mbufs of its own.
+ * jumbo frames arrive as mbuf chains on ports that scatter (and on net_pcap,
+ * which chains them without the offload flag), and on ports that cannot
+ * scatter rx uses a pool of 9 kB mbufs of its own.
  */
 #include <string.h>
 
@@ -85,6 +86,11 @@ static int port_configure(ampd_app_t *app, ampd_port_t *p, uint16_t *nrxd, uint1
   if (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER) {
     conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_SCATTER;
     *scatter = 1;
+  } else if (!strcmp(info.driver_name, "net_pcap")) {
+    /* net_pcap chains a frame longer than an mbuf over several without
+     * offering the offload: 2 kB mbufs suffice (and infinite_rx=1, which
+     * keeps the whole file in mbufs of the rx pool, needs them small). */
+    *scatter = 1;
   }
   rc = rte_eth_dev_configure(p->port_id, (uint16_t)nrxq, (uint16_t)ntxq, &conf);
   if (rc && conf.rxmode.mtu) {   /* some drivers refuse an MTU at configure */
@@ -131,7 +137,7 @@ static int port_queues(ampd_app_t *app, ampd_port_t *p, uint16_t nrxd, uint16_t 
     }
   }
   struct rte_eth_rxconf rxconf = info.default_rxconf;
-  rxconf.offloads = scatter ? RTE_ETH_RX_OFFLOAD_SCATTER : 0;
+  rxconf.offloads = info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER & (scatter ? ~0ull : 0);
   for (uint16_t q = 0; q < p->n_rxq; q++) {
     int rc = rte_eth_rx_queue_setup(p->port_id, q, nrxd, (unsigned)socket, &rxconf, p->rx_pool);
     if (rc) {
@@ -205,6 +211,7 @@ int ampd_ports_setup(ampd_app_t *app) {
       if (w->n_rxq == AMPD_MAX_RXQ) continue;
       w->rxq[w->n_rxq].port = (uint16_t)pi;
       w->rxq[w->n_rxq].queue = q;
+      w->rxq[w->n_rxq].left = app->bench_rx_packets[pi] ? app->bench_rx_packets[pi] : UINT64_MAX;
       w->n_rxq++;
     }
   }

@@ -308,6 +308,13 @@ static void rx_burst(ampd_worker_t *w, struct rte_mbuf **pkts, uint16_t nb, uint
     w->cnt.rx_bytes += m->pkt_len;
     const uint8_t *data;
     if (m->nb_segs == 1) {
+      /* A driver's word on a one-segment packet's length is checked: net_pcap
+       * with infinite_rx=1 hands a frame longer than an mbuf over as its
+       * first segment with the whole length. */
+      if (unlikely(m->pkt_len != m->data_len)) {
+        w->cnt.drop[AMP_FRAME_DROP_MALFORMED]++;
+        continue;
+      }
       data = rte_pktmbuf_mtod(m, const uint8_t *);
     } else if (m->pkt_len > AMP_FRAME_MAX_LEN) {
       w->cnt.drop[AMP_FRAME_DROP_MALFORMED]++;
@@ -371,9 +378,16 @@ int ampd_worker_main(void *arg) {
     int got = 0;
     if (likely(!stopping)) {
       for (uint16_t q = 0; q < w->n_rxq; q++) {
-        const ampd_rxq_t *rq = &w->rxq[q];
+        ampd_rxq_t *rq = &w->rxq[q];
+        if (unlikely(!rq->left)) continue;
         uint16_t nb = rte_eth_rx_burst(app->ports[rq->port].port_id, rq->queue, pkts, AMPD_BURST);
         if (!nb) continue;
+        if (unlikely(nb > rq->left)) {   /* --bench-rx-packets reached */
+          w->cnt.bench_rx_surplus += nb - rq->left;
+          rte_pktmbuf_free_bulk(pkts + rq->left, nb - (uint16_t)rq->left);
+          nb = (uint16_t)rq->left;
+        }
+        rq->left -= nb;
         if (unlikely(!w->first_rx_ns)) {
           w->first_rx_ns = now;
           w->first_rx_tsc = cur_tsc;

@@ -11,11 +11,11 @@ need "$AMPD" "$AMPD_PKTGEN" "$AMPD_CHECK"
 new_node_key "$T/node.key"
 
 # run TAG PCAP [ampd options...]: ampd over the pcap, into $T/TAG.out.pcap,
-# with its store in $T/TAG.data (or $DATA).
+# with its store in $T/TAG.data (or $DATA), net_pcap options from $PCAP_OPTS.
 run() {
   local tag=$1 in=$2 rc=0
   shift 2
-  "$AMPD" $(eal_args "$tag") --vdev "net_pcap0,rx_pcap=$in,tx_pcap=$T/$tag.out.pcap" -- \
+  "$AMPD" $(eal_args "$tag") --vdev "net_pcap0,rx_pcap=$in,tx_pcap=$T/$tag.out.pcap${PCAP_OPTS:-}" -- \
     --data-dir "${DATA:-$T/$tag.data}" --node-key-file "$T/node.key" "${AMPD_GW[@]}" --accept-amp \
     --hold-timeout-ms 700 --exit-idle 1200 "$@" >"$T/$tag.summary" 2>"$T/$tag.log" || rc=$?
   [ "$rc" -eq 0 ] || { cat "$T/$tag.log"; fail "$tag: ampd exit code $rc"; }
@@ -85,4 +85,59 @@ grep -q "answered again from the store" "$T/b2.summary" || fail "replay not answ
 if [ -x "$AMPD_STORECHECK" ]; then
   "$AMPD_STORECHECK" "$T/b.data" || fail "the store has a set or HTLC settled twice"
 fi
+
+# 4. net_pcap with infinite_rx=1, as bench e2e runs it: the file is read into
+#    mbufs at start and replayed from memory without end; --bench-rx-packets N
+#    (N = the file's packets) makes that one pass. Every answer exactly once;
+#    what the last burst brought beyond N is freed unread and counted.
+# pcap_stats PCAP: its packet count, and how many are longer than a 2 kB mbuf.
+pcap_stats() {
+  python3 - "$1" <<'PY'
+import struct, sys
+n = big = 0
+with open(sys.argv[1], "rb") as f:
+    f.seek(24)
+    while len(h := f.read(16)) == 16:
+        caplen = struct.unpack("<4I", h)[2]
+        f.seek(caplen, 1)
+        n += 1
+        big += caplen > 2048
+print(n, big)
+PY
+}
+read -r na _ < <(pcap_stats "$T/a.pcap")
+say "a again through infinite_rx=1 with --bench-rx-packets $na"
+PCAP_OPTS=,infinite_rx=1 run ai "$T/a.pcap" --bench-rx-packets "$na" --mbufs $((na + 8192)) \
+  --summary-json "$T/ai.json"
+check ai "$T/a.pcap.expect"
+python3 - "$T/ai.json" "$na" <<'PY' || fail "--bench-rx-packets did not stop rx after one pass"
+import json, sys
+d, n = json.load(open(sys.argv[1]))["dataplane"], int(sys.argv[2])
+print(f"rx {d['rx_pkts']} of {n} packets, {d['bench_rx_surplus']} freed past the limit")
+assert d["rx_pkts"] == n and 0 <= d["bench_rx_surplus"] < 32, d
+PY
+# That mode keeps each packet in one mbuf: a file with frames longer than
+# one (b's jumbo frames) is refused at start, with the driver's reason, and
+# ampd exits 1 without taking anything.
+read -r nb bigb < <(pcap_stats "$T/b.pcap")
+[ "$bigb" -gt 0 ] || fail "b has no frame longer than an mbuf"
+say "b through infinite_rx=1: $bigb of its $nb frames are longer than an mbuf: refused"
+rc=0
+"$AMPD" $(eal_args bi) --vdev "net_pcap0,rx_pcap=$T/b.pcap,tx_pcap=$T/bi.out.pcap,infinite_rx=1" \
+  -- --data-dir "$T/bi.data" --node-key-file "$T/node.key" "${AMPD_GW[@]}" \
+  --bench-rx-packets "$nb" --mbufs $((nb * 6 + 8192)) >"$T/bi.summary" 2>"$T/bi.log" || rc=$?
+[ "$rc" -eq 1 ] && grep -q "rx queue 0 setup failed" "$T/bi.log" \
+  || { cat "$T/bi.log"; fail "bi: exit $rc, expected 1 with the rx queue's error"; }
+grep -i "multiseg\|rx queue 0 setup" "$T/bi.log"
+
+# Bad values of the flag: a clear error and exit code 2, before EAL starts.
+for v in 0 -5 abc 5, 1,,2 ,3 99999999999999999999999 "$(seq -s, 1 33)"; do
+  rc=0
+  "$AMPD" $(eal_args badflag) --vdev "net_null0" -- --data-dir "$T/bad.data" \
+    --node-key-file "$T/node.key" "${AMPD_GW[@]}" --bench-rx-packets "$v" >/dev/null \
+    2>"$T/badflag.err" || rc=$?
+  [ "$rc" -eq 2 ] && grep -qF -- "--bench-rx-packets: '$v'" "$T/badflag.err" \
+    || { cat "$T/badflag.err"; fail "--bench-rx-packets $v: exit $rc"; }
+done
+[ ! -e "$T/bad.data" ] || fail "a refused flag left a store behind"
 say "PASS"
