@@ -86,7 +86,10 @@ def machine():
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                                 text=True).stdout.strip() or "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        # dirty: code that differs from the commit; the results this bench
+        # writes (bench/results/) are not code and do not count
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no",
+                                "--", ".", ":(exclude)bench/results"],
                                capture_output=True, text=True).stdout.strip() != ""
     except OSError:
         commit, dirty = "unknown", False
