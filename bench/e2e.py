@@ -601,6 +601,8 @@ def run_afpacket(work, ns, tag, pcap_path, nk, packets, pps=None):
     r["frames_offered"] = r["tcpreplay"].get("sent", packets)
     r["frames_received"] = s["dataplane"]["rx_pkts"]
     r["frames_lost"] = max(0, r["frames_offered"] - r["frames_received"])
+    # ampd's own count of them: what its af_packet ring dropped in the kernel
+    r["frames_kernel_drops"] = sum(p.get("kernel_drops", 0) for p in s.get("port_stats", []))
     return r
 
 
@@ -890,17 +892,18 @@ def main():
     if sweep:
         print("\noffered-load sweep (net_af_packet on a veth pair, tcpreplay; capacity = %d HTLC/s"
               " from %s; pcap_s3 read %d):" % (cap, cap_src, cap_pcap))
-        print("%-9s %8s %8s %8s %8s %8s %8s %8s %9s %9s %9s %8s %s" % ("offered", "pps", "sent",
+        print("%-9s %8s %8s %8s %8s %8s %8s %8s %9s %9s %9s %9s %8s %s" % ("offered", "pps", "sent",
               "rx", "HTLC/s", "settled", "p50 us", "p99 us", "wire p50", "wire p99", "lost",
-              "timeouts", "fails"))
+              "ampd kdrop", "timeouts", "fails"))
         for s in sweep:
             wf = s["wire_latency_us"].get("fulfill", {})
-            print("%-9s %8d %8d %8d %8d %8d %8.0f %8.0f %9s %9s %9d %8d %d%s" % (
+            print("%-9s %8d %8d %8d %8d %8d %8.0f %8.0f %9s %9s %9d %9d %8d %d%s" % (
                 "%d%%" % s["offered_pct"] if s["offered_pct"] else "topspeed", s["offered_pps"],
                 s["frames_offered"], s["frames_received"], s["htlc_per_s"], s["settled_per_s"],
                 s["latency_fulfill_us"]["p50"], s["latency_fulfill_us"]["p99"],
                 wf.get("p50", "-"), wf.get("p99", "-"),
-                s["frames_lost"], s["fails"].get("timeouts", 0), sum(s["fails"].values()),
+                s["frames_lost"], s["frames_kernel_drops"], s["fails"].get("timeouts", 0),
+                sum(s["fails"].values()),
                 " (recorder lost frames)" if s["wire_latency_us"].get("recorder_lost_frames") else ""))
         print("p50/p99: fulfills, ampd's TSC (rx burst -> answer into its reply frame); wire p50/p99:"
               " fulfills, from the recorder's kernel timestamps on vb (request frame sent -> reply"
@@ -919,9 +922,10 @@ def main():
                       s["sched"].get("rte-worker-1", {}).get("preempted", "?"),
                       s["sched"].get("rte-worker-1", {}).get("wait_ms", 0)) for s in sweep
                   if s.get("sched")))
-        print("lost: frames tcpreplay sent that never reached ampd (the kernel's af_packet ring"
-              " overflowed; DPDK's port counters do not see them); timeouts: shards of sets that lost"
-              " a sibling that way, and of the one payment cut by --limit")
+        print("lost: frames tcpreplay sent that never reached ampd; ampd kdrop: of them, those"
+              " ampd counted as dropped by its af_packet ring in the kernel (port_rx_kernel_drops:"
+              " DPDK's af_packet counters do not see them; the rest the veth dropped); timeouts:"
+              " shards of sets that lost a sibling that way, and of the one payment cut by --limit")
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, "e2e.json"), "w") as f:
         json.dump(out, f, indent=1)

@@ -141,6 +141,12 @@ typedef struct {
   uint8_t txq_shared;                /* fewer tx queues than workers: lock */
   rte_spinlock_t txq_lock[AMPD_MAX_QUEUES];
   struct rte_mempool *rx_pool;
+  /* A net_af_packet port's sockets (the PMD's, found at start), whose ring
+   * overflows the kernel counts and no DPDK counter shows:
+   * ampd_port_kernel_drops reads them. */
+  int kfd[AMPD_MAX_QUEUES];
+  _Atomic unsigned n_kfd;
+  _Atomic uint64_t kernel_drops;
 } ampd_port_t;
 
 typedef struct {
@@ -271,6 +277,15 @@ int ampd_worker_txbuf_init(ampd_worker_t *w, unsigned pi, uint16_t queue);
  * rx queues to workers and a tx buffer per (worker, port).
  * Returns 0, or -1 after logging what failed. */
 int ampd_ports_setup(ampd_app_t *app);
+
+/* ampd_port_kernel_drops returns the frames the kernel dropped because the
+ * rx ring of the i-th port's packet sockets was full, since start: for a
+ * net_af_packet port (frames lost before the PMD, which DPDK 22.11's
+ * af_packet driver does not count in imissed); 0 for every other port.
+ * Reading the kernel's counter resets it, so the total is kept here.
+ * Any thread; after ampd_ports_close it returns the total so far. Cost: one
+ * getsockopt per queue: not for the hot path. */
+uint64_t ampd_port_kernel_drops(ampd_app_t *app, unsigned i);
 
 /* ampd_ports_close stops and closes every port (tx_pcap files are complete
  * after this). */

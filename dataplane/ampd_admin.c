@@ -168,16 +168,22 @@ static int op_stats(void *ctx, amp_admin_reply_t *r) {
   };
   size_t n_eng = 0;
   while (amp_engine_counter_name(n_eng, NULL)) n_eng++;
-  size_t max = N_DP + AMP_FRAME_DROP_COUNT_ + n_eng + 9;
+  enum { N_PORT_CNT = 7 };
+  unsigned np = app->n_ports;
+  size_t max = N_DP + AMP_FRAME_DROP_COUNT_ + n_eng + 9 + (size_t)N_PORT_CNT * np;
   amp_metrics_counter_t *c = calloc(max, sizeof *c);
+  char(*pname)[RTE_ETH_NAME_MAX_LEN] = calloc(np ? np : 1, sizeof *pname);
+  uint64_t(*pval)[N_PORT_CNT] = calloc(np ? np : 1, sizeof *pval);
   uint64_t *pw = calloc((N_DP + AMP_FRAME_DROP_COUNT_ + n_eng + 1) * (size_t)nw, sizeof *pw);
   amp_engine_stats_t *ew = calloc(nw + 1, sizeof *ew);
   char(*labels)[48] = calloc(AMP_FRAME_DROP_COUNT_, sizeof *labels);
-  if (!c || !pw || !labels || !ew) {
+  if (!c || !pw || !labels || !ew || !pname || !pval) {
     free(c);
     free(pw);
     free(labels);
     free(ew);
+    free(pname);
+    free(pval);
     return AMP_ERR_NOMEM;
   }
   size_t n = 0;
@@ -228,6 +234,32 @@ static int op_stats(void *ctx, amp_admin_reply_t *r) {
                                    NULL, NULL, ss.writer_sleeps};
   c[n++] = (amp_metrics_counter_t){"store_wakes", "submits that woke the store writer (a syscall)",
                                    NULL, NULL, NULL, ss.wakes};
+  /* The ports' counters, labelled by port name: DPDK's (rte_eth_stats) and
+   * the frames an af_packet port's kernel ring dropped before the PMD, which
+   * no DPDK counter of that driver shows (ampd_port_kernel_drops). One
+   * family after another, each with every port. */
+  static const char *const port_cnt[N_PORT_CNT][2] = {
+      {"port_rx_packets", "frames the port received"},
+      {"port_rx_missed", "frames the port's rx queues had no room for (imissed)"},
+      {"port_rx_kernel_drops", "frames an af_packet port's kernel rx ring dropped before ampd"},
+      {"port_rx_errors", "frames the port received in error"},
+      {"port_rx_nombuf", "frames lost for want of an mbuf"},
+      {"port_tx_packets", "frames the port sent"},
+      {"port_tx_errors", "frames the port failed to send"}};
+  for (unsigned pi = 0; pi < np; pi++) {
+    uint16_t id = app->ports[pi].port_id;
+    struct rte_eth_stats e;
+    if (rte_eth_dev_get_name_by_port(id, pname[pi]) != 0)
+      snprintf(pname[pi], sizeof pname[pi], "port%u", id);
+    if (rte_eth_stats_get(id, &e) != 0) memset(&e, 0, sizeof e);
+    uint64_t v[N_PORT_CNT] = {e.ipackets, e.imissed, ampd_port_kernel_drops(app, pi),
+                              e.ierrors, e.rx_nombuf, e.opackets, e.oerrors};
+    memcpy(pval[pi], v, sizeof v);
+  }
+  for (int kind = 0; kind < N_PORT_CNT; kind++)
+    for (unsigned pi = 0; pi < np; pi++)
+      c[n++] = (amp_metrics_counter_t){port_cnt[kind][0], port_cnt[kind][1], "port", pname[pi],
+                                       NULL, pval[pi][kind]};
   /* Latency histograms (amp_metrics_lat_t, 10 us .. 10 s), built here from
    * the raw ones. Settlement: every worker's lat_fulfill (ampd.h: TSC cycles
    * from the rx burst of an update_add_htlc to its fulfill entering a reply
@@ -290,6 +322,8 @@ static int op_stats(void *ctx, amp_admin_reply_t *r) {
   free(pw);
   free(labels);
   free(ew);
+  free(pname);
+  free(pval);
   return rc;
 }
 

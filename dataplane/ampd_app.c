@@ -451,9 +451,13 @@ static void print_summary(ampd_app_t *app, FILE *out) {
   for (unsigned pi = 0; pi < app->n_ports; pi++) {
     struct rte_eth_stats es;
     if (rte_eth_stats_get(app->ports[pi].port_id, &es) != 0) continue;
-    fprintf(out, "  port %u:  rx %" PRIu64 " (missed %" PRIu64 ", errors %" PRIu64 ", no mbuf %"
+    char kd[64] = "";
+    if (atomic_load(&app->ports[pi].n_kfd))
+      snprintf(kd, sizeof kd, ", dropped by the kernel's af_packet ring %" PRIu64,
+               ampd_port_kernel_drops(app, pi));
+    fprintf(out, "  port %u:  rx %" PRIu64 " (missed %" PRIu64 "%s, errors %" PRIu64 ", no mbuf %"
             PRIu64 "), tx %" PRIu64 " (errors %" PRIu64 ")\n", app->ports[pi].port_id,
-            es.ipackets, es.imissed, es.ierrors, es.rx_nombuf, es.opackets, es.oerrors);
+            es.ipackets, es.imissed, kd, es.ierrors, es.rx_nombuf, es.opackets, es.oerrors);
   }
   if (app->store) {
     amp_store_stats_t ss;
@@ -599,9 +603,10 @@ static void write_summary_json(ampd_app_t *app, const char *path) {
     struct rte_eth_stats es;
     if (rte_eth_stats_get(app->ports[pi].port_id, &es) != 0) memset(&es, 0, sizeof es);
     fprintf(f, "%s{\"port\": %u, \"ipackets\": %" PRIu64 ", \"imissed\": %" PRIu64
-            ", \"ierrors\": %" PRIu64 ", \"rx_nombuf\": %" PRIu64 ", \"opackets\": %" PRIu64
-            ", \"oerrors\": %" PRIu64 "}", pi ? ", " : "", app->ports[pi].port_id, es.ipackets,
-            es.imissed, es.ierrors, es.rx_nombuf, es.opackets, es.oerrors);
+            ", \"kernel_drops\": %" PRIu64 ", \"ierrors\": %" PRIu64 ", \"rx_nombuf\": %" PRIu64
+            ", \"opackets\": %" PRIu64 ", \"oerrors\": %" PRIu64 "}", pi ? ", " : "",
+            app->ports[pi].port_id, es.ipackets, es.imissed, ampd_port_kernel_drops(app, pi),
+            es.ierrors, es.rx_nombuf, es.opackets, es.oerrors);
   }
   fprintf(f, "]\n}\n");
   if (fclose(f) != 0) ampd_log(AMP_LOG_ERROR, "--summary-json %s: write failed", path);

@@ -8,7 +8,11 @@
  * which chains them without the offload flag), and on ports that cannot
  * scatter rx uses a pool of 9 kB mbufs of its own.
  */
+#include <dirent.h>
+#include <linux/if_packet.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <rte_lcore.h>
 #include <rte_malloc.h>
@@ -159,6 +163,55 @@ static int port_queues(ampd_app_t *app, ampd_port_t *p, uint16_t nrxd, uint16_t 
   return 0;
 }
 
+/* A net_af_packet port: finds the PMD's packet sockets, those of this
+ * process bound to the port's interface (one per queue pair), so that
+ * ampd_port_kernel_drops can read what their rings lost. The PMD owns them;
+ * ampd only reads their statistics. Nothing to do for other drivers. */
+static void port_kernel_sockets(ampd_port_t *p) {
+  struct rte_eth_dev_info info;
+  if (rte_eth_dev_info_get(p->port_id, &info) || !info.driver_name ||
+      strcmp(info.driver_name, "net_af_packet") || !info.if_index)
+    return;
+  DIR *d = opendir("/proc/self/fd");
+  if (!d) return;
+  unsigned n = 0;
+  struct dirent *de;
+  while ((de = readdir(d)) && n < AMPD_MAX_QUEUES) {
+    char *end;
+    long fd = strtol(de->d_name, &end, 10);
+    if (*end || end == de->d_name || fd == dirfd(d)) continue;
+    int dom = 0;
+    socklen_t len = sizeof dom;
+    if (getsockopt((int)fd, SOL_SOCKET, SO_DOMAIN, &dom, &len) || dom != AF_PACKET) continue;
+    struct sockaddr_ll sll;
+    len = sizeof sll;
+    if (getsockname((int)fd, (struct sockaddr *)&sll, &len) ||
+        sll.sll_ifindex != (int)info.if_index)
+      continue;
+    p->kfd[n++] = (int)fd;
+  }
+  closedir(d);
+  atomic_store(&p->n_kfd, n);
+  if (n)
+    ampd_log(AMP_LOG_INFO, "port %u: %u af_packet socket(s); their ring drops are counted"
+             " (kernel_drops)", p->port_id, n);
+  else
+    ampd_log(AMP_LOG_WARN, "port %u: net_af_packet, but no packet socket found: frames its"
+             " rx ring drops go uncounted", p->port_id);
+}
+
+uint64_t ampd_port_kernel_drops(ampd_app_t *app, unsigned i) {
+  ampd_port_t *p = &app->ports[i];
+  unsigned n = atomic_load(&p->n_kfd);
+  for (unsigned q = 0; q < n; q++) {
+    struct tpacket_stats st;
+    socklen_t len = sizeof st;
+    if (getsockopt(p->kfd[q], SOL_PACKET, PACKET_STATISTICS, &st, &len) == 0 && st.tp_drops)
+      atomic_fetch_add(&p->kernel_drops, st.tp_drops);
+  }
+  return atomic_load(&p->kernel_drops);
+}
+
 int ampd_ports_setup(ampd_app_t *app) {
   if (port_ids(app)) return -1;
   uint16_t nrxd[AMP_CONFIG_MAX_PORTS], ntxd[AMP_CONFIG_MAX_PORTS];
@@ -195,6 +248,7 @@ int ampd_ports_setup(ampd_app_t *app) {
     /* Frames to our IP may carry another MAC on a shared segment (and
      * af_packet needs it to see them at all). Not every driver has it. */
     (void)rte_eth_promiscuous_enable(p->port_id);
+    port_kernel_sockets(p);
     uint16_t mtu = 1500;
     if (rte_eth_dev_get_mtu(p->port_id, &mtu)) mtu = 1500;
     unsigned fmax = (unsigned)mtu + AMP_FRAME_ETH_LEN;
@@ -234,6 +288,7 @@ int ampd_ports_setup(ampd_app_t *app) {
 void ampd_ports_close(ampd_app_t *app) {
   for (unsigned pi = 0; pi < app->n_ports; pi++) {
     uint16_t pid = app->ports[pi].port_id;
+    atomic_store(&app->ports[pi].n_kfd, 0);  /* the PMD closes its sockets */
     int rc = rte_eth_dev_stop(pid);
     if (rc) ampd_log(AMP_LOG_WARN, "port %u: stop: %s", pid, rte_strerror(-rc));
     rte_eth_dev_close(pid);

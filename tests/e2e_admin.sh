@@ -65,6 +65,28 @@ assert 0 < g['invoices_in_memory'] < c['placeholder_invoices'], (g, c)
 print("stats: htlcs_in", c['htlcs_in'], "settled", c['htlcs_settled'], "held", g['held_htlcs'],
       "placeholders", c['placeholder_invoices'], "in memory", g['invoices_in_memory'])
 PY
+# The port's own counters, labelled by port: every frame of the pcap read,
+# none missed or dropped by a kernel ring (net_pcap has none), replies sent.
+python3 - "$T/stats" "$T/in.pcap" <<'PY' || fail "stats: port counters"
+import json, sys
+st = json.load(open(sys.argv[1]))
+frames = 0
+with open(sys.argv[2], "rb") as f:
+    f.seek(24)
+    while len(h := f.read(16)) == 16:
+        f.seek(int.from_bytes(h[8:12], "little"), 1)
+        frames += 1
+p = {x["name"]: x["total"] for x in st["counters"]
+     if x["name"].startswith("port_") and x.get("labels") == {"port": "net_pcap0"}}
+want = {"port_rx_packets", "port_rx_missed", "port_rx_kernel_drops", "port_rx_errors",
+        "port_rx_nombuf", "port_tx_packets", "port_tx_errors"}
+assert set(p) == want, sorted(p)
+assert p["port_rx_packets"] == frames, (p, frames)
+assert p["port_rx_missed"] == p["port_rx_kernel_drops"] == p["port_rx_nombuf"] == 0, p
+assert p["port_tx_packets"] > 0 and p["port_tx_errors"] == 0, p
+print("stats: port net_pcap0 rx", p["port_rx_packets"], "of", frames, "frames, tx",
+      p["port_tx_packets"])
+PY
 nph=$(python3 -c 'import json,sys; print([x["total"] for x in json.load(open(sys.argv[1]))["counters"] if x["name"] == "placeholder_invoices" and "label" not in x][0])' "$T/stats")
 
 ctl listheld >"$T/held" || fail "listheld"
@@ -88,6 +110,8 @@ ctl getconfig >"$T/config" || fail "getconfig"
 ctl metrics >"$T/metrics" || fail "metrics"
 grep -q '^ampd_frames_dropped_total{worker="0",reason="bad_tag"}' "$T/metrics" \
   || fail "metrics: no drop counters"
+grep -q '^ampd_port_rx_kernel_drops_total{port="net_pcap0"} 0$' "$T/metrics" \
+  || fail "metrics: no port counters"
 say "ok: getinfo, stats, listheld, invoices, settip, getconfig, metrics"
 
 # err CODE ARGS...: ampctl ARGS must fail with JSON-RPC error CODE.
