@@ -275,6 +275,8 @@ def main():
     m = re.search(r"dropped (\d+) frame", open(os.path.join(work, "capture.err")).read())
     rec_lost = int(m.group(1)) if m else 0
     out["lost_before_ampd"], out["recorder_dropped_frames"] = lost_in, rec_lost
+    # ampd's own count of them (its af_packet ring's drops in the kernel)
+    out["kernel_drops_ampd"] = sum(x.get("kernel_drops", 0) for x in summ.get("port_stats", []))
     tot = re.search(r"^total\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", chk.stdout, re.M)
     out["check_tail"] = chk.stdout[-1500:]
     if tot:
@@ -287,9 +289,10 @@ def main():
              "ampd-check: %d of %d HTLCs that reached ampd answered as expected; %d timed out"
              " because %d payments were cut by the end of the replay (%d of their HTLCs had been"
              " sent) or lost a shard before ampd (%d frames dropped by the kernel before ampd's"
-             " port: bound %d); %d answers not recorded (the recorder's ring dropped %d frames);"
-             " %d dup; %d never sent" % (okc, sent_htlcs, wrong, len(cut), cut_htlcs, lost_in,
-                                         cut_htlcs + 7 * lost_in, unanswered, rec_lost, dup, none))
+             " port, %d of them counted by ampd as its ring's: bound %d); %d answers not recorded"
+             " (the recorder's ring dropped %d frames); %d dup; %d never sent"
+             % (okc, sent_htlcs, wrong, len(cut), cut_htlcs, lost_in, out["kernel_drops_ampd"],
+                cut_htlcs + 7 * lost_in, unanswered, rec_lost, dup, none))
         need(lost_in * 100 <= max(sent_htlcs, 1),
              "frames lost before ampd under 1%% (%d of %d): above that the machine, not ampd, "
              "was the soak's bottleneck" % (lost_in, sent_htlcs))
