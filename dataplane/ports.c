@@ -10,6 +10,7 @@
  */
 #include <dirent.h>
 #include <linux/if_packet.h>
+#include <net/if.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -167,13 +168,46 @@ static int port_queues(ampd_app_t *app, ampd_port_t *p, uint16_t nrxd, uint16_t 
  * process bound to the port's interface (one per queue pair), so that
  * ampd_port_kernel_drops can read what their rings lost. The PMD owns them;
  * ampd only reads their statistics. Nothing to do for other drivers. */
+/* The interface index of a net_af_packet port, 0 for any other port. */
+static unsigned af_packet_ifindex(uint16_t port_id) {
+  struct rte_eth_dev_info info;
+  if (rte_eth_dev_info_get(port_id, &info) || !info.driver_name ||
+      strcmp(info.driver_name, "net_af_packet"))
+    return 0;
+  return info.if_index;
+}
+
+/* Two net_af_packet ports on one interface would each receive every frame
+ * (every HTLC twice, the second refused after the first settled) and their
+ * sockets could not be told apart: refused. */
+static int af_packet_unique(const ampd_app_t *app) {
+  for (unsigned i = 0; i < app->n_ports; i++) {
+    unsigned ifi = af_packet_ifindex(app->ports[i].port_id);
+    for (unsigned j = 0; ifi && j < i; j++) {
+      if (af_packet_ifindex(app->ports[j].port_id) != ifi) continue;
+      char name[IF_NAMESIZE] = "?";
+      (void)if_indextoname(ifi, name);
+      ampd_log(AMP_LOG_ERROR, "ports %u and %u are both net_af_packet on interface %s: each"
+               " would receive every frame; give each port its own interface",
+               app->ports[j].port_id, app->ports[i].port_id, name);
+      return -1;
+    }
+  }
+  return 0;
+}
+
 static void port_kernel_sockets(ampd_port_t *p) {
   struct rte_eth_dev_info info;
   if (rte_eth_dev_info_get(p->port_id, &info) || !info.driver_name ||
-      strcmp(info.driver_name, "net_af_packet") || !info.if_index)
+      strcmp(info.driver_name, "net_af_packet"))
     return;
-  DIR *d = opendir("/proc/self/fd");
-  if (!d) return;
+  DIR *d = info.if_index ? opendir("/proc/self/fd") : NULL;
+  if (!d) {
+    ampd_log(AMP_LOG_WARN, "port %u: net_af_packet, but %s: frames its rx ring drops go"
+             " uncounted", p->port_id, info.if_index ? "/proc/self/fd cannot be read"
+             : "the driver names no interface");
+    return;
+  }
   unsigned n = 0;
   struct dirent *de;
   while ((de = readdir(d)) && n < AMPD_MAX_QUEUES) {
@@ -213,7 +247,7 @@ uint64_t ampd_port_kernel_drops(ampd_app_t *app, unsigned i) {
 }
 
 int ampd_ports_setup(ampd_app_t *app) {
-  if (port_ids(app)) return -1;
+  if (port_ids(app) || af_packet_unique(app)) return -1;
   uint16_t nrxd[AMP_CONFIG_MAX_PORTS], ntxd[AMP_CONFIG_MAX_PORTS];
   int scatter[AMP_CONFIG_MAX_PORTS];
   unsigned n_mbufs = 0;

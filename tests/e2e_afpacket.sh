@@ -82,6 +82,17 @@ PY
 # ampd reads them from its packet sockets (kernel_drops). With IPv6 off in
 # this namespace nothing but tcpreplay's frames reaches va, so every frame va
 # received is either one ampd read (ipackets) or one its ring dropped.
+# First: two af_packet ports on one interface would each get every frame (and
+# their sockets could not be told apart): refused at start, clearly.
+rc=0
+ip netns exec "$NS" "$AMPD" $(eal_args afp3) --vdev net_af_packet0,iface=va \
+  --vdev net_af_packet1,iface=va -- --data-dir "$T/data3" --node-key-file "$T/node.key" \
+  "${AMPD_GW[@]}" --exit-idle 500 >"$T/twice.out" 2>"$T/twice.log" || rc=$?
+[ "$rc" -ne 0 ] || { cat "$T/twice.log"; fail "ampd took two af_packet ports on one interface"; }
+grep -q "both net_af_packet on interface va" "$T/twice.log" \
+  || { cat "$T/twice.log"; fail "no clear error for two af_packet ports on one interface"; }
+say "two af_packet ports on va refused (exit $rc): $(grep -o 'ports 0 and 1 .*' "$T/twice.log")"
+
 say "overload: a 64-frame rx ring, tcpreplay --topspeed"
 pktgen "$T/flood.pcap" "$T/node.key" -n 3000 --shards 1
 rx0=$(in_ns cat /sys/class/net/va/statistics/rx_packets)
@@ -93,7 +104,8 @@ pid=$!
 E2E_PIDS+=("$pid")
 wait_for 'grep -qs "worker 0 on lcore" "$T/flood.log"' 30 \
   || { cat "$T/flood.log"; fail "ampd did not start on va (overload run)"; }
-grep "af_packet socket" "$T/flood.log" || { cat "$T/flood.log"; fail "ampd found no af_packet socket on va"; }
+grep -q "port 0: 1 af_packet socket(s)" "$T/flood.log" \
+  || { cat "$T/flood.log"; fail "ampd did not find its af_packet socket on va"; }
 in_ns tcpreplay -q -i vb --topspeed "$T/flood.pcap" >"$T/tcpreplay2.log" 2>&1 \
   || { cat "$T/tcpreplay2.log"; fail "tcpreplay (overload)"; }
 sleep 1   # what ampd read is answered or timed out (hold timeout 300 ms)
@@ -109,18 +121,27 @@ python3 - "$T/flood.json" "$((rx1 - rx0))" "$T/flood.stats" <<'PY' || fail "kern
 import json, sys
 s = json.load(open(sys.argv[1]))
 va = int(sys.argv[2])
-p = s["port_stats"][0]
-st = {x["name"]: x["total"] for x in json.load(open(sys.argv[3]))["counters"]
-      if x.get("labels") == {"port": "net_af_packet0"}}
-print(f"va received {va} frames; ampd read {p['ipackets']}, its ring dropped {p['kernel_drops']}"
-      f" (ampctl stats while running: {st.get('port_rx_packets')} and"
-      f" {st.get('port_rx_kernel_drops')})")
-if p["kernel_drops"] <= 0:
-    sys.exit("FAIL: no kernel drops counted, yet the ring was overrun at top speed")
-if p["ipackets"] + p["kernel_drops"] != va:
-    sys.exit(f"FAIL: ipackets + kernel_drops = {p['ipackets'] + p['kernel_drops']}, va received {va}")
-if (st.get("port_rx_packets"), st.get("port_rx_kernel_drops")) != (p["ipackets"], p["kernel_drops"]):
-    sys.exit("FAIL: ampctl stats disagree with the exit summary, and nothing arrived in between")
+counters = json.load(open(sys.argv[3]))["counters"]
+bad = []
+for i, p in enumerate(s["port_stats"]):
+    name = "net_af_packet%d" % i
+    st = {x["name"]: x["total"] for x in counters if x.get("labels") == {"port": name}}
+    print(f"{name}: va received {va} frames; ampd read {p['ipackets']}, its ring dropped"
+          f" {p['kernel_drops']} (ampctl stats while running: {st.get('port_rx_packets')} and"
+          f" {st.get('port_rx_kernel_drops')})")
+    if p["kernel_drops"] <= 0:
+        bad.append(f"{name}: no kernel drops counted, yet its ring was overrun at top speed")
+    if p["ipackets"] + p["kernel_drops"] != va:
+        bad.append(f"{name}: ipackets + kernel_drops = {p['ipackets'] + p['kernel_drops']},"
+                   f" va received {va}")
+    if (st.get("port_rx_packets"), st.get("port_rx_kernel_drops")) != (p["ipackets"], p["kernel_drops"]):
+        bad.append(f"{name}: ampctl stats disagree with the exit summary, and nothing arrived"
+                   " in between")
+if len(s["port_stats"]) != 1:
+    bad.append(f"{len(s['port_stats'])} ports in the summary, want 1")
+for b in bad:
+    print("FAIL:", b)
+sys.exit(1 if bad else 0)
 PY
 grep -q "dropped by the kernel's af_packet ring" "$T/flood.summary" \
   || fail "the exit summary does not show the kernel's drops"
