@@ -164,17 +164,14 @@ static int port_queues(ampd_app_t *app, ampd_port_t *p, uint16_t nrxd, uint16_t 
   return 0;
 }
 
-/* A net_af_packet port: finds the PMD's packet sockets, those of this
- * process bound to the port's interface (one per queue pair), so that
- * ampd_port_kernel_drops can read what their rings lost. The PMD owns them;
- * ampd only reads their statistics. Nothing to do for other drivers. */
-/* The interface index of a net_af_packet port, 0 for any other port. */
-static unsigned af_packet_ifindex(uint16_t port_id) {
+/* The interface index of a net_af_packet port (0: the driver names none),
+ * -1 for any other port. */
+static long af_packet_ifindex(uint16_t port_id) {
   struct rte_eth_dev_info info;
   if (rte_eth_dev_info_get(port_id, &info) || !info.driver_name ||
       strcmp(info.driver_name, "net_af_packet"))
-    return 0;
-  return info.if_index;
+    return -1;
+  return (long)info.if_index;
 }
 
 /* Two net_af_packet ports on one interface would each receive every frame
@@ -182,11 +179,11 @@ static unsigned af_packet_ifindex(uint16_t port_id) {
  * sockets could not be told apart: refused. */
 static int af_packet_unique(const ampd_app_t *app) {
   for (unsigned i = 0; i < app->n_ports; i++) {
-    unsigned ifi = af_packet_ifindex(app->ports[i].port_id);
-    for (unsigned j = 0; ifi && j < i; j++) {
+    long ifi = af_packet_ifindex(app->ports[i].port_id);
+    for (unsigned j = 0; ifi > 0 && j < i; j++) {
       if (af_packet_ifindex(app->ports[j].port_id) != ifi) continue;
       char name[IF_NAMESIZE] = "?";
-      (void)if_indextoname(ifi, name);
+      (void)if_indextoname((unsigned)ifi, name);
       ampd_log(AMP_LOG_ERROR, "ports %u and %u are both net_af_packet on interface %s: each"
                " would receive every frame; give each port its own interface",
                app->ports[j].port_id, app->ports[i].port_id, name);
@@ -196,15 +193,18 @@ static int af_packet_unique(const ampd_app_t *app) {
   return 0;
 }
 
+/* A net_af_packet port: finds the PMD's packet sockets, those of this
+ * process bound to the port's interface (one per queue pair; no other port
+ * is on that interface: af_packet_unique), so that ampd_port_kernel_drops
+ * can read what their rings lost. The PMD owns them; ampd only reads their
+ * statistics. Nothing to do for other drivers. */
 static void port_kernel_sockets(ampd_port_t *p) {
-  struct rte_eth_dev_info info;
-  if (rte_eth_dev_info_get(p->port_id, &info) || !info.driver_name ||
-      strcmp(info.driver_name, "net_af_packet"))
-    return;
-  DIR *d = info.if_index ? opendir("/proc/self/fd") : NULL;
+  long ifi = af_packet_ifindex(p->port_id);
+  if (ifi < 0) return;
+  DIR *d = ifi ? opendir("/proc/self/fd") : NULL;
   if (!d) {
     ampd_log(AMP_LOG_WARN, "port %u: net_af_packet, but %s: frames its rx ring drops go"
-             " uncounted", p->port_id, info.if_index ? "/proc/self/fd cannot be read"
+             " uncounted", p->port_id, ifi ? "/proc/self/fd cannot be read"
              : "the driver names no interface");
     return;
   }
@@ -220,7 +220,7 @@ static void port_kernel_sockets(ampd_port_t *p) {
     struct sockaddr_ll sll;
     len = sizeof sll;
     if (getsockname((int)fd, (struct sockaddr *)&sll, &len) ||
-        sll.sll_ifindex != (int)info.if_index)
+        sll.sll_ifindex != ifi)
       continue;
     p->kfd[n++] = (int)fd;
   }
