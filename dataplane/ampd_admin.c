@@ -170,7 +170,7 @@ static int op_stats(void *ctx, amp_admin_reply_t *r) {
   while (amp_engine_counter_name(n_eng, NULL)) n_eng++;
   enum { N_PORT_CNT = 7 };
   unsigned np = app->n_ports;
-  size_t max = N_DP + AMP_FRAME_DROP_COUNT_ + n_eng + 9 + (size_t)N_PORT_CNT * np;
+  size_t max = N_DP + AMP_FRAME_DROP_COUNT_ + n_eng + 10 + (size_t)N_PORT_CNT * np;
   amp_metrics_counter_t *c = calloc(max, sizeof *c);
   char(*pname)[RTE_ETH_NAME_MAX_LEN] = calloc(np ? np : 1, sizeof *pname);
   uint64_t(*pval)[N_PORT_CNT] = calloc(np ? np : 1, sizeof *pval);
@@ -234,6 +234,9 @@ static int op_stats(void *ctx, amp_admin_reply_t *r) {
                                    NULL, NULL, ss.writer_sleeps};
   c[n++] = (amp_metrics_counter_t){"store_wakes", "submits that woke the store writer (a syscall)",
                                    NULL, NULL, NULL, ss.wakes};
+  c[n++] = (amp_metrics_counter_t){"store_index_rehashes",
+                                   "store index tables doubled past their sizing (a writer pause)",
+                                   NULL, NULL, NULL, ss.index_rehashes};
   /* The ports' counters, labelled by port name: DPDK's (rte_eth_stats) and
    * the frames an af_packet port's kernel ring dropped before the PMD, which
    * no DPDK counter of that driver shows (ampd_port_kernel_drops). One

@@ -566,10 +566,11 @@ static void write_summary_json(ampd_app_t *app, const char *path) {
             ", \"sync_ns_total\": %" PRIu64 ", \"puts\": %" PRIu64 ", \"commit_p50_ns\": %" PRIu64
             ", \"commit_p99_ns\": %" PRIu64 ", \"commit_max_ns\": %" PRIu64
             ", \"replay_live\": %" PRIu64 ", \"resolutions_live\": %" PRIu64
-            ", \"writer_sleeps\": %" PRIu64 ", \"wakes\": %" PRIu64 "},\n",
+            ", \"writer_sleeps\": %" PRIu64 ", \"wakes\": %" PRIu64
+            ", \"index_rehashes\": %" PRIu64 "},\n",
             ss.commits, ss.intents, ss.settles, ss.commit_errors, ss.group_max_seen,
             ss.sync_ns_total, ss.puts, ss.commit_p50_ns, ss.commit_p99_ns, ss.commit_max_ns,
-            ss.replay_live, ss.resolutions_live, ss.writer_sleeps, ss.wakes);
+            ss.replay_live, ss.resolutions_live, ss.writer_sleeps, ss.wakes, ss.index_rehashes);
   }
   fprintf(f, "  \"latency_ns\": {");
   lat_json(f, "all", &all, npc);

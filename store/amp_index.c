@@ -8,7 +8,7 @@
 /* The tables and filters are large and probed at random: they live in
  * amp_big_alloc memory (amp_util.h: their own mappings, transparent huge
  * pages where the kernel allows them, faulted in when allocated, so resident
- * from open: ~64 MiB at the default sizing). Sizes are recomputed by the
+ * from open: ~90 MiB at the default sizing). Sizes are recomputed by the
  * owners for amp_big_free. The entry array grows by mremap (amp_big_grow)
  * and is faulted as it fills. */
 
@@ -231,6 +231,7 @@ static int tab_reserve(amp_hidx_t *ix, int kind) {
   uint64_t nsize = size * 2;
   uint64_t *ns = amp_big_alloc(nsize * sizeof(uint64_t));
   if (!ns) return AMP_ERR_NOMEM;
+  ix->table_grows++;
   /* From the entries, in order (a sequential read) rather than through the
    * old slots (a random read per key): one cache miss per key, not two. */
   uint8_t role = kind ? HENT_RPL : HENT_RES;
@@ -699,6 +700,7 @@ static int sidx_grow(amp_sidx_t *sx, uint64_t nsize) {
 static int sidx_reserve(amp_sidx_t *sx) {
   uint64_t size = sx->mask + 1;
   if ((sx->count + 1) * 10 <= size * 7) return AMP_OK;
+  sx->grows++;
   return sidx_grow(sx, size * 2);
 }
 

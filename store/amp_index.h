@@ -139,6 +139,7 @@ typedef struct {
   amp_cbf_t **retired;
   uint32_t n_retired, cap_retired;
   uint32_t filter_grows;
+  uint32_t table_grows;          /* tables doubled past their sizing (a rehash) */
 } amp_hidx_t;
 
 AMP_WARN_UNUSED int amp_hidx_init(amp_hidx_t *ix, const amp_sipkey_t *key, uint64_t filter_entries);
@@ -231,6 +232,8 @@ typedef struct {
   uint64_t f_cap;        /* keys it was sized for */
   amp_cbf_t **retired;
   uint32_t n_retired, cap_retired;
+  uint32_t grows;        /* doubled by an add past its sizing (a rehash under
+                          * the write lock; amp_sidx_reserve's not counted) */
 } amp_sidx_t;
 
 AMP_WARN_UNUSED int amp_sidx_init(amp_sidx_t *sx, const amp_sipkey_t *key);

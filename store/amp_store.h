@@ -132,7 +132,7 @@ typedef struct {
                                HTLC in the writer); the index tables start
                                sized for it too, past 1x they double (a
                                rehash, same order of pause). Tables and
-                               filters are resident from open: ~64 MiB at
+                               filters are resident from open: ~90 MiB at
                                the default. */
 } amp_store_cfg_t;
 
@@ -442,6 +442,10 @@ typedef struct {
   uint64_t invoices_known;     /* gauge: invoices in the store */
   uint64_t filter_grows;       /* filters rebuilt larger: live HTLCs went past
                                   1.5x cfg.filter_entries (or the last size) */
+  uint64_t index_rehashes;     /* index tables (HTLCs, sets, invoices) doubled
+                                  past their sizing: each a pause of ~100 ns
+                                  per entry in the writer, that index's
+                                  readers waiting */
   uint64_t writer_cpu_ns;      /* CPU time of the writer thread (as of its
                                   last group): CPU per intent, whatever the
                                   machine's load */

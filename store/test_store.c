@@ -624,6 +624,50 @@ static void test_invoice_foreach(void) {
   store_done(st, dir);
 }
 
+/* The invoice index is sized at open as the set index is (a quarter of
+ * filter_entries more than the store holds): a node adding that many
+ * invoices (one per spontaneous payment) never rehashes it under load.
+ * Past that it doubles, and index_rehashes counts it. (Sized for 4096 more,
+ * as it was, the first phase rehashed it twice.) */
+static void test_invoice_sizing(void) {
+  char *dir = mktmp();
+  amp_store_cfg_t c = cfg_for(dir, AMP_STORE_SYNC_NONE, 1);
+  c.filter_entries = 1u << 16;              /* room for 16,384 invoices */
+  amp_store_t *st = open_or_die(&c);
+  enum { B = 1024 };
+  static amp_store_intent_t ins[B];
+  amp_store_intent_t *v[B];
+  amp_store_stats_t sx;
+  unsigned added = 0;
+  for (int phase = 0; phase < 2; phase++) {
+    unsigned upto = phase ? 3u << 14 : 1u << 14;
+    while (added < upto) {
+      for (unsigned i = 0; i < B; i++) {
+        uint8_t a[32];
+        det_bytes(a, 32, 900, added + i);
+        mk_invoice(&ins[i], a, AMP_INVOICE_AMP, 0);
+        v[i] = &ins[i];
+      }
+      run_n(st, v, B);
+      for (unsigned i = 0; i < B; i++) AMP_CHECK_EQ(ins[i].status, AMP_OK);
+      added += B;
+    }
+    amp_store_stats(st, &sx);
+    AMP_CHECK_EQ(sx.invoices_known, added);
+    if (phase == 0) AMP_CHECK_EQ(sx.index_rehashes, 0);
+    else AMP_CHECK(sx.index_rehashes >= 1);
+  }
+  /* every one still found after the rehashes */
+  unsigned miss = 0;
+  for (unsigned i = 0; i < added; i++) {
+    uint8_t a[32];
+    det_bytes(a, 32, 900, i);
+    miss += !amp_store_maybe_invoice(st, a);
+  }
+  AMP_CHECK_EQ(miss, 0);
+  store_done(st, dir);
+}
+
 /* --- reads through a producer's kept read txn ------------------------------------ */
 
 /* Each read through producer 0's txn (reset after it, renewed for the next)
@@ -1600,6 +1644,7 @@ int main(int argc, char **argv) {
   RUN(schema);
   RUN(kinds);
   RUN(invoice_foreach);
+  RUN(invoice_sizing);
   RUN(invoice_chain);
   RUN(reader);
   RUN(format1);
