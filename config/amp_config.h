@@ -78,6 +78,7 @@ typedef struct {
   uint32_t max_held_per_gateway;           /* 0 after parse never: resolved */
   uint32_t group_commit_max;
   uint32_t group_commit_usec;
+  uint32_t store_index_entries;            /* amp_store_cfg_t.filter_entries */
   uint8_t sync;                            /* amp_config_sync_t */
   uint32_t workers;                        /* 0: every worker lcore */
   uint16_t n_ports;                        /* 0: every port DPDK found */

@@ -91,6 +91,7 @@ static void test_defaults(void) {
   AMP_CHECK_EQ(cfg.max_held_per_gateway, 100000);
   AMP_CHECK_EQ(cfg.group_commit_max, 512);
   AMP_CHECK_EQ(cfg.group_commit_usec, 200);
+  AMP_CHECK_EQ(cfg.store_index_entries, 1048576);
   AMP_CHECK_EQ(cfg.sync, AMP_CONFIG_SYNC_FULL);
   AMP_CHECK_EQ(cfg.workers, 0);
   AMP_CHECK_EQ(cfg.n_ports, 0);
@@ -121,6 +122,7 @@ static void test_flags(void) {
   AMP_CHECK_EQ(parse(GW1, "--data-dir", "/tmp/x", "--accept-amp", "--hold-timeout-ms=5000",
                      "--max-htlcs-per-set", "16", "--max-held=1000", "--max-held-per-gateway=10",
                      "--group-commit-max=64", "--group-commit-usec=50", "--sync=none",
+                     "--store-index-entries=65536",
                      "--workers=2", "--ports=0,2", "--rx-queues=2", "--rx-desc=512",
                      "--tx-desc=256", "--mbufs=4096", "--mac=02:00:00:00:00:01",
                      "--ipv4=10.0.0.1", "--udp-port=9000", "--exit-idle=300",
@@ -135,6 +137,7 @@ static void test_flags(void) {
   AMP_CHECK_EQ(cfg.max_held_per_gateway, 10);
   AMP_CHECK_EQ(cfg.group_commit_max, 64);
   AMP_CHECK_EQ(cfg.group_commit_usec, 50);
+  AMP_CHECK_EQ(cfg.store_index_entries, 65536);
   AMP_CHECK_EQ(cfg.sync, AMP_CONFIG_SYNC_NONE);
   AMP_CHECK_EQ(cfg.workers, 2);
   AMP_CHECK_EQ(cfg.n_ports, 2);
@@ -197,6 +200,8 @@ static void test_bad_flags(void) {
   bad_flag("max-held-per-gateway", "x", "an integer");
   bad_flag("group-commit-max", "0", "from 1 to 65536");
   bad_flag("group-commit-usec", "1000001", "from 0 to 1000000");
+  bad_flag("store-index-entries", "65535", "from 65536 to 134217728");
+  bad_flag("store-index-entries", "134217729", "from 65536 to 134217728");
   bad_flag("workers", "129", "from 0 to 128");
   bad_flag("rx-queues", "65", "from 0 to 64");
   bad_flag("rx-desc", "32", "from 64 to 16384");
@@ -554,7 +559,7 @@ static void test_usage(void) {
   static const char *const names[] = {
     "--config", "--data-dir", "--node-key-file", "--accept-amp", "--hold-timeout-ms",
     "--max-htlcs-per-set", "--max-held ", "--max-held-per-gateway", "--group-commit-max",
-    "--group-commit-usec", "--sync", "--workers", "--ports", "--rx-queues", "--rx-desc",
+    "--group-commit-usec", "--store-index-entries", "--sync", "--workers", "--ports", "--rx-queues", "--rx-desc",
     "--tx-desc", "--mbufs", "--mac", "--ipv4", "--udp-port", "--exit-idle", "--log-level",
     "--gateway", "--stats-interval", "--admin-socket", "--metrics-port", "--metrics-addr",
     "--help"};

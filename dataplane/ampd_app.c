@@ -880,6 +880,7 @@ int ampd_run(int argc, char **argv, const ampd_hooks_t *hooks) {
   scfg.dir = cfg->data_dir;
   scfg.group_max = cfg->group_commit_max;
   scfg.group_usec = cfg->group_commit_usec;
+  scfg.filter_entries = cfg->store_index_entries;
   scfg.sync = (amp_store_sync_t)cfg->sync;
   scfg.producers = n + 1;
   rc = amp_store_open(&app->store, &scfg);

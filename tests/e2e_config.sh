@@ -108,14 +108,15 @@ rmdir "$NK"
 # --- --help: every option, with its default, and the risks of sync modes
 "$AMPD" --help >"$T/help" || fail "--help exit code"
 for opt in config data-dir node-key-file accept-amp hold-timeout-ms max-htlcs-per-set max-held \
-  max-held-per-gateway group-commit-max group-commit-usec sync workers ports rx-queues \
+  max-held-per-gateway group-commit-max group-commit-usec store-index-entries sync workers \
+  ports rx-queues \
   rx-desc tx-desc mbufs mac ipv4 udp-port exit-idle stats-interval log-level gateway \
   admin-socket metrics-port metrics-addr; do
   grep -q -- "--$opt " "$T/help" || fail "--help lacks --$opt"
 done
 grep -q "default: 120000" "$T/help" || fail "--help lacks the hold timeout default"
 grep -q "risk of paying out twice" "$T/help" || fail "--help does not name the meta sync risk"
-[ "$(grep -c 'default:' "$T/help")" -ge 27 ] || fail "--help: an option without its default"
+[ "$(grep -c 'default:' "$T/help")" -ge 28 ] || fail "--help: an option without its default"
 say "ok: --help lists every option with its default"
 
 # --- a good start from a file: key made 0600, never printed, exits when idle

@@ -140,4 +140,23 @@ for v in 0 -5 abc 5, 1,,2 ,3 99999999999999999999999 "$(seq -s, 1 33)"; do
     || { cat "$T/badflag.err"; fail "--bench-rx-packets $v: exit $rc"; }
 done
 [ ! -e "$T/bad.data" ] || fail "a refused flag left a store behind"
+
+# --store-index-entries reaches the store: 30,000 spontaneous 1-shard payments
+# (a placeholder invoice each) fit the default sizing without a rehash of the
+# store's indexes, and overflow the smallest (room for 16,384 invoices more,
+# a table of 32,768 slots at load 0.7), which then doubles and counts it.
+say "30000 spontaneous 1-shard payments: index rehashes at the default and the smallest sizing"
+pktgen "$T/c.pcap" "$T/node.key" -n 30000 --shards 1
+for sz in default 65536; do
+  opt=()
+  [ "$sz" = default ] || opt=(--store-index-entries "$sz")
+  run "c$sz" "$T/c.pcap" --sync none --summary-json "$T/c$sz.json" "${opt[@]}"
+  check "c$sz" "$T/c.pcap.expect"
+done
+python3 - "$T/cdefault.json" "$T/c65536.json" <<'PY' || fail "--store-index-entries: rehash counts"
+import json, sys
+d, small = (json.load(open(f))["store"]["index_rehashes"] for f in sys.argv[1:3])
+print(f"index rehashes: {d} at the default sizing, {small} at --store-index-entries 65536")
+sys.exit(0 if d == 0 and small >= 1 else 1)
+PY
 say "PASS"
