@@ -559,10 +559,10 @@ static void test_usage(void) {
   static const char *const names[] = {
     "--config", "--data-dir", "--node-key-file", "--accept-amp", "--hold-timeout-ms",
     "--max-htlcs-per-set", "--max-held ", "--max-held-per-gateway", "--group-commit-max",
-    "--group-commit-usec", "--store-index-entries", "--sync", "--workers", "--ports", "--rx-queues", "--rx-desc",
-    "--tx-desc", "--mbufs", "--mac", "--ipv4", "--udp-port", "--exit-idle", "--log-level",
-    "--gateway", "--stats-interval", "--admin-socket", "--metrics-port", "--metrics-addr",
-    "--help"};
+    "--group-commit-usec", "--store-index-entries", "--sync", "--workers", "--ports",
+    "--rx-queues", "--rx-desc", "--tx-desc", "--mbufs", "--mac", "--ipv4", "--udp-port",
+    "--exit-idle", "--log-level", "--gateway", "--stats-interval", "--admin-socket",
+    "--metrics-port", "--metrics-addr", "--help"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
     if (!contains(buf, names[i])) {
       fprintf(stderr, "FAIL --help lacks %s\n", names[i]);
