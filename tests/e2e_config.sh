@@ -109,9 +109,8 @@ rmdir "$NK"
 "$AMPD" --help >"$T/help" || fail "--help exit code"
 for opt in config data-dir node-key-file accept-amp hold-timeout-ms max-htlcs-per-set max-held \
   max-held-per-gateway group-commit-max group-commit-usec store-index-entries sync workers \
-  ports rx-queues \
-  rx-desc tx-desc mbufs mac ipv4 udp-port exit-idle stats-interval log-level gateway \
-  admin-socket metrics-port metrics-addr; do
+  ports rx-queues rx-desc tx-desc mbufs mac ipv4 udp-port exit-idle stats-interval log-level \
+  gateway admin-socket metrics-port metrics-addr; do
   grep -q -- "--$opt " "$T/help" || fail "--help lacks --$opt"
 done
 grep -q "default: 120000" "$T/help" || fail "--help lacks the hold timeout default"
